@@ -1,0 +1,37 @@
+//! The coordinator's settings (the binary fills them from flags and `SWEEP_*`
+//! environment variables).
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `postgres://...` for a cluster, `sqlite://PATH` for one machine.
+    pub database_url: String,
+    /// How long a lease lasts without a heartbeat; workers heartbeat every
+    /// third of it.
+    pub lease_ttl: Duration,
+    /// The longest a `Lease` call waits for work before answering empty.
+    pub max_lease_wait: Duration,
+    /// How often expired leases are looked for.
+    pub reap_interval: Duration,
+    /// Artifacts larger than this are refused.
+    pub max_artifact_bytes: u64,
+    /// The bearer token workers must present (none: no check).
+    pub worker_token: Option<String>,
+    /// The bearer token clients must present (none: no check).
+    pub client_token: Option<String>,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            lease_ttl: Duration::from_secs(30),
+            max_lease_wait: Duration::from_secs(20),
+            reap_interval: Duration::from_secs(5),
+            max_artifact_bytes: 64 << 20,
+            worker_token: None,
+            client_token: None,
+        }
+    }
+}

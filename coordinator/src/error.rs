@@ -1,0 +1,107 @@
+//! The coordinator's errors, and their one conversion to the wire.
+
+use sweep_proto::{ErrorKind, TaskId, WireError};
+
+use crate::store::TaskState;
+
+/// A spec that cannot be planned. Each message names the field and the value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    /// TOML syntax, an unknown field or a wrong type (the parser's message).
+    #[error("invalid spec: {0}")]
+    Syntax(String),
+    #[error("invalid spec: {field} = {value}: {problem}")]
+    Invalid {
+        field: String,
+        value: String,
+        problem: String,
+    },
+}
+
+impl SpecError {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            value: value.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn missing(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::invalid(field, "(missing)", problem)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("task {task}: the lease token is not the task's current lease (the task is {state})")]
+    StaleLease { task: TaskId, state: TaskState },
+    #[error("{0}")]
+    Precondition(String),
+    #[error("artifact {name:?} is over the size cap of {cap} bytes")]
+    ArtifactTooLarge { name: String, cap: u64 },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unreadable row: {0}")]
+    Corrupt(String),
+    #[error("gRPC server: {0}")]
+    Server(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn not_found(what: &'static str, id: impl std::fmt::Display) -> Self {
+        Self::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Spec(_) | Self::InvalidRequest(_) => ErrorKind::InvalidArgument,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::StaleLease { .. } | Self::Precondition(_) => ErrorKind::FailedPrecondition,
+            Self::ArtifactTooLarge { .. } => ErrorKind::ResourceExhausted,
+            Self::Database(err) if is_transient(err) => ErrorKind::Unavailable,
+            Self::Database(_) | Self::Migrate(_) | Self::Corrupt(_) | Self::Server(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+fn is_transient(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    )
+}
+
+impl From<Error> for WireError {
+    fn from(err: Error) -> Self {
+        if err.kind() == ErrorKind::Internal {
+            tracing::error!(error = %err, "request failed");
+        }
+        WireError::new(err.kind(), err.to_string())
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        WireError::from(err).into()
+    }
+}

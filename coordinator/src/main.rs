@@ -1,0 +1,99 @@
+//! `sweep-coordinator`: parses flags (each also from `SWEEP_*` env) and runs
+//! the coordinator until SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sweep_coordinator::Config;
+use tracing_subscriber::EnvFilter;
+
+/// The sweep coordinator: keeps the task queue and serves workers and clients
+/// over gRPC.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "SWEEP_LISTEN", default_value = "0.0.0.0:50051")]
+    listen: SocketAddr,
+    /// postgres://USER@HOST/DB for a cluster, sqlite://PATH for one machine
+    /// (the file is created on first use).
+    #[arg(long, env = "SWEEP_DATABASE_URL", default_value = "sqlite://sweeps.db")]
+    database_url: String,
+    /// Seconds a lease lasts without a heartbeat.
+    #[arg(long, env = "SWEEP_LEASE_TTL_SECS", default_value_t = 30)]
+    lease_ttl_secs: u64,
+    /// Seconds a worker's lease call may wait for work.
+    #[arg(long, env = "SWEEP_MAX_LEASE_WAIT_SECS", default_value_t = 20)]
+    max_lease_wait_secs: u64,
+    /// Seconds between looks for expired leases.
+    #[arg(long, env = "SWEEP_REAP_INTERVAL_SECS", default_value_t = 5)]
+    reap_interval_secs: u64,
+    /// Largest artifact accepted, in MiB.
+    #[arg(long, env = "SWEEP_MAX_ARTIFACT_MIB", default_value_t = 64)]
+    max_artifact_mib: u64,
+    /// Bearer token workers must present.
+    #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
+    worker_token: Option<String>,
+    /// Bearer token clients (the cli) must present.
+    #[arg(long, env = "SWEEP_TOKEN", hide_env_values = true)]
+    client_token: Option<String>,
+}
+
+impl Args {
+    fn config(self) -> anyhow::Result<Config> {
+        anyhow::ensure!(
+            self.lease_ttl_secs > 0,
+            "--lease-ttl-secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.reap_interval_secs > 0,
+            "--reap-interval-secs must be at least 1"
+        );
+        let mut config = Config::new(self.database_url);
+        config.lease_ttl = Duration::from_secs(self.lease_ttl_secs);
+        config.max_lease_wait = Duration::from_secs(self.max_lease_wait_secs);
+        config.reap_interval = Duration::from_secs(self.reap_interval_secs);
+        config.max_artifact_bytes = self.max_artifact_mib << 20;
+        config.worker_token = self.worker_token;
+        config.client_token = self.client_token;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let listen = args.listen;
+    let config = args.config()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    sweep_coordinator::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on ctrl-c or SIGTERM (what Kubernetes and Slurm send).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,104 @@
+//! Wires the store, the services, health, reflection and the reaper to a
+//! listener.
+
+use std::future::Future;
+
+use sweep_proto::v1::coordinator_server::CoordinatorServer;
+use sweep_proto::v1::sweeps_server::SweepsServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::reaper;
+use crate::service::{BearerAuth, CoordinatorService, SweepsService};
+use crate::store;
+
+/// Opens the store, applies migrations and serves gRPC on `listener` until
+/// `shutdown` completes. On shutdown, long polls and watch streams end at once
+/// and in-flight calls finish before this returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let store = store::connect(&config.database_url).await?;
+    let (stop, stopping) = watch::channel(false);
+    let reaper = tokio::spawn(reaper::run(
+        store.clone(),
+        config.reap_interval,
+        stopping.clone(),
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for service in ["sweep.v1.Coordinator", "sweep.v1.Sweeps"] {
+        health
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sweep_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|err| Error::Server(err.to_string()))?;
+    let coordinator = CoordinatorServer::with_interceptor(
+        CoordinatorService::new(store.clone(), config.clone(), stopping.clone()),
+        BearerAuth::new(config.worker_token.as_deref()),
+    );
+    let sweeps = SweepsServer::with_interceptor(
+        SweepsService::new(store.clone(), config.clone(), stopping.clone()),
+        BearerAuth::new(config.client_token.as_deref()),
+    );
+
+    let address = listener.local_addr().ok();
+    tracing::info!(address = ?address, database = %redact(&config.database_url), "coordinator serving");
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    };
+    let served = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(coordinator)
+        .add_service(sweeps)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await;
+    reaper.abort();
+    served.map_err(|err| Error::Server(err.to_string()))
+}
+
+/// The database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact("postgres://sweep:hunter2@db:5432/sweep"),
+            "postgres://sweep:***@db:5432/sweep"
+        );
+        assert_eq!(
+            redact("postgres://sweep@db/sweep"),
+            "postgres://sweep@db/sweep"
+        );
+        assert_eq!(redact("sqlite://sweeps.db"), "sqlite://sweeps.db");
+    }
+}

@@ -1,0 +1,195 @@
+//! The client-facing `Sweeps` service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use sweep_proto::SweepId;
+use sweep_proto::v1::sweeps_server::Sweeps;
+use sweep_proto::v1::{self};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{RECHECK, sweep_info, task_info, task_state_from_wire, worker_info};
+use crate::config::Config;
+use crate::planner;
+use crate::store::{Store, Sweep};
+
+const DEFAULT_LIST: u32 = 50;
+const MAX_LIST: u32 = 1000;
+
+pub struct SweepsService {
+    store: Arc<dyn Store>,
+    config: Config,
+    /// Turns true when the server shuts down, to end watch streams.
+    stopping: watch::Receiver<bool>,
+}
+
+impl SweepsService {
+    pub fn new(store: Arc<dyn Store>, config: Config, stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            store,
+            config,
+            stopping,
+        }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::SweepInfo, Status>> + Send>>;
+
+/// Sends the sweep's progress each time it changes until it is final, the
+/// client goes away or the server stops.
+async fn follow(
+    store: Arc<dyn Store>,
+    id: SweepId,
+    first: Sweep,
+    out: mpsc::Sender<Result<v1::SweepInfo, Status>>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut changes = store.changes();
+    let mut last = first;
+    loop {
+        if last.state.is_final() || *stopping.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = stopping.changed() => {}
+            _ = tokio::time::sleep(RECHECK) => {}
+        }
+        changes.borrow_and_update();
+        let sweep = match store.sweep(id).await {
+            Ok(sweep) => sweep,
+            Err(err) => {
+                let _ = out.send(Err(err.into())).await;
+                return;
+            }
+        };
+        if sweep != last {
+            if out.send(Ok(sweep_info(&sweep, false))).await.is_err() {
+                return;
+            }
+            last = sweep;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Sweeps for SweepsService {
+    async fn submit(
+        &self,
+        request: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        let sweep = planner::submission(&request.into_inner().spec_toml)
+            .map_err(crate::error::Error::from)?;
+        let task_count = sweep.plan.tasks.len() as u32;
+        let name = sweep.plan.name.clone();
+        let id = self.store.create_sweep(sweep).await?;
+        tracing::info!(sweep = %id, %name, tasks = task_count, "sweep submitted");
+        Ok(Response::new(v1::SubmitResponse {
+            sweep_id: id.to_wire(),
+            task_count,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<v1::GetSweepRequest>,
+    ) -> Result<Response<v1::SweepInfo>, Status> {
+        let id = SweepId::from_wire(request.into_inner().sweep_id)?;
+        let sweep = self.store.sweep(id).await?;
+        Ok(Response::new(sweep_info(&sweep, true)))
+    }
+
+    async fn list(
+        &self,
+        request: Request<v1::ListSweepsRequest>,
+    ) -> Result<Response<v1::ListSweepsResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => DEFAULT_LIST,
+            n => n.min(MAX_LIST),
+        };
+        let sweeps = self.store.sweeps(limit).await?;
+        Ok(Response::new(v1::ListSweepsResponse {
+            sweeps: sweeps.iter().map(|s| sweep_info(s, false)).collect(),
+        }))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<v1::CancelSweepRequest>,
+    ) -> Result<Response<v1::CancelSweepResponse>, Status> {
+        let id = SweepId::from_wire(request.into_inner().sweep_id)?;
+        let outcome = self.store.cancel_sweep(id).await?;
+        tracing::info!(sweep = %id, cancelled = outcome.cancelled, signalled = outcome.signalled, "sweep cancelled");
+        Ok(Response::new(v1::CancelSweepResponse {
+            cancelled: outcome.cancelled as u32,
+            signalled: outcome.signalled as u32,
+        }))
+    }
+
+    async fn retry(
+        &self,
+        request: Request<v1::RetrySweepRequest>,
+    ) -> Result<Response<v1::RetrySweepResponse>, Status> {
+        let id = SweepId::from_wire(request.into_inner().sweep_id)?;
+        let requeued = self.store.retry_sweep(id).await?;
+        tracing::info!(sweep = %id, requeued, "failed tasks re-queued");
+        Ok(Response::new(v1::RetrySweepResponse {
+            requeued: requeued as u32,
+        }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<v1::WatchSweepRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let id = SweepId::from_wire(request.into_inner().sweep_id)?;
+        let first = self.store.sweep(id).await?;
+        let (out, stream) = mpsc::channel(16);
+        out.send(Ok(sweep_info(&first, false)))
+            .await
+            .map_err(|_| Status::cancelled("the watcher went away"))?;
+        tokio::spawn(follow(
+            self.store.clone(),
+            id,
+            first,
+            out,
+            self.stopping.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<v1::ListTasksRequest>,
+    ) -> Result<Response<v1::ListTasksResponse>, Status> {
+        let req = request.into_inner();
+        let id = SweepId::from_wire(req.sweep_id)?;
+        let states = req
+            .states
+            .into_iter()
+            .map(task_state_from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tasks = self.store.tasks(id, &states).await?;
+        Ok(Response::new(v1::ListTasksResponse {
+            tasks: tasks.iter().map(task_info).collect(),
+        }))
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<v1::ListWorkersRequest>,
+    ) -> Result<Response<v1::ListWorkersResponse>, Status> {
+        let workers = self.store.workers().await?;
+        Ok(Response::new(v1::ListWorkersResponse {
+            workers: workers
+                .iter()
+                .map(|w| worker_info(w, self.config.lease_ttl))
+                .collect(),
+        }))
+    }
+}

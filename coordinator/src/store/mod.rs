@@ -1,0 +1,144 @@
+//! The durable state of the coordinator behind one trait, [`Store`], with two
+//! backends: [`postgres`] for a cluster and [`sqlite`] (a file, the embedded
+//! default) for one machine. Both run the same SQL ([`sql`]) and pass the same
+//! test suite; they differ only where the databases do (see [`sql::Dialect`]).
+//!
+//! Everything a coordinator knows lives here, so a coordinator can restart, or
+//! run as several replicas, without losing anything.
+
+mod model;
+pub mod postgres;
+mod signal;
+mod sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sweep_proto::{SweepId, TaskId, WorkerId};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+pub use model::*;
+
+/// The coordinator's state. Every method is atomic: it either happens whole or
+/// not at all. Methods that take a [`LeaseRef`] are fenced: unless the token
+/// names the task's current lease they change nothing and return
+/// [`Error::StaleLease`] ([`Error::NotFound`] for an unknown task).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a sweep and all its tasks. Tasks without dependencies start
+    /// queued, the others blocked.
+    async fn create_sweep(&self, sweep: NewSweep) -> Result<SweepId>;
+
+    /// The sweep with its task counts, or [`Error::NotFound`].
+    async fn sweep(&self, id: SweepId) -> Result<Sweep>;
+
+    /// The newest sweeps first, at most `limit`.
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>>;
+
+    /// The sweep's tasks in grid order, only those in `states` unless it is
+    /// empty. [`Error::NotFound`] for an unknown sweep.
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>>;
+
+    /// One task, or [`Error::NotFound`].
+    async fn task(&self, id: TaskId) -> Result<Task>;
+
+    /// Cancels the sweep: queued and blocked tasks become cancelled at once,
+    /// leased ones are flagged so that the next heartbeat tells their worker.
+    /// A sweep that is already final is left as it is.
+    async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome>;
+
+    /// Queues the sweep's failed tasks again with a fresh attempt budget (a
+    /// task whose dependencies have not all succeeded goes back to blocked).
+    /// Returns how many were re-queued. [`Error::Precondition`] for a cancelled
+    /// sweep.
+    async fn retry_sweep(&self, id: SweepId) -> Result<u64>;
+
+    /// Records a worker; a restarted worker registers again and gets a new id.
+    async fn register_worker(&self, worker: NewWorker) -> Result<WorkerId>;
+
+    /// All registered workers with the tasks they hold, newest first.
+    async fn workers(&self) -> Result<Vec<Worker>>;
+
+    /// Claims up to `max` queued tasks that fit the worker, highest priority
+    /// first, then oldest. Each claimed task gets `attempt + 1`, a fresh lease
+    /// token and a lease that expires after `ttl`. Never hands one task to two
+    /// callers, however many call at once. Returns at once; waiting for work is
+    /// the caller's (see [`Store::changes`]). [`Error::NotFound`] for an
+    /// unknown worker.
+    async fn lease(
+        &self,
+        worker: WorkerId,
+        fit: &Capabilities,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>>;
+
+    /// Extends each lease named, by `ttl` from now, and says per task whether
+    /// to keep going, cancel, or stop because the lease is lost. Marks the
+    /// worker as alive. [`Error::NotFound`] for an unknown worker.
+    async fn heartbeat(
+        &self,
+        worker: WorkerId,
+        leases: &[LeaseRef],
+        ttl: Duration,
+    ) -> Result<Vec<LeaseStatus>>;
+
+    /// Stores metric points under the lease's attempt. Idempotent: a point
+    /// already stored for `(task, attempt, name, step)` is kept and not counted.
+    /// Returns how many points were new. Fenced.
+    async fn record_metrics(&self, lease: &LeaseRef, points: &[MetricPoint]) -> Result<u64>;
+
+    /// The metric points of the task's latest attempt, by name and step.
+    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>>;
+
+    /// Stores an artifact under the lease's attempt, replacing one of the same
+    /// name from the same attempt. Fenced.
+    async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
+
+    /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
+    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
+
+    /// Ends the attempt in success with its summary; dependents whose
+    /// dependencies have now all succeeded become queued. Fenced.
+    async fn complete(&self, lease: &LeaseRef, summary: &serde_json::Value) -> Result<()>;
+
+    /// Ends the attempt with an error. A retryable error queues the task again
+    /// while attempts remain; otherwise the task fails with this error and so
+    /// do the tasks that depend on it. A task whose sweep was cancelled becomes
+    /// cancelled. Returns the task's new state. Fenced.
+    async fn fail(&self, lease: &LeaseRef, error: &str, retryable: bool) -> Result<TaskState>;
+
+    /// Hands the task back unfinished (a worker shutting down): it is queued
+    /// again at once and the attempt does not count against `max_attempts`.
+    /// Returns the task's new state (cancelled if its sweep was). Fenced.
+    async fn release(&self, lease: &LeaseRef) -> Result<TaskState>;
+
+    /// Ends every lease that has expired: the task is queued again while
+    /// attempts remain, fails once they are used up (and so do its dependents),
+    /// or is cancelled if its sweep was. Safe to run from several coordinators
+    /// at once: each expired lease is handled by exactly one call.
+    async fn reap_expired(&self) -> Result<ReapOutcome>;
+
+    /// A counter that moves whenever tasks may have changed state (in this
+    /// process, and for PostgreSQL in any coordinator on the same database).
+    /// Long polls wait on it instead of sleeping.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// Opens the store a URL names (`postgres://...` or `sqlite://...`, or a plain
+/// file path for SQLite), creating the SQLite file if needed, and applies the
+/// migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::connect(url).await?))
+    } else if url.contains("://") && !url.starts_with("sqlite:") {
+        Err(Error::InvalidRequest(format!(
+            "database url {url:?}: expected postgres://... or sqlite://PATH"
+        )))
+    } else {
+        Ok(Arc::new(sqlite::open(url).await?))
+    }
+}

@@ -1,0 +1,49 @@
+//! The SQLite backend: one file, created on first use, the embedded default
+//! for a one-machine run.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+
+use super::signal::Signal;
+use super::sql::{Dialect, SqlStore};
+use crate::error::{Error, Result};
+
+const DIALECT: Dialect = Dialect {
+    now: "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    token: "lower(hex(randomblob(16)))",
+    // One connection is one writer: nothing can change a row between a read
+    // and the write after it, so no row locks are needed.
+    lock: "",
+    skip_locked: "",
+    notify: None,
+};
+
+/// Opens (creating if needed) the SQLite file named by `url`
+/// (`sqlite://PATH`, `sqlite:PATH` or a bare path) and applies
+/// `migrations/sqlite`.
+pub async fn open(url: &str) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() || path.contains(['?', '#']) {
+        return Err(Error::InvalidRequest(format!(
+            "sqlite path {path:?}: name a file, e.g. sqlite://sweeps.db"
+        )));
+    }
+    // A single connection makes SQLite's one writer explicit: transactions
+    // queue in the pool instead of failing with SQLITE_BUSY on lock upgrades.
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(&format!("sqlite://{path}?mode=rwc"))
+        .await?;
+    // WAL lets other processes (the cli's report) read while we write.
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&pool)
+        .await?;
+    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+    Ok(SqlStore::new(pool, DIALECT, Signal::new()))
+}

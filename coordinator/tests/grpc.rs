@@ -1,0 +1,573 @@
+//! The coordinator over real gRPC: a server on 127.0.0.1:0 with a SQLite file
+//! and tonic clients driving whole task life cycles.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sweep_coordinator::Config;
+use sweep_proto::v1::coordinator_client::CoordinatorClient;
+use sweep_proto::v1::sweeps_client::SweepsClient;
+use sweep_proto::v1::{self, artifact_download, artifact_upload};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+const SPEC: &str = r#"
+name = "grpc"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", hidden = [16] }
+train = { lr = 1e-3, epochs = 1, batch_size = 64 }
+[grid]
+seed = [0, 1]
+"#;
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<sweep_coordinator::error::Result<()>>,
+}
+
+impl Server {
+    async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(sweep_coordinator::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        let url = format!("http://{}", self.addr);
+        for _ in 0..100 {
+            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
+                return channel;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the coordinator at {url} never answered");
+    }
+
+    async fn clients(&self) -> (CoordinatorClient<Channel>, SweepsClient<Channel>) {
+        let channel = self.channel().await;
+        (
+            CoordinatorClient::new(channel.clone()),
+            SweepsClient::new(channel),
+        )
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.await.unwrap().expect("clean shutdown");
+    }
+}
+
+fn config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config::new(format!(
+        "sqlite://{}",
+        dir.path().join("sweeps.db").display()
+    ));
+    config.max_artifact_bytes = 1 << 20;
+    config
+}
+
+fn register_request() -> v1::RegisterRequest {
+    v1::RegisterRequest {
+        name: "test-worker".into(),
+        host: "localhost".into(),
+        backend: "flex".into(),
+        devices: vec![v1::Device {
+            kind: "cpu".into(),
+            name: "test".into(),
+            memory_bytes: 1 << 30,
+        }],
+        slots: 2,
+        version: "test".into(),
+    }
+}
+
+fn lease_request(worker_id: u64, slots: u32, wait_ms: u64) -> v1::LeaseRequest {
+    v1::LeaseRequest {
+        worker_id,
+        free_slots: slots,
+        wait_ms,
+        device_kinds: vec!["cpu".into()],
+    }
+}
+
+fn lease_ref(lease: &v1::TaskLease) -> Option<v1::LeaseRef> {
+    Some(v1::LeaseRef {
+        task_id: lease.task_id,
+        lease_token: lease.lease_token.clone(),
+    })
+}
+
+fn metric_batch(lease: &v1::TaskLease, steps: std::ops::Range<i64>) -> v1::MetricBatch {
+    v1::MetricBatch {
+        lease: lease_ref(lease),
+        points: steps
+            .map(|step| v1::MetricPoint {
+                name: "train_loss".into(),
+                step,
+                epoch: Some(0),
+                value: 2.0 / (step + 1) as f64,
+            })
+            .collect(),
+    }
+}
+
+fn upload(lease: &v1::TaskLease, name: &str, chunks: Vec<Vec<u8>>) -> Vec<v1::ArtifactUpload> {
+    let header = v1::ArtifactUpload {
+        part: Some(artifact_upload::Part::Header(v1::ArtifactHeader {
+            lease: lease_ref(lease),
+            name: name.into(),
+            encoding: "raw".into(),
+        })),
+    };
+    std::iter::once(header)
+        .chain(chunks.into_iter().map(|data| v1::ArtifactUpload {
+            part: Some(artifact_upload::Part::Data(data)),
+        }))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_life_cycle_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+
+    let submitted = sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: SPEC.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(submitted.task_count, 2);
+    let mut watch = sweeps
+        .watch(v1::WatchSweepRequest {
+            sweep_id: submitted.sweep_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.state, v1::SweepState::Pending as i32);
+
+    let registered = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        registered.heartbeat_interval_ms * 3,
+        registered.lease_ttl_ms
+    );
+    let leases = workers
+        .lease(lease_request(registered.worker_id, 2, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases;
+    assert_eq!(leases.len(), 2);
+    let (good, bad) = (&leases[0], &leases[1]);
+    assert_eq!(good.sweep_id, submitted.sweep_id);
+    assert_eq!(good.attempt, 1);
+    let params: sweep_proto::params::TaskParams = serde_json::from_str(&good.params_json).unwrap();
+    assert_eq!(params.param_count, 784 * 16 + 16 + 16 * 10 + 10);
+
+    // Metrics: the repeated batch is stored once.
+    let batches = vec![metric_batch(good, 0..100), metric_batch(good, 50..150)];
+    let report = workers
+        .report_metrics(futures::stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((report.received, report.stored), (200, 150));
+
+    // Artifacts arrive in chunks and come back whole.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let chunks = data.chunks(100_000).map(<[u8]>::to_vec).collect();
+    let put = workers
+        .put_artifact(futures::stream::iter(upload(good, "weights/final", chunks)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(put.size, data.len() as u64);
+    let mut download = workers
+        .get_artifact(v1::GetArtifactRequest {
+            task_id: good.task_id,
+            name: "weights/final".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    let mut info = None;
+    while let Some(part) = download.message().await.unwrap() {
+        match part.part.unwrap() {
+            artifact_download::Part::Info(i) => info = Some(i),
+            artifact_download::Part::Data(chunk) => got.extend(chunk),
+        }
+    }
+    assert_eq!(info.unwrap().size, data.len() as u64);
+    assert_eq!(got, data);
+
+    let beat = workers
+        .heartbeat(v1::HeartbeatRequest {
+            worker_id: registered.worker_id,
+            leases: vec![lease_ref(good).unwrap(), lease_ref(bad).unwrap()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        beat.leases
+            .iter()
+            .all(|s| s.verdict == v1::LeaseVerdict::Keep as i32)
+    );
+
+    workers
+        .complete(v1::CompleteRequest {
+            lease: lease_ref(good),
+            summary_json: r#"{"test_acc": 0.91}"#.into(),
+        })
+        .await
+        .unwrap();
+    let failed = workers
+        .fail(v1::FailRequest {
+            lease: lease_ref(bad),
+            error: "diverged at step 7".into(),
+            retryable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(failed.state, v1::TaskState::Failed as i32);
+
+    let sweep = sweeps
+        .get(v1::GetSweepRequest {
+            sweep_id: submitted.sweep_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sweep.state, v1::SweepState::Failed as i32);
+    let counts = sweep.counts.unwrap();
+    assert_eq!((counts.succeeded, counts.failed), (1, 1));
+    assert_eq!(sweep.spec_toml, SPEC);
+    assert!(sweep.finished_at_ms.is_some());
+
+    // The watch stream saw the sweep through to its end, then closed.
+    let mut last = first;
+    while let Some(update) = watch.message().await.unwrap() {
+        last = update;
+    }
+    assert_eq!(last.state, v1::SweepState::Failed as i32);
+
+    let failed_tasks = sweeps
+        .list_tasks(v1::ListTasksRequest {
+            sweep_id: submitted.sweep_id,
+            states: vec![v1::TaskState::Failed as i32],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(failed_tasks.len(), 1);
+    assert_eq!(failed_tasks[0].error, "diverged at step 7");
+    let done = sweeps
+        .list_tasks(v1::ListTasksRequest {
+            sweep_id: submitted.sweep_id,
+            states: vec![v1::TaskState::Succeeded as i32],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(done[0].summary_json, r#"{"test_acc":0.91}"#);
+
+    let retried = sweeps
+        .retry(v1::RetrySweepRequest {
+            sweep_id: submitted.sweep_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.requeued, 1);
+
+    let listed = sweeps
+        .list_workers(v1::ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.workers.len(), 1);
+    assert_eq!(listed.workers[0].state, "alive");
+    assert_eq!(listed.workers[0].devices[0].kind, "cpu");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_codes_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+
+    let bad_spec = SPEC.replace("batch_size = 64", "batch_size = 0");
+    let err = sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: bad_spec,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("train.batch_size = 0"),
+        "{}",
+        err.message()
+    );
+    let listed = sweeps
+        .list(v1::ListSweepsRequest { limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.sweeps.is_empty(),
+        "nothing is queued from an invalid spec"
+    );
+
+    for sweep_id in [0, 77, u64::MAX] {
+        let err = sweeps
+            .get(v1::GetSweepRequest { sweep_id })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "sweep {sweep_id}");
+    }
+    let err = workers.lease(lease_request(999, 1, 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: SPEC.into(),
+        })
+        .await
+        .unwrap();
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let lease = workers
+        .lease(lease_request(worker, 1, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases
+        .remove(0);
+
+    // A stale token is refused and changes nothing.
+    let mut stale = lease.clone();
+    stale.lease_token = "stale".into();
+    let err = workers
+        .complete(v1::CompleteRequest {
+            lease: lease_ref(&stale),
+            summary_json: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = workers
+        .report_metrics(futures::stream::iter(vec![metric_batch(&stale, 0..3)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    // Over the cap (1 MiB in this test) is RESOURCE_EXHAUSTED.
+    let chunks = vec![vec![0u8; 600 << 10], vec![0u8; 600 << 10]];
+    let err = workers
+        .put_artifact(futures::stream::iter(upload(
+            &lease,
+            "weights/final",
+            chunks,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let err = workers
+        .get_artifact(v1::GetArtifactRequest {
+            task_id: lease.task_id,
+            name: "weights/final".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let err = workers
+        .complete(v1::CompleteRequest {
+            lease: lease_ref(&lease),
+            summary_json: "[1, 2]".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // The real lease still works after all that.
+    workers
+        .complete(v1::CompleteRequest {
+            lease: lease_ref(&lease),
+            summary_json: "{}".into(),
+        })
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_lease_wakes_when_work_arrives_and_ends_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+
+    let mut waiting = workers.clone();
+    let started = Instant::now();
+    let poll = tokio::spawn(async move { waiting.lease(lease_request(worker, 1, 15_000)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: SPEC.into(),
+        })
+        .await
+        .unwrap();
+    let leases = poll.await.unwrap().unwrap().into_inner().leases;
+    assert_eq!(leases.len(), 1);
+    // Woken by the submit, well before the 2 s re-check or the 15 s wait.
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A lease call waiting at shutdown returns (empty) instead of holding
+    // the server up.
+    workers.lease(lease_request(worker, 1, 0)).await.unwrap();
+    let mut waiting = workers.clone();
+    let poll = tokio::spawn(async move { waiting.lease(lease_request(worker, 1, 15_000)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop().await;
+    let answer = poll.await.unwrap().unwrap().into_inner();
+    assert!(answer.leases.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_coordinator_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let sweep_id = sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: SPEC.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let lease = workers
+        .lease(lease_request(worker, 1, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases
+        .remove(0);
+    server.stop().await;
+
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    workers
+        .complete(v1::CompleteRequest {
+            lease: lease_ref(&lease),
+            summary_json: "{}".into(),
+        })
+        .await
+        .expect("the lease outlives the coordinator");
+    let counts = sweeps
+        .get(v1::GetSweepRequest { sweep_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .counts
+        .unwrap();
+    assert_eq!((counts.succeeded, counts.queued), (1, 1));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_guard_each_service_and_health_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir);
+    config.worker_token = Some("worker-secret".into());
+    config.client_token = Some("client-secret".into());
+    let server = Server::start(config).await;
+    let channel = server.channel().await;
+
+    let err = SweepsClient::new(channel.clone())
+        .list(v1::ListSweepsRequest { limit: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let with = |token: &'static str| {
+        move |mut request: Request<()>| {
+            let value = format!("Bearer {token}").parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+            Ok(request)
+        }
+    };
+    let mut sweeps = SweepsClient::with_interceptor(channel.clone(), with("client-secret"));
+    sweeps
+        .list(v1::ListSweepsRequest { limit: 0 })
+        .await
+        .unwrap();
+    // The client token does not open the worker service.
+    let err = CoordinatorClient::with_interceptor(channel.clone(), with("client-secret"))
+        .register(register_request())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    CoordinatorClient::with_interceptor(channel.clone(), with("worker-secret"))
+        .register(register_request())
+        .await
+        .unwrap();
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "sweep.v1.Coordinator".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    server.stop().await;
+}

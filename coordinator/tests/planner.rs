@@ -1,0 +1,339 @@
+//! Spec parsing, validation and grid expansion, including the report's exact
+//! parameter counts.
+
+use sweep_coordinator::error::SpecError;
+use sweep_coordinator::planner::{self, Plan};
+use sweep_coordinator::spec::SweepSpec;
+use sweep_proto::params::{ExperimentKind, ModelShape};
+
+fn plan(toml: &str) -> Result<Plan, SpecError> {
+    planner::plan(&SweepSpec::from_toml(toml)?)
+}
+
+fn counts(plan: &Plan) -> Vec<(String, u64)> {
+    plan.tasks
+        .iter()
+        .map(|t| (t.params.model_name.clone(), t.params.param_count))
+        .collect()
+}
+
+/// Asserts that the spec is refused and that the message names every part.
+fn refused(toml: &str, parts: &[&str]) {
+    let err = plan(toml)
+        .expect_err("the spec should be refused")
+        .to_string();
+    for part in parts {
+        assert!(err.contains(part), "{err:?} should mention {part:?}");
+    }
+}
+
+const DEEP_VS_SHALLOW_FIT: &str = r#"
+name = "1.1"
+experiment = "fit"
+train = { lr = 0.005, steps = 2000 }
+
+[[models]]
+name = "deep"
+kind = "mlp"
+shape = [0.5, 1, 1, 1, 1, 1, 0.5]
+
+[[models]]
+name = "shallow"
+kind = "mlp"
+shape = [1]
+
+[grid]
+params = [571]
+seed = [0, 1]
+"#;
+
+#[test]
+fn the_budget_solver_gives_571_for_both_deep_and_shallow_fit_nets() {
+    let plan = plan(DEEP_VS_SHALLOW_FIT).unwrap();
+    assert_eq!(plan.experiment, ExperimentKind::Fit);
+    assert_eq!(
+        counts(&plan),
+        vec![
+            ("deep".into(), 571),
+            ("deep".into(), 571),
+            ("shallow".into(), 571),
+            ("shallow".into(), 571)
+        ]
+    );
+    let deep = &plan.tasks[0].params;
+    assert_eq!(
+        deep.model,
+        ModelShape::Mlp {
+            input: 1,
+            hidden: vec![5, 10, 10, 10, 10, 10, 5],
+            output: 1
+        }
+    );
+    assert_eq!(deep.budget, Some(571));
+    assert_eq!(plan.tasks[2].params.width, Some(190));
+    assert_eq!(plan.tasks[1].params.seed, 1);
+    assert!(
+        plan.tasks[0].params.batch_size.is_none(),
+        "fit is full batch"
+    );
+}
+
+#[test]
+fn the_budget_solver_gives_the_report_counts_for_the_mnist_nets() {
+    let spec = r#"
+name = "1.2"
+experiment = "classify"
+dataset = "mnist"
+train = { lr = 1e-4, epochs = 5, batch_size = 64 }
+models = [
+  { name = "dnn1", kind = "mlp", shape = [0.5, 1, 1, 1, 1, 1, 0.5] },
+  { name = "dnn2", kind = "mlp", shape = [1] },
+]
+[grid]
+params = [280610]
+"#;
+    let plan = plan(spec).unwrap();
+    assert_eq!(
+        counts(&plan),
+        vec![("dnn1".into(), 280_610), ("dnn2".into(), 280_645)]
+    );
+    assert_eq!(plan.tasks[0].params.width, Some(200));
+    assert_eq!(plan.tasks[1].params.width, Some(353));
+    assert_eq!(plan.tasks[0].params.batch_size, Some(64));
+}
+
+#[test]
+fn a_width_sweep_gives_the_report_formula() {
+    let spec = r#"
+name = "3.2"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", hidden = 5 }
+train = { lr = 1e-4, epochs = 9, batch_size = 64 }
+[grid]
+width = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+"#;
+    let plan = plan(spec).unwrap();
+    let got: Vec<u64> = plan.tasks.iter().map(|t| t.params.param_count).collect();
+    let want: Vec<u64> = (1..=10)
+        .map(|i| 10 * i)
+        .map(|w| 4 * w * w + 799 * w + 10)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got[0], 8_400);
+    assert_eq!(got[9], 119_910);
+}
+
+#[test]
+fn the_report_cnns_have_the_report_counts() {
+    let spec = r#"
+name = "1.3"
+experiment = "classify"
+dataset = "mnist"
+train = { lr = 1e-4, epochs = 5, batch_size = 64 }
+models = [
+  { name = "cnn1", kind = "cnn", convs = [16, 36], fc = [128] },
+  { name = "cnn2", kind = "cnn", convs = [16, 36, 144], fc = [128] },
+]
+"#;
+    let plan = plan(spec).unwrap();
+    assert_eq!(
+        counts(&plan),
+        vec![("cnn1".into(), 242_062), ("cnn2".into(), 311_902)]
+    );
+}
+
+#[test]
+fn the_grid_is_the_cross_product_of_its_axes() {
+    let spec = r#"
+name = "cross"
+experiment = "classify"
+dataset = "fashion-mnist"
+model = { kind = "mlp", hidden = [32] }
+train = { epochs = 1 }
+[grid]
+batch_size = [16, 64, 256]
+lr = [1e-3, 1e-4]
+seed = [0, 1, 2, 3]
+"#;
+    let plan = plan(spec).unwrap();
+    assert_eq!(plan.tasks.len(), 24);
+    let mut seen: Vec<(u64, String, u64)> = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                t.params.batch_size.unwrap(),
+                t.params.lr.to_string(),
+                t.params.seed,
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 24, "no grid point twice");
+    assert!(plan.tasks.iter().all(|t| t.depends_on.is_empty()));
+}
+
+#[test]
+fn interpolation_adds_one_task_per_pair_that_waits_for_both() {
+    let spec = r#"
+name = "3.3"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", shape = [0.5, 1, 1, 1, 1, 1, 0.5] }
+train = { lr = 1e-4, epochs = 2 }
+classify = { test_subset = 1000 }
+[interpolate]
+between = "batch_size"
+alpha = { from = -1.0, to = 2.0, step = 0.25 }
+same_init = false
+[grid]
+width = [200]
+batch_size = [64, 1024]
+seed = [0, 1]
+"#;
+    let plan = plan(spec).unwrap();
+    assert_eq!(plan.tasks.len(), 6);
+    for (i, task) in plan.tasks[..4].iter().enumerate() {
+        let classify = task.params.classify.as_ref().unwrap();
+        assert!(classify.save_weights, "task {i} must keep its weights");
+    }
+    let interpolations = &plan.tasks[4..];
+    for task in interpolations {
+        assert_eq!(task.params.experiment, ExperimentKind::Interpolate);
+        let [a, b] = task.depends_on[..] else {
+            panic!("two dependencies expected")
+        };
+        let (a, b) = (&plan.tasks[a].params, &plan.tasks[b].params);
+        assert_eq!(a.seed, b.seed);
+        assert_eq!((a.batch_size, b.batch_size), (Some(64), Some(1024)));
+        assert_ne!(a.init_seed, b.init_seed, "same_init = false");
+        let interpolate = task.params.interpolate.as_ref().unwrap();
+        assert_eq!(interpolate.alpha_step, 0.25);
+        assert_eq!(interpolate.test_subset, Some(1000));
+    }
+    assert_ne!(interpolations[0].depends_on, interpolations[1].depends_on);
+}
+
+const VALID: &str = r#"
+name = "ok"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", hidden = [10] }
+train = { lr = 1e-4, epochs = 1, batch_size = 64 }
+"#;
+
+#[test]
+fn the_valid_base_spec_plans() {
+    assert_eq!(plan(VALID).unwrap().tasks.len(), 1);
+}
+
+#[test]
+fn an_unknown_field_is_refused_by_name() {
+    refused(&format!("colour = \"red\"\n{VALID}"), &["colour"]);
+    refused(
+        &VALID.replace("epochs = 1", "epochs = 1, momentun = 0.9"),
+        &["momentun"],
+    );
+}
+
+#[test]
+fn a_wrong_type_is_refused_with_the_field_and_value() {
+    refused(
+        &VALID.replace("lr = 1e-4", "lr = \"fast\""),
+        &["lr", "fast"],
+    );
+}
+
+#[test]
+fn an_empty_axis_is_refused() {
+    refused(&format!("{VALID}[grid]\nseed = []\n"), &["grid.seed", "[]"]);
+}
+
+#[test]
+fn a_zero_batch_size_is_refused() {
+    let spec = VALID.replace(", batch_size = 64", "");
+    refused(
+        &format!("{spec}[grid]\nbatch_size = [64, 0]\n"),
+        &["grid.batch_size", "= 0"],
+    );
+    refused(
+        &VALID.replace("batch_size = 64", "batch_size = 0"),
+        &["train.batch_size", "= 0"],
+    );
+}
+
+#[test]
+fn a_negative_learning_rate_is_refused() {
+    refused(
+        &VALID.replace("lr = 1e-4", "lr = -0.001"),
+        &["train.lr", "-0.001"],
+    );
+}
+
+#[test]
+fn a_budget_no_width_can_meet_is_refused() {
+    let spec = VALID.replace("hidden = [10]", "hidden = 3");
+    refused(
+        &format!("{spec}[grid]\nparams = [5]\n"),
+        &["grid.params", "= 5", "width 1"],
+    );
+}
+
+#[test]
+fn other_mistakes_name_their_field() {
+    let cases: [(&str, &[&str]); 9] = [
+        (
+            &VALID.replace("classify", "regress"),
+            &["experiment", "regress"],
+        ),
+        (
+            &VALID.replace("dataset = \"mnist\"\n", ""),
+            &["dataset", "missing"],
+        ),
+        (&VALID.replace("\"mlp\"", "\"rnn\""), &["model.kind", "rnn"]),
+        (
+            &VALID.replace("hidden = [10]", "hidden = [10, -3]"),
+            &["model.hidden"],
+        ),
+        (
+            &VALID.replace("hidden = [10]", "hidden = 5"),
+            &["grid.width", "missing"],
+        ),
+        (
+            &VALID.replace("epochs = 1", "epochs = 0"),
+            &["train.epochs", "= 0"],
+        ),
+        (
+            &format!("max_attempts = 0\n{VALID}"),
+            &["max_attempts", "= 0"],
+        ),
+        (
+            &format!("requires = \"tpu\"\n{VALID}"),
+            &["requires", "tpu"],
+        ),
+        (
+            &format!("{VALID}[grid]\nseed = [{}]\n", vec!["1"; 200_000].join(",")),
+            &["grid", "100000"],
+        ),
+    ];
+    for (spec, parts) in cases {
+        refused(spec, parts);
+    }
+}
+
+#[test]
+fn fit_trains_on_the_full_batch() {
+    let spec = DEEP_VS_SHALLOW_FIT.replace("steps = 2000", "steps = 2000, batch_size = 32");
+    refused(&spec, &["train.batch_size", "full batch"]);
+}
+
+#[test]
+fn submission_keeps_the_spec_verbatim_and_as_json() {
+    let sweep = planner::submission(VALID).unwrap();
+    assert_eq!(sweep.spec_toml, VALID);
+    let json: serde_json::Value = serde_json::from_str(&sweep.spec_json).unwrap();
+    assert_eq!(json["name"], "ok");
+    assert_eq!(json["train"]["epochs"], 1);
+}

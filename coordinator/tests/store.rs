@@ -1,0 +1,604 @@
+//! One suite for the `Store` contract, run against a real SQLite file and a
+//! real PostgreSQL database.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestDb;
+use sweep_coordinator::error::Error;
+use sweep_coordinator::planner;
+use sweep_coordinator::store::*;
+use sweep_proto::{SweepId, TaskId, WorkerId};
+
+const TTL: Duration = Duration::from_secs(60);
+const CPU: Capabilities = Capabilities { cuda: false };
+
+fn classify_spec(name: &str, seeds: usize, extra: &str) -> String {
+    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    format!(
+        r#"
+name = "{name}"
+experiment = "classify"
+dataset = "mnist"
+model = {{ kind = "mlp", hidden = [16] }}
+train = {{ lr = 1e-3, epochs = 1, batch_size = 64 }}
+{extra}
+[grid]
+seed = [{}]
+"#,
+        seeds.join(", ")
+    )
+}
+
+async fn submit(store: &Arc<dyn Store>, spec: &str) -> SweepId {
+    let sweep = planner::submission(spec).expect("valid spec");
+    store.create_sweep(sweep).await.expect("create sweep")
+}
+
+async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
+    store
+        .register_worker(NewWorker {
+            name: name.into(),
+            host: "localhost".into(),
+            backend: "flex".into(),
+            devices: vec![Device {
+                kind: "cpu".into(),
+                name: "test cpu".into(),
+                memory_bytes: 1 << 30,
+            }],
+            slots: 2,
+            version: "test".into(),
+        })
+        .await
+        .expect("register worker")
+}
+
+async fn lease_one(store: &Arc<dyn Store>, worker: WorkerId, ttl: Duration) -> Lease {
+    let mut leases = store.lease(worker, &CPU, 1, ttl).await.expect("lease");
+    assert_eq!(leases.len(), 1, "expected one task to lease");
+    leases.remove(0)
+}
+
+fn point(name: &str, step: i64, value: f64) -> MetricPoint {
+    MetricPoint {
+        name: name.into(),
+        step,
+        epoch: Some(0),
+        value,
+    }
+}
+
+fn assert_stale(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::StaleLease { .. }) => {}
+        other => panic!("expected a stale-lease error, got {other:?}"),
+    }
+}
+
+fn assert_not_found(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+async fn sweep_is_stored_with_its_tasks_in_grid_order(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &classify_spec("stored", 3, "")).await;
+    let sweep = store.sweep(id).await.unwrap();
+    assert_eq!(sweep.name, "stored");
+    assert_eq!(sweep.experiment, "classify");
+    assert_eq!(sweep.state, SweepState::Pending);
+    assert_eq!(sweep.counts.queued, 3);
+    assert_eq!(sweep.counts.total(), 3);
+    assert!(sweep.spec_toml.contains("name = \"stored\""));
+    let tasks = store.tasks(id, &[]).await.unwrap();
+    let seeds: Vec<u64> = tasks
+        .iter()
+        .map(|t| {
+            serde_json::from_str::<sweep_proto::params::TaskParams>(&t.params)
+                .unwrap()
+                .seed
+        })
+        .collect();
+    assert_eq!(seeds, vec![0, 1, 2]);
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.state == TaskState::Queued && t.attempt == 0)
+    );
+    assert_eq!(store.sweeps(10).await.unwrap()[0].id, id);
+    assert_eq!(store.task(tasks[1].id).await.unwrap(), tasks[1]);
+}
+
+async fn concurrent_leasers_never_get_the_same_task(db: &mut TestDb) {
+    let store = &db.store;
+    let spec = classify_spec("crowd", 1000, "");
+    submit(store, &spec).await;
+    let mut handles = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let me = worker(&store, &format!("w{i}")).await;
+            let mut mine = Vec::new();
+            loop {
+                let leases = store.lease(me, &CPU, 3, TTL).await.expect("lease");
+                if leases.is_empty() {
+                    return mine;
+                }
+                mine.extend(leases.into_iter().map(|l| l.task_id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(handle.await.unwrap());
+    }
+    let unique: HashSet<TaskId> = all.iter().copied().collect();
+    assert_eq!(all.len(), 1000, "every task is leased exactly once");
+    assert_eq!(unique.len(), 1000, "no task is leased twice");
+}
+
+async fn an_expired_lease_is_requeued_with_a_new_attempt_and_token(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("expiry", 1, "")).await;
+    let w = worker(store, "w").await;
+    let first = lease_one(store, w, Duration::ZERO).await;
+    assert_eq!(first.attempt, 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let reaped = store.reap_expired().await.unwrap();
+    assert_eq!(reaped.requeued, vec![first.task_id]);
+    let task = store.task(first.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Queued);
+    assert!(task.error.unwrap().contains("lease expired"));
+
+    let second = lease_one(store, w, TTL).await;
+    assert_eq!(second.task_id, first.task_id);
+    assert_eq!(second.attempt, 2);
+    assert_ne!(second.token, first.token);
+
+    // The old lease can change nothing.
+    let old = first.to_ref();
+    assert_stale(store.record_metrics(&old, &[point("loss", 1, 0.5)]).await);
+    assert_stale(store.complete(&old, &serde_json::json!({})).await);
+    assert_stale(store.fail(&old, "late", true).await);
+    let artifact = NewArtifact {
+        name: "weights/final".into(),
+        encoding: "raw".into(),
+        data: vec![1],
+    };
+    assert_stale(store.put_artifact(&old, artifact).await);
+    let task = store.task(first.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Leased);
+    assert_eq!(task.attempt, 2);
+    assert!(store.metrics(first.task_id).await.unwrap().is_empty());
+    // The new one still works.
+    store
+        .complete(&second.to_ref(), &serde_json::json!({"acc": 0.9}))
+        .await
+        .unwrap();
+    let task = store.task(first.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Succeeded);
+    assert_eq!(task.error, None);
+    assert_eq!(task.summary.as_deref(), Some(r#"{"acc":0.9}"#));
+}
+
+async fn exhausting_max_attempts_fails_the_task_with_the_last_error(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(
+        store,
+        &format!("max_attempts = 2\n{}", classify_spec("flaky", 1, "")),
+    )
+    .await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, TTL).await;
+    let state = store.fail(&lease.to_ref(), "boom 1", true).await.unwrap();
+    assert_eq!(state, TaskState::Queued);
+    let lease = lease_one(store, w, TTL).await;
+    assert_eq!(lease.attempt, 2);
+    let state = store.fail(&lease.to_ref(), "boom 2", true).await.unwrap();
+    assert_eq!(state, TaskState::Failed);
+    let task = store.task(lease.task_id).await.unwrap();
+    assert_eq!(task.error.as_deref(), Some("boom 2"));
+    let sweep = store.sweep(id).await.unwrap();
+    assert_eq!(sweep.state, SweepState::Failed);
+    assert!(sweep.finished_at.is_some());
+    assert!(store.lease(w, &CPU, 1, TTL).await.unwrap().is_empty());
+}
+
+async fn expiry_after_the_last_attempt_fails_the_task(db: &mut TestDb) {
+    let store = &db.store;
+    submit(
+        store,
+        &format!("max_attempts = 1\n{}", classify_spec("lost", 1, "")),
+    )
+    .await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let reaped = store.reap_expired().await.unwrap();
+    assert_eq!(reaped.failed, vec![lease.task_id]);
+    let task = store.task(lease.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Failed);
+    assert!(task.error.unwrap().contains("attempt 1 of 1"));
+    assert!(store.reap_expired().await.unwrap().is_empty());
+}
+
+async fn a_non_retryable_error_fails_at_once(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("fatal", 1, "")).await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, TTL).await;
+    let state = store
+        .fail(&lease.to_ref(), "diverged at step 12", false)
+        .await
+        .unwrap();
+    assert_eq!(state, TaskState::Failed);
+    assert_eq!(store.task(lease.task_id).await.unwrap().attempt, 1);
+}
+
+const INTERPOLATE: &str = r#"
+[interpolate]
+between = "batch_size"
+alpha = { from = 0.0, to = 1.0, step = 0.5 }
+"#;
+
+fn pair_spec(name: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+experiment = "classify"
+dataset = "mnist"
+model = {{ kind = "mlp", hidden = [16] }}
+train = {{ lr = 1e-3, epochs = 1 }}
+{INTERPOLATE}
+[grid]
+batch_size = [64, 1024]
+"#
+    )
+}
+
+async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &pair_spec("pair")).await;
+    let tasks = store.tasks(id, &[]).await.unwrap();
+    assert_eq!(tasks.len(), 3);
+    let interpolation = &tasks[2];
+    assert_eq!(interpolation.state, TaskState::Blocked);
+    assert_eq!(interpolation.kind, "interpolate");
+    assert_eq!(interpolation.depends_on, vec![tasks[0].id, tasks[1].id]);
+
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    assert_eq!(leases.len(), 2, "the blocked task is not leased");
+    store
+        .complete(&leases[0].to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task(interpolation.id).await.unwrap().state,
+        TaskState::Blocked
+    );
+    store
+        .complete(&leases[1].to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task(interpolation.id).await.unwrap().state,
+        TaskState::Queued
+    );
+    let lease = lease_one(store, w, TTL).await;
+    assert_eq!(lease.task_id, interpolation.id);
+    assert_eq!(lease.depends_on, vec![tasks[0].id, tasks[1].id]);
+}
+
+async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &pair_spec("broken-pair")).await;
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    store
+        .fail(&leases[0].to_ref(), "out of memory", false)
+        .await
+        .unwrap();
+    let tasks = store.tasks(id, &[TaskState::Failed]).await.unwrap();
+    assert_eq!(tasks.len(), 2);
+    let dependent = &tasks[1];
+    assert_eq!(dependent.kind, "interpolate");
+    let error = dependent.error.clone().unwrap();
+    assert!(
+        error.contains(&format!("dependency task {} failed", leases[0].task_id)),
+        "{error}"
+    );
+
+    // Retry re-queues the failed training task and blocks the dependent again.
+    store
+        .complete(&leases[1].to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(store.retry_sweep(id).await.unwrap(), 2);
+    let dependent = store.task(dependent.id).await.unwrap();
+    assert_eq!(dependent.state, TaskState::Blocked);
+    let again = lease_one(store, w, TTL).await;
+    assert_eq!(again.task_id, leases[0].task_id);
+    assert_eq!(again.attempt, 2);
+    store
+        .complete(&again.to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task(dependent.id).await.unwrap().state,
+        TaskState::Queued
+    );
+}
+
+async fn cancel_stops_queued_tasks_and_tells_the_holders(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &classify_spec("cancel-me", 4, "")).await;
+    let w = worker(store, "w").await;
+    let held = lease_one(store, w, TTL).await;
+    let outcome = store.cancel_sweep(id).await.unwrap();
+    assert_eq!(
+        outcome,
+        CancelOutcome {
+            cancelled: 3,
+            signalled: 1
+        }
+    );
+    assert!(store.lease(w, &CPU, 4, TTL).await.unwrap().is_empty());
+    let statuses = store.heartbeat(w, &[held.to_ref()], TTL).await.unwrap();
+    assert_eq!(statuses[0].verdict, Verdict::Cancel);
+    assert_eq!(
+        store.release(&held.to_ref()).await.unwrap(),
+        TaskState::Cancelled
+    );
+    let sweep = store.sweep(id).await.unwrap();
+    assert_eq!(sweep.state, SweepState::Cancelled);
+    assert_eq!(sweep.counts.cancelled, 4);
+    // Cancelling again changes nothing; a cancelled sweep is not retried.
+    assert_eq!(
+        store.cancel_sweep(id).await.unwrap(),
+        CancelOutcome::default()
+    );
+    assert!(matches!(
+        store.retry_sweep(id).await,
+        Err(Error::Precondition(_))
+    ));
+}
+
+async fn metric_writes_are_idempotent_and_checked(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("metrics", 1, "")).await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, TTL).await;
+    let batch: Vec<MetricPoint> = (0..1200)
+        .map(|s| point("train_loss", s, 1.0 / (s + 1) as f64))
+        .collect();
+    assert_eq!(
+        store.record_metrics(&lease.to_ref(), &batch).await.unwrap(),
+        1200
+    );
+    assert_eq!(
+        store.record_metrics(&lease.to_ref(), &batch).await.unwrap(),
+        0
+    );
+    let stored = store.metrics(lease.task_id).await.unwrap();
+    assert_eq!(stored.len(), 1200);
+    assert_eq!(stored[0].attempt, 1);
+    assert_eq!(stored[0].point, batch[0]);
+    let bad = [point("train_loss", 5000, f64::NAN)];
+    let err = store
+        .record_metrics(&lease.to_ref(), &bad)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
+    assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1200);
+}
+
+async fn artifacts_are_stored_per_attempt(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("artifacts", 1, "")).await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, TTL).await;
+    let data: Vec<u8> = (0..=255).cycle().take(100_000).collect();
+    for bytes in [vec![9u8; 10], data.clone()] {
+        let artifact = NewArtifact {
+            name: "weights/final".into(),
+            encoding: "raw".into(),
+            data: bytes,
+        };
+        store.put_artifact(&lease.to_ref(), artifact).await.unwrap();
+    }
+    let got = store
+        .artifact(lease.task_id, "weights/final")
+        .await
+        .unwrap();
+    assert_eq!(got.data, data, "the later upload replaces the earlier one");
+    assert_eq!(got.attempt, 1);
+    assert_not_found(store.artifact(lease.task_id, "weights/epoch-001").await);
+    assert_not_found(store.artifact(TaskId(999_999), "weights/final").await);
+}
+
+async fn a_handed_back_task_does_not_use_up_an_attempt(db: &mut TestDb) {
+    let store = &db.store;
+    submit(
+        store,
+        &format!("max_attempts = 1\n{}", classify_spec("handback", 1, "")),
+    )
+    .await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, TTL).await;
+    assert_eq!(
+        store.release(&lease.to_ref()).await.unwrap(),
+        TaskState::Queued
+    );
+    assert_stale(store.release(&lease.to_ref()).await);
+    let lease = lease_one(store, w, TTL).await;
+    assert_eq!(lease.attempt, 2);
+    assert_eq!(
+        store.fail(&lease.to_ref(), "boom", true).await.unwrap(),
+        TaskState::Failed
+    );
+}
+
+async fn retry_requeues_only_failed_tasks(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(
+        store,
+        &format!("max_attempts = 1\n{}", classify_spec("retry", 3, "")),
+    )
+    .await;
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 3, TTL).await.unwrap();
+    store
+        .complete(&leases[0].to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    store.fail(&leases[1].to_ref(), "boom", true).await.unwrap();
+    assert_eq!(store.retry_sweep(id).await.unwrap(), 1);
+    let sweep = store.sweep(id).await.unwrap();
+    assert_eq!(
+        sweep.counts,
+        TaskCounts {
+            queued: 1,
+            leased: 1,
+            succeeded: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(sweep.state, SweepState::Running);
+    let again = lease_one(store, w, TTL).await;
+    assert_eq!(again.task_id, leases[1].task_id);
+    assert_eq!(
+        again.attempt, 2,
+        "the retried task gets a new attempt budget"
+    );
+    store
+        .complete(&again.to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    store
+        .complete(&leases[2].to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    let sweep = store.sweep(id).await.unwrap();
+    assert_eq!(sweep.state, SweepState::Succeeded);
+    assert!(sweep.finished_at.is_some());
+}
+
+async fn heartbeats_extend_leases_and_report_lost_ones(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("heartbeat", 1, "")).await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, Duration::from_millis(1)).await;
+    let statuses = store.heartbeat(w, &[lease.to_ref()], TTL).await.unwrap();
+    assert_eq!(statuses[0].verdict, Verdict::Keep);
+    assert!(statuses[0].expires_at.unwrap() >= lease.expires_at + 59_000);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        store.reap_expired().await.unwrap().is_empty(),
+        "the heartbeat kept it"
+    );
+    let stale = LeaseRef {
+        task_id: lease.task_id,
+        token: "not-the-token".into(),
+    };
+    let statuses = store.heartbeat(w, &[stale], TTL).await.unwrap();
+    assert_eq!(statuses[0].verdict, Verdict::Lost);
+    assert_not_found(store.heartbeat(WorkerId(999_999), &[], TTL).await);
+    assert_not_found(store.lease(WorkerId(999_999), &CPU, 1, TTL).await);
+}
+
+async fn cuda_tasks_go_only_to_cuda_workers(db: &mut TestDb) {
+    let store = &db.store;
+    submit(
+        store,
+        &format!("requires = \"cuda\"\n{}", classify_spec("gpu", 1, "")),
+    )
+    .await;
+    let w = worker(store, "w").await;
+    assert!(store.lease(w, &CPU, 1, TTL).await.unwrap().is_empty());
+    let gpu = Capabilities { cuda: true };
+    assert_eq!(store.lease(w, &gpu, 1, TTL).await.unwrap().len(), 1);
+}
+
+async fn workers_are_listed_with_their_tasks(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("who", 2, "")).await;
+    let idle = worker(store, "idle").await;
+    let busy = worker(store, "busy").await;
+    let lease = lease_one(store, busy, TTL).await;
+    let workers = store.workers().await.unwrap();
+    assert_eq!(workers.len(), 2);
+    let find = |id| workers.iter().find(|w| w.id == id).unwrap();
+    assert_eq!(find(busy).running, vec![lease.task_id]);
+    assert!(find(idle).running.is_empty());
+    assert_eq!(find(busy).info.devices[0].kind, "cpu");
+    assert!(find(busy).silent_for < Duration::from_secs(30));
+}
+
+async fn unknown_ids_are_not_found(db: &mut TestDb) {
+    let store = &db.store;
+    assert_not_found(store.sweep(SweepId(424_242)).await);
+    assert_not_found(store.tasks(SweepId(424_242), &[]).await);
+    assert_not_found(store.task(TaskId(424_242)).await);
+    assert_not_found(store.cancel_sweep(SweepId(424_242)).await);
+    assert_not_found(store.retry_sweep(SweepId(424_242)).await);
+    assert_not_found(store.metrics(TaskId(424_242)).await);
+    let lease = LeaseRef {
+        task_id: TaskId(424_242),
+        token: "x".into(),
+    };
+    assert_not_found(store.complete(&lease, &serde_json::json!({})).await);
+}
+
+async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
+    let id = submit(&db.store, &classify_spec("durable", 2, "")).await;
+    let w = worker(&db.store, "w").await;
+    let lease = lease_one(&db.store, w, TTL).await;
+    db.store
+        .record_metrics(&lease.to_ref(), &[point("loss", 1, 0.25)])
+        .await
+        .unwrap();
+    db.reopen().await;
+    let store = &db.store;
+    let sweep = store.sweep(id).await.unwrap();
+    assert_eq!(
+        sweep.counts,
+        TaskCounts {
+            queued: 1,
+            leased: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1);
+    // The lease survived: the worker can finish its task.
+    store
+        .complete(&lease.to_ref(), &serde_json::json!({}))
+        .await
+        .unwrap();
+}
+
+store_suite!(
+    sweep_is_stored_with_its_tasks_in_grid_order,
+    concurrent_leasers_never_get_the_same_task,
+    an_expired_lease_is_requeued_with_a_new_attempt_and_token,
+    exhausting_max_attempts_fails_the_task_with_the_last_error,
+    expiry_after_the_last_attempt_fails_the_task,
+    a_non_retryable_error_fails_at_once,
+    dependents_unblock_only_when_all_dependencies_succeed,
+    a_failed_dependency_fails_its_dependents,
+    cancel_stops_queued_tasks_and_tells_the_holders,
+    metric_writes_are_idempotent_and_checked,
+    artifacts_are_stored_per_attempt,
+    a_handed_back_task_does_not_use_up_an_attempt,
+    retry_requeues_only_failed_tasks,
+    heartbeats_extend_leases_and_report_lost_ones,
+    cuda_tasks_go_only_to_cuda_workers,
+    workers_are_listed_with_their_tasks,
+    unknown_ids_are_not_found,
+    a_reopened_store_has_lost_nothing,
+);

@@ -1,0 +1,128 @@
+//! Errors that survive the gRPC hop. The coordinator turns its errors into a
+//! [`WireError`] in one place and from there into a `tonic::Status`; clients
+//! turn a `Status` back into a [`WireError`] and print its message.
+
+use std::fmt;
+
+use tonic::{Code, Status};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is wrong (a bad spec, a bad name): fix it, do not retry.
+    InvalidArgument,
+    /// The sweep, task, worker or artifact does not exist.
+    NotFound,
+    /// The lease named is not the task's current one, or the object is in a
+    /// state that forbids the call.
+    FailedPrecondition,
+    /// An artifact or batch is over the coordinator's size cap.
+    ResourceExhausted,
+    /// A missing or wrong bearer token.
+    Unauthenticated,
+    /// The coordinator or its database is away; retry with backoff.
+    Unavailable,
+    /// A bug or an unexpected database error.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> Code {
+        match self {
+            Self::InvalidArgument => Code::InvalidArgument,
+            Self::NotFound => Code::NotFound,
+            Self::FailedPrecondition => Code::FailedPrecondition,
+            Self::ResourceExhausted => Code::ResourceExhausted,
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::Unavailable => Code::Unavailable,
+            Self::Internal => Code::Internal,
+        }
+    }
+
+    fn from_code(code: Code) -> Self {
+        match code {
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
+            Code::NotFound => Self::NotFound,
+            Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
+                Self::FailedPrecondition
+            }
+            Code::ResourceExhausted => Self::ResourceExhausted,
+            Code::Unauthenticated | Code::PermissionDenied => Self::Unauthenticated,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+
+    /// Whether the same call may succeed later without changing it.
+    pub fn is_transient(self) -> bool {
+        self == Self::Unavailable
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct WireError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, format!("{} not found", what.into()))
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<WireError> for Status {
+    fn from(err: WireError) -> Self {
+        Status::new(err.kind.code(), err.message)
+    }
+}
+
+impl From<Status> for WireError {
+    fn from(status: Status) -> Self {
+        let kind = ErrorKind::from_code(status.code());
+        let message = if status.message().is_empty() {
+            format!("{:?}", status.code())
+        } else {
+            status.message().to_string()
+        };
+        Self { kind, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_and_message_survive_the_status_round_trip() {
+        for kind in [
+            ErrorKind::InvalidArgument,
+            ErrorKind::NotFound,
+            ErrorKind::FailedPrecondition,
+            ErrorKind::ResourceExhausted,
+            ErrorKind::Unauthenticated,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ] {
+            let err = WireError::new(kind, "grid.seed: [] is empty");
+            let back = WireError::from(Status::from(err.clone()));
+            assert_eq!(back, err);
+        }
+    }
+}
