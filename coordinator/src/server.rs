@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use futures::StreamExt;
+
 use sweep_proto::v1::coordinator_server::CoordinatorServer;
 use sweep_proto::v1::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
@@ -60,12 +62,19 @@ pub async fn run(
         tracing::info!("shutting down");
         let _ = stop.send(true);
     };
+    // Small gRPC messages wait for delayed ACKs (40 ms a call) unless
+    // Nagle's algorithm is off; tonic sets this only on sockets it binds.
+    let incoming = TcpListenerStream::new(listener).map(|socket| {
+        let socket = socket?;
+        socket.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(socket)
+    });
     let served = Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(coordinator)
         .add_service(sweeps)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming, signal)
         .await;
     reaper.abort();
     served.map_err(|err| Error::Server(err.to_string()))

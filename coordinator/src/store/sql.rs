@@ -293,7 +293,8 @@ impl SqlStore {
         ending: Ending<'_>,
     ) -> Result<()> {
         sqlx::query(self.sql(
-            "UPDATE tasks SET state = $2, error = COALESCE($3, error), \
+            "UPDATE tasks SET state = $2, \
+             error = CASE WHEN $2 = 'succeeded' THEN NULL ELSE COALESCE($3, error) END, \
              summary = COALESCE($4, summary), handbacks = handbacks + $5, \
              finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
@@ -906,10 +907,6 @@ impl Store for SqlStore {
             handback: 0,
         };
         self.end_attempt(&mut tx, lease.task_id, ending).await?;
-        sqlx::query("UPDATE tasks SET error = NULL WHERE id = $1")
-            .bind(lease.task_id.0)
-            .execute(&mut *tx)
-            .await?;
         self.commit_change(tx).await
     }
 

@@ -38,6 +38,17 @@ pub async fn open(url: &str) -> Result<SqlStore> {
     let pool = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+        // power cut may lose the last commits but never corrupts the file,
+        // and a lost commit is a task that runs again (at-least-once).
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
         .connect(&format!("sqlite://{path}?mode=rwc"))
         .await?;
     // WAL lets other processes (the cli's report) read while we write.
