@@ -70,6 +70,16 @@ struct Fenced {
 }
 
 impl Fenced {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            sweep_id: SweepId(row.try_get("sweep_id")?),
+            attempt: row.try_get("attempt")?,
+            handbacks: row.try_get("handbacks")?,
+            max_attempts: row.try_get("max_attempts")?,
+            cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        })
+    }
+
     /// The state a task goes to when its attempt ends without success.
     fn after_failure(&self, retryable: bool) -> TaskState {
         if self.cancel_requested {
@@ -258,13 +268,7 @@ impl SqlStore {
         .fetch_optional(&mut **tx)
         .await?;
         match row {
-            Some(row) => Ok(Fenced {
-                sweep_id: SweepId(row.try_get("sweep_id")?),
-                attempt: row.try_get("attempt")?,
-                handbacks: row.try_get("handbacks")?,
-                max_attempts: row.try_get("max_attempts")?,
-                cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
-            }),
+            Some(row) => Fenced::from_row(&row),
             None => Err(self.not_leased(tx, lease.task_id).await),
         }
     }
@@ -956,13 +960,7 @@ impl Store for SqlStore {
         let mut outcome = ReapOutcome::default();
         for row in rows {
             let task = TaskId(row.try_get("id")?);
-            let fenced = Fenced {
-                sweep_id: SweepId(row.try_get("sweep_id")?),
-                attempt: row.try_get("attempt")?,
-                handbacks: row.try_get("handbacks")?,
-                max_attempts: row.try_get("max_attempts")?,
-                cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
-            };
+            let fenced = Fenced::from_row(&row)?;
             let owner: Option<i64> = row.try_get("lease_owner")?;
             let error = format!(
                 "lease expired: worker {} stopped heartbeating during attempt {} of {}",
