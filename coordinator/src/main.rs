@@ -75,25 +75,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    sweep_coordinator::run(config, listener, shutdown_signal()).await?;
+    sweep_coordinator::run(config, listener, sweep_proto::shutdown::signal()).await?;
     Ok(())
-}
-
-/// Completes on ctrl-c or SIGTERM (what Kubernetes and Slurm send).
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot watch for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
 }

@@ -1,0 +1,240 @@
+//! Datasets in MNIST's IDX format: where to find them, loading, subsets and
+//! the seeded label shuffle of experiment 3.1.
+//!
+//! A dataset name resolves, in order, to: a directory path given as the name;
+//! `DATA_DIR/NAME` and `DATA_DIR` for the worker's `--data-dir`
+//! (`SWEEP_DATA_DIR`); the system locations in [`SYSTEM_DIRS`] (Debian's
+//! `dataset-fashion-mnist` installs under the first). `mnist-sample` is the
+//! 10,000-digit MNIST sample built into the worker (see
+//! `data/mnist-sample/README.md`), so a fresh machine trains offline.
+
+mod idx;
+
+use std::path::{Path, PathBuf};
+
+pub use idx::{Images, read_images, read_labels};
+
+use crate::error::DataError;
+use crate::rng::Rng;
+
+pub const SAMPLE: &str = "mnist-sample";
+pub const SYSTEM_DIRS: [&str; 2] = ["/usr/share/datasets", "/usr/local/share/datasets"];
+const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+const SAMPLE_FILES: [&[u8]; 4] = [
+    include_bytes!("../../../data/mnist-sample/train-images-idx3-ubyte.gz"),
+    include_bytes!("../../../data/mnist-sample/train-labels-idx1-ubyte.gz"),
+    include_bytes!("../../../data/mnist-sample/t10k-images-idx3-ubyte.gz"),
+    include_bytes!("../../../data/mnist-sample/t10k-labels-idx1-ubyte.gz"),
+];
+
+/// Images scaled to [0, 1] and their labels.
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub pixels: Vec<f32>,
+    pub labels: Vec<u8>,
+    /// Pixels per image.
+    pub width: usize,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The first `n` examples (all of them when `n` is larger or absent).
+    pub fn truncate(&mut self, n: Option<u64>) {
+        if let Some(n) = n.map(|n| n as usize).filter(|n| *n < self.len()) {
+            self.labels.truncate(n);
+            self.pixels.truncate(n * self.width);
+        }
+    }
+
+    /// Permutes the labels with a generator seeded by `seed`, leaving the
+    /// images in place: the random-label experiment (3.1).
+    pub fn shuffle_labels(&mut self, seed: u64) {
+        Rng::derived(seed, 0x1abe1).shuffle(&mut self.labels);
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub train: Split,
+    pub test: Split,
+}
+
+/// Where the files of a dataset are.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Dir(PathBuf),
+    Sample,
+}
+
+/// Finds a dataset by name; see the module documentation for the order.
+pub fn locate(name: &str, data_dir: Option<&Path>) -> Result<Source, DataError> {
+    if name == SAMPLE {
+        return Ok(Source::Sample);
+    }
+    let mut candidates = vec![PathBuf::from(name)];
+    if let Some(dir) = data_dir {
+        candidates.push(dir.join(name));
+        candidates.push(dir.to_path_buf());
+    }
+    candidates.extend(SYSTEM_DIRS.iter().map(|dir| Path::new(dir).join(name)));
+    candidates
+        .iter()
+        .find(|dir| FILES.iter().all(|file| find_file(dir, file).is_some()))
+        .map(|dir| Source::Dir(dir.clone()))
+        .ok_or_else(|| DataError::Missing {
+            name: name.to_string(),
+            looked_in: candidates,
+        })
+}
+
+fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [format!("{stem}.gz"), stem.to_string()]
+        .into_iter()
+        .map(|file| dir.join(file))
+        .find(|path| path.is_file())
+}
+
+/// Loads a dataset: the train and test splits, pixels scaled to [0, 1].
+pub fn load(name: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
+    match locate(name, data_dir)? {
+        Source::Sample => {
+            let dir = tempdir_for_sample()?;
+            load_dir(&dir)
+        }
+        Source::Dir(dir) => load_dir(&dir),
+    }
+}
+
+/// The built-in sample, written once to a cache directory so that one
+/// reader serves both sources.
+fn tempdir_for_sample() -> Result<PathBuf, DataError> {
+    let dir = std::env::temp_dir().join(format!("sweep-{SAMPLE}-{}", env!("CARGO_PKG_VERSION")));
+    std::fs::create_dir_all(&dir).map_err(|err| DataError::io(&dir, err))?;
+    for (stem, bytes) in FILES.iter().zip(SAMPLE_FILES) {
+        let path = dir.join(format!("{stem}.gz"));
+        let fresh = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
+        if !fresh {
+            // Write beside, then rename: concurrent workers never read half a file.
+            let partial = dir.join(format!("{stem}.gz.{}", std::process::id()));
+            std::fs::write(&partial, bytes).map_err(|err| DataError::io(&partial, err))?;
+            std::fs::rename(&partial, &path).map_err(|err| DataError::io(&path, err))?;
+        }
+    }
+    Ok(dir)
+}
+
+fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, DataError> {
+    let images_path = find_file(dir, images)
+        .ok_or_else(|| DataError::io(&dir.join(images), std::io::ErrorKind::NotFound.into()))?;
+    let labels_path = find_file(dir, labels)
+        .ok_or_else(|| DataError::io(&dir.join(labels), std::io::ErrorKind::NotFound.into()))?;
+    let images = read_images(&images_path)?;
+    let labels = read_labels(&labels_path)?;
+    if labels.len() != images.count {
+        return Err(DataError::format(
+            &labels_path,
+            format!("{} labels for {} images", labels.len(), images.count),
+        ));
+    }
+    Ok(Split {
+        pixels: images
+            .pixels
+            .iter()
+            .map(|p| f32::from(*p) / 255.0)
+            .collect(),
+        labels,
+        width: images.rows * images.cols,
+    })
+}
+
+fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
+    Ok(Dataset {
+        train: load_split(dir, FILES[0], FILES[1])?,
+        test: load_split(dir, FILES[2], FILES[3])?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_sample_loads_with_every_class() {
+        let data = load(SAMPLE, None).unwrap();
+        assert_eq!((data.train.len(), data.test.len()), (8000, 2000));
+        assert_eq!(data.train.width, 784);
+        assert_eq!(data.train.pixels.len(), 8000 * 784);
+        assert!(data.train.pixels.iter().all(|p| (0.0..=1.0).contains(p)));
+        for class in 0..10u8 {
+            assert!(data.test.labels.iter().filter(|l| **l == class).count() > 150);
+        }
+    }
+
+    #[test]
+    fn a_missing_dataset_says_where_it_looked_and_how_to_get_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = locate("mnist", Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains(&dir.path().join("mnist").display().to_string()),
+            "{err}"
+        );
+        assert!(err.contains("/usr/share/datasets/mnist"), "{err}");
+        assert!(err.contains("mnist-sample"), "{err}");
+        assert!(err.contains("dataset-fashion-mnist"), "{err}");
+    }
+
+    #[test]
+    fn a_data_dir_is_searched_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sample = tempdir_for_sample().unwrap();
+        let target = dir.path().join("digits");
+        std::fs::create_dir(&target).unwrap();
+        for stem in FILES {
+            std::fs::copy(
+                sample.join(format!("{stem}.gz")),
+                target.join(format!("{stem}.gz")),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            locate("digits", Some(dir.path())).unwrap(),
+            Source::Dir(target)
+        );
+    }
+
+    #[test]
+    fn label_shuffling_keeps_the_labels_and_depends_on_the_seed() {
+        let data = load(SAMPLE, None).unwrap();
+        let mut a = data.train.clone();
+        a.truncate(Some(1000));
+        let mut b = a.clone();
+        a.shuffle_labels(1);
+        b.shuffle_labels(2);
+        let mut sorted_a = a.labels.clone();
+        sorted_a.sort();
+        let mut original = data.train.labels[..1000].to_vec();
+        original.sort();
+        assert_eq!(sorted_a, original, "a permutation");
+        assert_ne!(a.labels, b.labels);
+        let kept = a
+            .labels
+            .iter()
+            .zip(&data.train.labels)
+            .filter(|(x, y)| x == y)
+            .count();
+        assert!(kept < 200, "about a tenth stay in place, {kept} did");
+        assert_eq!(a.pixels, data.train.pixels[..1000 * 784]);
+    }
+}

@@ -1,0 +1,215 @@
+//! `classify`: minibatch training on an MNIST-format dataset, with the
+//! running minibatch loss and accuracy every k steps and full train and test
+//! evaluations after every epoch.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde_json::json;
+use sweep_proto::params::{ClassifyParams, ModelShape, TaskParams};
+
+use super::{Context, TaskError, check_finite, optimizer};
+use crate::data::{self, Split};
+use crate::model::{self, FLAT_F32, Net, initial_weights};
+use crate::rng::Rng;
+
+/// Examples per forward pass when evaluating.
+const EVAL_BATCH: usize = 1000;
+
+/// A minibatch as tensors on `device`.
+fn batch(split: &Split, indices: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    let mut pixels = Vec::with_capacity(indices.len() * split.width);
+    for &i in indices {
+        pixels.extend_from_slice(&split.pixels[i * split.width..(i + 1) * split.width]);
+    }
+    let labels: Vec<i64> = indices
+        .iter()
+        .map(|&i| i64::from(split.labels[i]))
+        .collect();
+    (
+        Tensor::from_data(
+            TensorData::new(pixels, [indices.len(), split.width]),
+            device,
+        ),
+        Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
+    )
+}
+
+/// How many of the predictions (argmax of the logits) hit the labels.
+fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
+    let predicted: Tensor<1, Int> = logits.argmax(1).flatten(0, 1);
+    predicted.equal(labels).int().sum().into_scalar::<i64>() as usize
+}
+
+/// Mean loss and accuracy of `model` over a whole split.
+pub fn evaluate(model: &Net, split: &Split, device: &Device) -> (f64, f64) {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let (mut loss_sum, mut hits) = (0.0, 0);
+    let indices: Vec<usize> = (0..split.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let (x, y) = batch(split, chunk, device);
+        let logits = model.forward(x);
+        let loss = loss_fn
+            .forward(logits.clone(), y.clone())
+            .into_scalar::<f32>();
+        loss_sum += f64::from(loss) * chunk.len() as f64;
+        hits += correct(logits, y);
+    }
+    let n = split.len().max(1) as f64;
+    (loss_sum / n, hits as f64 / n)
+}
+
+fn dataset(
+    params: &TaskParams,
+    classify: &ClassifyParams,
+    ctx: &Context<'_>,
+) -> Result<data::Dataset, TaskError> {
+    let name = params
+        .dataset
+        .as_deref()
+        .ok_or_else(|| TaskError::InvalidParams("a classify task names a dataset".into()))?;
+    let mut data = data::load(name, ctx.data_dir.as_deref())?;
+    data.train.truncate(classify.train_subset);
+    data.test.truncate(classify.test_subset);
+    if classify.shuffle_labels {
+        data.train.shuffle_labels(params.seed);
+    }
+    if data.train.is_empty() || data.test.is_empty() {
+        return Err(TaskError::InvalidParams(format!(
+            "dataset {name:?} has an empty split"
+        )));
+    }
+    Ok(data)
+}
+
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+    let classify = params.classify.as_ref().ok_or_else(|| {
+        TaskError::InvalidParams("a classify task needs classify parameters".into())
+    })?;
+    let data = dataset(params, classify, ctx)?;
+    let train_device = ctx.device.clone().autodiff();
+    let eval_device = ctx.device.clone();
+    let batch_size = params.batch_size.unwrap_or(data.train.len() as u64).max(1) as usize;
+    let mut model = Net::new(
+        &params.model,
+        &initial_weights(&params.model, params.init_seed),
+        &train_device,
+    );
+    let mut optim = optimizer(&params.optimizer);
+    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let mut shuffler = Rng::derived(params.seed, 0x0bde5);
+    let mut step = 0u64;
+    let mut last = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
+    for epoch in 1..=classify.epochs {
+        shuffler.shuffle(&mut order);
+        for chunk in order.chunks(batch_size) {
+            ctx.check_stop()?;
+            step += 1;
+            let (x, y) = batch(&data.train, chunk, &train_device);
+            let logits = model.forward(x);
+            let loss = loss_fn.forward(logits.clone(), y.clone());
+            if step.is_multiple_of(classify.record_every) {
+                let value = f64::from(loss.clone().into_scalar::<f32>());
+                check_finite(step, value)?;
+                let accuracy = correct(logits, y) as f64 / chunk.len() as f64;
+                ctx.sink
+                    .metric("batch_loss", step as i64, Some(epoch as i64), value);
+                ctx.sink
+                    .metric("batch_acc", step as i64, Some(epoch as i64), accuracy);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(params.lr, model, grads);
+        }
+        let inference = model.valid();
+        let train = evaluate(&inference, &data.train, &eval_device);
+        let test = evaluate(&inference, &data.test, &eval_device);
+        check_finite(step, train.0)?;
+        for (name, value) in [
+            ("train_loss", train.0),
+            ("train_acc", train.1),
+            ("test_loss", test.0),
+            ("test_acc", test.1),
+        ] {
+            ctx.sink
+                .metric(name, epoch as i64, Some(epoch as i64), value);
+        }
+        if classify
+            .snapshot_every
+            .is_some_and(|every| epoch % every == 0)
+        {
+            let name = format!("weights/epoch-{epoch:03}");
+            ctx.sink
+                .artifact(&name, FLAT_F32, model::to_bytes(&inference.flat()));
+        }
+        last = (train, test);
+    }
+    let weights = model.valid().flat();
+    let mut summary = json!({});
+    if classify.sensitivity {
+        let (whole, per_sample) = sensitivity(&params.model, &weights, &data.test, &train_device);
+        ctx.sink.metric("sensitivity", step as i64, None, whole);
+        ctx.sink
+            .metric("sensitivity_per_sample", step as i64, None, per_sample);
+        summary = json!({"sensitivity": whole, "sensitivity_per_sample": per_sample});
+    }
+    if classify.save_weights {
+        ctx.sink
+            .artifact("weights/final", FLAT_F32, model::to_bytes(&weights));
+    }
+    let ((train_loss, train_acc), (test_loss, test_acc)) = last;
+    let figures = json!({
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "steps": step,
+        "epochs": classify.epochs,
+        "param_count": params.param_count,
+        "train_examples": data.train.len(),
+        "test_examples": data.test.len(),
+    });
+    summary
+        .as_object_mut()
+        .expect("an object")
+        .extend(figures.as_object().expect("an object").clone());
+    Ok(summary)
+}
+
+/// The sensitivity of 3.4: the Frobenius norm of the gradient of the mean
+/// test loss with respect to the test inputs, and (comparable across test-set
+/// sizes, since the first shrinks like 1/√n) the mean over test examples of
+/// the norm of each example's own loss gradient.
+pub fn sensitivity(
+    shape: &ModelShape,
+    weights: &[f32],
+    split: &Split,
+    device: &Device,
+) -> (f64, f64) {
+    let model = Net::new(shape, weights, device);
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let (mut squares, mut per_sample) = (0.0, 0.0);
+    let indices: Vec<usize> = (0..split.len()).collect();
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let (x, y) = batch(split, chunk, device);
+        let x = x.require_grad();
+        // The mean over the chunk times its size: the summed loss, whose
+        // gradient row i is example i's own loss gradient.
+        let summed = loss_fn.forward(model.forward(x.clone()), y) * chunk.len() as f32;
+        let grads = summed.backward();
+        let Some(grad) = x.grad(&grads) else { continue };
+        for row in grad
+            .into_data()
+            .iter::<f32>()
+            .collect::<Vec<_>>()
+            .chunks(split.width)
+        {
+            let row_squares: f64 = row.iter().map(|g| f64::from(*g).powi(2)).sum();
+            squares += row_squares;
+            per_sample += row_squares.sqrt();
+        }
+    }
+    let n = split.len().max(1) as f64;
+    (squares.sqrt() / n, per_sample / n)
+}

@@ -1,0 +1,106 @@
+//! One module per experiment kind. Each trains from a task's parameters,
+//! reports metrics and artifacts through a [`Sink`] and returns the task's
+//! summary (the figures reports aggregate).
+//!
+//! - [`fit`]: regression on y = 2·x·cos(x) + 2 (1.1), with gradient norms (2.2).
+//! - [`classify`]: MNIST-format classification (1.2, 1.3, 2.1, 3.1, 3.2, 3.4).
+
+pub mod classify;
+pub mod fit;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Device;
+use sweep_proto::params::{ExperimentKind, Optimizer, TaskParams};
+
+use crate::error::DataError;
+
+/// Where a running task sends what it measures. Sending never blocks
+/// training; the runner ships it to the coordinator.
+pub trait Sink: Send + Sync {
+    fn metric(&self, name: &str, step: i64, epoch: Option<i64>, value: f64);
+    fn artifact(&self, name: &str, encoding: &str, data: Vec<u8>);
+}
+
+/// What a task runs with.
+pub struct Context<'a> {
+    /// The training device (the runner's choice, without autodiff).
+    pub device: Device,
+    pub data_dir: Option<PathBuf>,
+    pub sink: &'a dyn Sink,
+    /// Set when the task must stop (cancelled, lease lost, shutdown).
+    pub stop: &'a AtomicBool,
+}
+
+impl Context<'_> {
+    fn check_stop(&self) -> Result<(), TaskError> {
+        if self.stop.load(Ordering::Relaxed) {
+            Err(TaskError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("diverged at step {step}: the loss is {loss}")]
+    Diverged { step: u64, loss: f64 },
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("the task's parameters do not fit its kind: {0}")]
+    InvalidParams(String),
+    #[error("this worker does not run {0} yet; run it on a newer worker")]
+    Unsupported(String),
+    #[error("the task was stopped")]
+    Stopped,
+    #[error("training panicked: {0}")]
+    Panicked(String),
+}
+
+impl TaskError {
+    /// Whether another attempt (on this or another worker) could succeed.
+    /// A diverged run or a bad parameter fails the same way every time.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Data(DataError::Io { .. }) | Self::Panicked(_))
+    }
+}
+
+/// Runs one task to its summary.
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+    match params.experiment {
+        ExperimentKind::Fit => fit::run(params, ctx),
+        ExperimentKind::Classify => classify::run(params, ctx),
+        other => Err(TaskError::Unsupported(format!("experiment {other:?}"))),
+    }
+}
+
+/// The optimizer a task asks for, in burn's terms.
+fn optimizer(spec: &Optimizer) -> burn::optim::ModuleOptimizer {
+    match spec {
+        Optimizer::Adam { epsilon } => burn::optim::AdamConfig::new()
+            .with_epsilon(*epsilon as f32)
+            .init(),
+        Optimizer::Sgd { momentum } => {
+            let mut config = burn::optim::SgdConfig::new();
+            if *momentum > 0.0 {
+                config = config.with_momentum(Some(
+                    burn::optim::momentum::MomentumConfig::new()
+                        .with_momentum(*momentum)
+                        .with_dampening(0.0),
+                ));
+            }
+            config.init()
+        }
+    }
+}
+
+/// Fails the task at the first non-finite loss.
+fn check_finite(step: u64, loss: f64) -> Result<(), TaskError> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(TaskError::Diverged { step, loss })
+    }
+}

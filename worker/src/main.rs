@@ -1,0 +1,61 @@
+//! `sweep-worker`: parses flags (each also from `SWEEP_*` env) and serves the
+//! coordinator until SIGTERM or ctrl-c, then hands unfinished tasks back.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use sweep_worker::device::DeviceChoice;
+use tracing_subscriber::EnvFilter;
+
+/// A sweep worker: leases tasks from a coordinator and trains them with burn.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The coordinator's address.
+    #[arg(
+        long,
+        env = "SWEEP_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    coordinator: String,
+    /// Tasks to run at once; each gets its share of the CPU threads.
+    #[arg(long, env = "SWEEP_SLOTS", default_value_t = 1)]
+    slots: usize,
+    /// Where to train: cpu, cuda or cuda:N (cuda needs a build with --features tch).
+    #[arg(long, env = "SWEEP_DEVICE", default_value = "cpu")]
+    device: DeviceChoice,
+    /// A directory of datasets (NAME/ with IDX files, or the IDX files themselves).
+    #[arg(long, env = "SWEEP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The bearer token the coordinator expects from workers.
+    #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A name for this worker in listings (default: the host name).
+    #[arg(long, env = "SWEEP_WORKER_NAME")]
+    name: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
+    let config = sweep_worker::Config {
+        name: args
+            .name
+            .unwrap_or_else(|| format!("worker-{}", std::process::id())),
+        coordinator: args.coordinator,
+        token: args.token,
+        slots: args.slots,
+        device: args.device,
+        data_dir: args.data_dir,
+        lease_wait: Duration::from_secs(10),
+    };
+    sweep_worker::run(config, sweep_proto::shutdown::signal()).await?;
+    Ok(())
+}

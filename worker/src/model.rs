@@ -1,0 +1,339 @@
+//! Models built from a task's [`ModelShape`], with their weights as one flat
+//! vector. The flat form is what the worker stores as a weights artifact
+//! (encoding [`FLAT_F32`]), what interpolation blends and what the Hessian
+//! differentiates: for each conv stage, then each dense layer, the weight
+//! then the bias, row-major in burn's layout (conv `[out, in, k, k]`, dense
+//! `[in, out]`).
+
+use burn::module::{Module, Param};
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use sweep_proto::params::ModelShape;
+
+use crate::rng::Rng;
+
+/// The artifact encoding of flat weights: little-endian f32s.
+pub const FLAT_F32: &str = "f32-le";
+
+/// An MLP (no conv stages) or a CNN: ReLU after every layer but the last.
+#[derive(Module, Debug)]
+pub struct Net {
+    convs: Vec<Conv2d>,
+    pool: MaxPool2d,
+    dense: Vec<Linear>,
+    in_channels: usize,
+    side: usize,
+}
+
+/// One parameter tensor's place in the flat vector.
+#[derive(Clone, Debug, PartialEq)]
+struct Block {
+    shape: Vec<usize>,
+    /// fan-in and fan-out for Glorot initialisation; `None` for a bias.
+    fans: Option<(usize, usize)>,
+}
+
+impl Block {
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The parameter blocks of a shape, in flat order.
+fn blocks(shape: &ModelShape) -> Vec<Block> {
+    let weight = |shape: Vec<usize>, fans| Block {
+        shape,
+        fans: Some(fans),
+    };
+    let bias = |n: usize| Block {
+        shape: vec![n],
+        fans: None,
+    };
+    let mut out = Vec::new();
+    let dense = |out: &mut Vec<Block>, input: usize, hidden: &[u64], output: u64| {
+        let mut fan_in = input;
+        for &width in hidden.iter().chain([&output]) {
+            let width = width as usize;
+            out.push(weight(vec![fan_in, width], (fan_in, width)));
+            out.push(bias(width));
+            fan_in = width;
+        }
+    };
+    match shape {
+        ModelShape::Mlp {
+            input,
+            hidden,
+            output,
+        } => dense(&mut out, *input as usize, hidden, *output),
+        ModelShape::Cnn {
+            in_channels,
+            image_size,
+            kernel,
+            convs,
+            fc,
+            output,
+        } => {
+            let (k, mut channels, mut side) = (
+                *kernel as usize,
+                *in_channels as usize,
+                *image_size as usize,
+            );
+            for &c in convs {
+                let c = c as usize;
+                out.push(weight(
+                    vec![c, channels, k, k],
+                    (channels * k * k, c * k * k),
+                ));
+                out.push(bias(c));
+                channels = c;
+                side /= 2;
+            }
+            dense(&mut out, side * side * channels, fc, *output);
+        }
+    }
+    out
+}
+
+/// Glorot-uniform weights and zero biases, drawn from `seed` alone.
+pub fn initial_weights(shape: &ModelShape, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::derived(seed, 0x1417);
+    let mut flat = Vec::with_capacity(shape.param_count() as usize);
+    for block in blocks(shape) {
+        match block.fans {
+            Some((fan_in, fan_out)) => {
+                let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                flat.extend(
+                    (0..block.len()).map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32),
+                );
+            }
+            None => flat.extend(std::iter::repeat_n(0.0, block.len())),
+        }
+    }
+    flat
+}
+
+fn tensor<const D: usize>(values: &[f32], shape: &[usize], device: &Device) -> Tensor<D> {
+    let dims: [usize; D] = shape.try_into().expect("block rank matches the layer");
+    Tensor::from_data(TensorData::new(values.to_vec(), dims), device)
+}
+
+/// Appends a parameter's values, or its gradient in `grads` (zeros when it
+/// has none), to `out`.
+fn push<const D: usize>(param: &Param<Tensor<D>>, grads: Option<&Gradients>, out: &mut Vec<f32>) {
+    let value = param.val();
+    let data = match grads {
+        None => value.into_data(),
+        Some(grads) => match value.grad(grads) {
+            Some(grad) => grad.into_data(),
+            None => {
+                out.extend(std::iter::repeat_n(0.0, value.shape().num_elements()));
+                return;
+            }
+        },
+    };
+    out.extend(data.iter::<f32>());
+}
+
+impl Net {
+    /// Builds the model with the given flat weights on `device`.
+    pub fn new(shape: &ModelShape, flat: &[f32], device: &Device) -> Self {
+        let blocks = blocks(shape);
+        assert_eq!(
+            flat.len(),
+            blocks.iter().map(Block::len).sum::<usize>(),
+            "weights fit the shape"
+        );
+        let mut offset = 0;
+        let mut take = |block: &Block| {
+            let values = &flat[offset..offset + block.len()];
+            offset += block.len();
+            values
+        };
+        let (in_channels, side, n_convs) = match shape {
+            ModelShape::Mlp { .. } => (1, 0, 0),
+            ModelShape::Cnn {
+                in_channels,
+                image_size,
+                convs,
+                ..
+            } => (*in_channels as usize, *image_size as usize, convs.len()),
+        };
+        let mut pairs = blocks.chunks(2);
+        let convs = (0..n_convs)
+            .map(|_| {
+                let pair = pairs.next().expect("a weight and a bias per conv");
+                let k = pair[0].shape[2];
+                Conv2d {
+                    weight: Param::from_tensor(tensor(take(&pair[0]), &pair[0].shape, device)),
+                    bias: Some(Param::from_tensor(tensor(
+                        take(&pair[1]),
+                        &pair[1].shape,
+                        device,
+                    ))),
+                    stride: [1, 1],
+                    kernel_size: [k, k],
+                    dilation: [1, 1],
+                    groups: 1,
+                    padding: PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2),
+                }
+            })
+            .collect();
+        let dense = pairs
+            .map(|pair| Linear {
+                weight: Param::from_tensor(tensor(take(&pair[0]), &pair[0].shape, device)),
+                bias: Some(Param::from_tensor(tensor(
+                    take(&pair[1]),
+                    &pair[1].shape,
+                    device,
+                ))),
+            })
+            .collect();
+        Self {
+            convs,
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            dense,
+            in_channels,
+            side,
+        }
+    }
+
+    /// The weights as one flat vector, in the order [`Net::new`] reads.
+    pub fn flat(&self) -> Vec<f32> {
+        self.walk(None)
+    }
+
+    /// The gradient of every weight and bias, in the same flat order.
+    pub fn flat_grad(&self, grads: &Gradients) -> Vec<f32> {
+        self.walk(Some(grads))
+    }
+
+    /// The Euclidean norm of the gradient of all weights and biases.
+    pub fn grad_norm(&self, grads: &Gradients) -> f64 {
+        let squares: f64 = self
+            .flat_grad(grads)
+            .iter()
+            .map(|g| f64::from(*g).powi(2))
+            .sum();
+        squares.sqrt()
+    }
+
+    fn walk(&self, grads: Option<&Gradients>) -> Vec<f32> {
+        let mut out = Vec::new();
+        for conv in &self.convs {
+            push(&conv.weight, grads, &mut out);
+            conv.bias.iter().for_each(|b| push(b, grads, &mut out));
+        }
+        for layer in &self.dense {
+            push(&layer.weight, grads, &mut out);
+            layer.bias.iter().for_each(|b| push(b, grads, &mut out));
+        }
+        out
+    }
+
+    /// `[n, features]` in (flattened images for a CNN), `[n, outputs]` out.
+    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
+        let mut x = input;
+        if !self.convs.is_empty() {
+            let [n, _] = x.dims();
+            let mut image: Tensor<4> = x.reshape([n, self.in_channels, self.side, self.side]);
+            for conv in &self.convs {
+                image = self.pool.forward(relu(conv.forward(image)));
+            }
+            x = image.flatten(1, 3);
+        }
+        let last = self.dense.len() - 1;
+        for (i, layer) in self.dense.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// Little-endian bytes of flat weights, for an artifact.
+pub fn to_bytes(flat: &[f32]) -> Vec<u8> {
+    flat.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Flat weights from an artifact's bytes.
+pub fn from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
+    bytes.len().is_multiple_of(4).then(|| {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::test_device;
+
+    fn mlp(input: u64, hidden: &[u64], output: u64) -> ModelShape {
+        ModelShape::Mlp {
+            input,
+            hidden: hidden.to_vec(),
+            output,
+        }
+    }
+
+    fn cnn(convs: &[u64]) -> ModelShape {
+        ModelShape::Cnn {
+            in_channels: 1,
+            image_size: 28,
+            kernel: 5,
+            convs: convs.to_vec(),
+            fc: vec![128],
+            output: 10,
+        }
+    }
+
+    /// burn's own count of the built model, for every model of the report.
+    #[test]
+    fn built_models_have_the_report_parameter_counts() {
+        let device = test_device();
+        let cases = [
+            (mlp(1, &[5, 10, 10, 10, 10, 10, 5], 1), 571),
+            (mlp(1, &[190], 1), 571),
+            (mlp(784, &[100, 200, 200, 200, 200, 200, 100], 10), 280_610),
+            (mlp(784, &[353], 10), 280_645),
+            (mlp(1, &[10, 10, 10], 1), 251),
+            (mlp(784, &[100, 200, 200, 200, 20, 200, 100], 10), 208_430),
+            (mlp(784, &[10; 5], 10), 8_400),
+            (mlp(784, &[100; 5], 10), 119_910),
+            (cnn(&[16, 36]), 242_062),
+            (cnn(&[16, 36, 144]), 311_902),
+        ];
+        for (shape, count) in cases {
+            let flat = initial_weights(&shape, 0);
+            assert_eq!(flat.len(), count, "{shape:?}");
+            let net = Net::new(&shape, &flat, &device);
+            assert_eq!(net.num_params(), count, "{shape:?}");
+            assert_eq!(shape.param_count() as usize, count);
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_and_depend_only_on_the_seed() {
+        let device = test_device();
+        let shape = cnn(&[4, 8]);
+        let flat = initial_weights(&shape, 42);
+        assert_eq!(initial_weights(&shape, 42), flat);
+        assert_ne!(initial_weights(&shape, 43), flat);
+        let net = Net::new(&shape, &flat, &device);
+        assert_eq!(net.flat(), flat);
+        assert_eq!(from_bytes(&to_bytes(&flat)).unwrap(), flat);
+        let out = net.forward(Tensor::zeros([3, 784], &device));
+        assert_eq!(out.dims(), [3, 10]);
+        // Glorot bounds for the first conv: sqrt(6 / (1*25 + 4*25)).
+        let limit = (6.0f32 / 125.0).sqrt();
+        assert!(flat[..100].iter().all(|w| w.abs() <= limit));
+        assert!(flat[100..104].iter().all(|b| *b == 0.0));
+    }
+}

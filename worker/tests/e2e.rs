@@ -1,0 +1,205 @@
+//! A coordinator (SQLite file) and a real `sweep-worker` process train a small
+//! sweep over gRPC; every task's metrics end up in the store.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sweep_coordinator::Config;
+use sweep_coordinator::store::{self, TaskState};
+use sweep_proto::SweepId;
+use sweep_proto::v1::sweeps_client::SweepsClient;
+use sweep_proto::v1::{self, SweepState};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+const SWEEP: &str = r#"
+name = "e2e"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [32] }
+train = { lr = 1e-3, epochs = 1, batch_size = 64, record_every = 10 }
+classify = { train_subset = 1000, test_subset = 300, save_weights = true }
+[grid]
+seed = [0, 1, 2]
+"#;
+
+struct Coordinator {
+    url: String,
+    database: String,
+    stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn coordinator() -> Coordinator {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("sweeps.db").display());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = Config::new(database.clone());
+    config.lease_ttl = Duration::from_secs(6);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(sweep_coordinator::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    Coordinator {
+        url,
+        database,
+        stop,
+        _dir: dir,
+    }
+}
+
+fn worker(url: &str, slots: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sweep-worker"))
+        .args(["--coordinator", url, "--slots", &slots.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the worker binary")
+}
+
+async fn sweeps(url: &str) -> SweepsClient<Channel> {
+    for _ in 0..100 {
+        if let Ok(client) = SweepsClient::connect(url.to_string()).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no coordinator at {url}");
+}
+
+async fn wait_for(
+    client: &mut SweepsClient<Channel>,
+    sweep_id: u64,
+    done: impl Fn(&v1::SweepInfo) -> bool,
+) -> v1::SweepInfo {
+    let started = Instant::now();
+    loop {
+        let sweep = client
+            .get(v1::GetSweepRequest { sweep_id })
+            .await
+            .unwrap()
+            .into_inner();
+        if done(&sweep) {
+            return sweep;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "sweep stuck: {sweep:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_trains_a_sweep_over_grpc() {
+    let coordinator = coordinator().await;
+    let mut client = sweeps(&coordinator.url).await;
+    let sweep_id = client
+        .submit(v1::SubmitRequest {
+            spec_toml: SWEEP.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let mut process = worker(&coordinator.url, 2);
+    let sweep = wait_for(&mut client, sweep_id, |s| {
+        s.state != SweepState::Pending as i32 && s.state != SweepState::Running as i32
+    })
+    .await;
+    assert_eq!(sweep.state, SweepState::Succeeded as i32, "{sweep:?}");
+    let workers = client
+        .list_workers(v1::ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .workers;
+    assert_eq!(workers.len(), 1);
+    assert_eq!((workers[0].backend.as_str(), workers[0].slots), ("flex", 2));
+    assert!(
+        terminate(&mut process).success(),
+        "the worker exits cleanly on SIGTERM"
+    );
+
+    let store = store::connect(&coordinator.database).await.unwrap();
+    let tasks = store.tasks(SweepId(sweep_id as i64), &[]).await.unwrap();
+    assert_eq!(tasks.len(), 3);
+    for task in tasks {
+        assert_eq!(task.state, TaskState::Succeeded);
+        let metrics = store.metrics(task.id).await.unwrap();
+        let names: std::collections::BTreeSet<&str> =
+            metrics.iter().map(|m| m.point.name.as_str()).collect();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            [
+                "batch_acc",
+                "batch_loss",
+                "test_acc",
+                "test_loss",
+                "train_acc",
+                "train_loss"
+            ]
+        );
+        assert_eq!(
+            metrics
+                .iter()
+                .filter(|m| m.point.name == "batch_loss")
+                .count(),
+            1000 / 64 / 10
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(task.summary.as_deref().unwrap()).unwrap();
+        let test_acc = metrics
+            .iter()
+            .find(|m| m.point.name == "test_acc")
+            .unwrap()
+            .point
+            .value;
+        assert_eq!(summary["test_acc"].as_f64().unwrap(), test_acc);
+        let weights = store.artifact(task.id, "weights/final").await.unwrap();
+        assert_eq!(weights.data.len(), 4 * (784 * 32 + 32 + 32 * 10 + 10));
+    }
+    let _ = coordinator.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_running_tasks_back() {
+    let coordinator = coordinator().await;
+    let mut client = sweeps(&coordinator.url).await;
+    let long = SWEEP
+        .replace("epochs = 1", "epochs = 500")
+        .replace("seed = [0, 1, 2]", "seed = [0]");
+    let sweep_id = client
+        .submit(v1::SubmitRequest { spec_toml: long })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let mut process = worker(&coordinator.url, 1);
+    wait_for(&mut client, sweep_id, |s| {
+        s.counts.as_ref().is_some_and(|c| c.leased == 1)
+    })
+    .await;
+    let started = Instant::now();
+    assert!(terminate(&mut process).success());
+    // Handed back at once, not after the 6 s lease expires.
+    let task = &client
+        .list_tasks(v1::ListTasksRequest {
+            sweep_id,
+            states: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks[0];
+    assert_eq!(task.state, v1::TaskState::Queued as i32, "{task:?}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    let _ = coordinator.stop.send(());
+}
