@@ -82,3 +82,26 @@ where
         }
     }
 }
+
+/// Downloads a task's artifact whole, retrying while the coordinator is away.
+pub async fn download(client: &Client, task_id: u64, name: &str) -> Result<Vec<u8>, Status> {
+    use sweep_proto::v1::{GetArtifactRequest, artifact_download::Part};
+    retry(|| {
+        let mut client = client.clone();
+        let request = GetArtifactRequest {
+            task_id,
+            name: name.to_string(),
+        };
+        async move {
+            let mut parts = client.get_artifact(request).await?.into_inner();
+            let mut data = Vec::new();
+            while let Some(part) = parts.message().await? {
+                if let Some(Part::Data(chunk)) = part.part {
+                    data.extend(chunk);
+                }
+            }
+            Ok(data)
+        }
+    })
+    .await
+}

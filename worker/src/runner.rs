@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::client::{self, Client, retry};
 use crate::device::DeviceChoice;
 use crate::experiments::{self, Context, TaskError};
+use crate::model;
 use crate::report::{self, ChannelSink, Shipped};
 
 #[derive(Clone, Debug)]
@@ -282,6 +283,14 @@ async fn run_task(shared: Shared, lease: v1::TaskLease) {
             },
         )
     });
+    let dependencies = match dependency_weights(&shared, &lease).await {
+        Ok(weights) => weights,
+        Err(error) => {
+            shared.board.with(|tasks| tasks.remove(&task));
+            end(&shared, &reference, Ending::Fail(error, false)).await;
+            return;
+        }
+    };
     let (events, receiver) = mpsc::unbounded_channel();
     let shipper = tokio::spawn(report::ship(
         shared.client.clone(),
@@ -289,7 +298,7 @@ async fn run_task(shared: Shared, lease: v1::TaskLease) {
         receiver,
         stop.clone(),
     ));
-    let outcome = train(&shared, params, ChannelSink(events), stop).await;
+    let outcome = train(&shared, params, dependencies, ChannelSink(events), stop).await;
     let shipped = shipper.await.unwrap_or(Shipped::LeaseLost);
     let reason = shared
         .board
@@ -310,10 +319,33 @@ async fn run_task(shared: Shared, lease: v1::TaskLease) {
     end(&shared, &reference, ending).await;
 }
 
+/// The final weights of the task's dependencies (interpolation needs them).
+async fn dependency_weights(
+    shared: &Shared,
+    lease: &v1::TaskLease,
+) -> Result<Vec<Vec<f32>>, String> {
+    let mut weights = Vec::with_capacity(lease.depends_on.len());
+    for &dependency in &lease.depends_on {
+        let bytes = client::download(&shared.client, dependency, "weights/final")
+            .await
+            .map_err(|status| {
+                format!(
+                    "cannot fetch the weights of task {dependency}: {}",
+                    status.message()
+                )
+            })?;
+        let flat = model::from_bytes(&bytes)
+            .ok_or_else(|| format!("the weights of task {dependency} are not whole f32 values"))?;
+        weights.push(flat);
+    }
+    Ok(weights)
+}
+
 /// Runs the experiment on a slot's threads, turning a panic into an error.
 async fn train(
     shared: &Shared,
     params: TaskParams,
+    dependencies: Vec<Vec<f32>>,
     sink: ChannelSink,
     stop: Arc<AtomicBool>,
 ) -> Result<serde_json::Value, TaskError> {
@@ -332,6 +364,7 @@ async fn train(
                     device,
                     data_dir,
                     sink: &sink,
+                    dependencies,
                     stop: &stop,
                 };
                 experiments::run(&params, &ctx)

@@ -13,6 +13,7 @@ use sweep_worker::experiments::{self, Context, Sink, TaskError};
 struct Recorder {
     metrics: Mutex<Vec<(String, i64, f64)>>,
     artifacts: Mutex<Vec<(String, usize)>>,
+    final_weights: Mutex<Option<Vec<u8>>>,
 }
 
 impl Sink for Recorder {
@@ -28,10 +29,24 @@ impl Sink for Recorder {
             .lock()
             .unwrap()
             .push((name.to_string(), data.len()));
+        if name == "weights/final" {
+            *self.final_weights.lock().unwrap() = Some(data);
+        }
     }
 }
 
 impl Recorder {
+    /// The flat weights of the last `weights/final` artifact.
+    fn weights(&self) -> Vec<f32> {
+        let data = self
+            .final_weights
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("final weights");
+        sweep_worker::model::from_bytes(&data).unwrap()
+    }
+
     fn values(&self, name: &str) -> Vec<f64> {
         let metrics = self.metrics.lock().unwrap();
         metrics
@@ -59,6 +74,7 @@ fn run(params: &TaskParams, sink: &Recorder) -> Result<serde_json::Value, TaskEr
         device: DeviceChoice::Cpu.device().unwrap(),
         data_dir: None,
         sink,
+        dependencies: Vec::new(),
         stop: &stop,
     };
     experiments::run(params, &ctx)
@@ -171,4 +187,58 @@ fn a_diverging_run_fails_with_the_step() {
     assert!(matches!(err, TaskError::Diverged { .. }), "{err}");
     assert!(err.to_string().starts_with("diverged at step "), "{err}");
     assert!(!err.retryable());
+}
+
+#[test]
+fn interpolation_starts_and_ends_at_the_two_trained_models() {
+    let spec = r#"
+name = "pair"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [64] }
+train = { lr = 1e-3, epochs = 1, record_every = 50 }
+classify = { train_subset = 2000, test_subset = 500 }
+[interpolate]
+between = "batch_size"
+alpha = { from = -0.5, to = 1.5, step = 0.25 }
+[grid]
+batch_size = [32, 512]
+"#;
+    let tasks = tasks(spec);
+    let mut weights = Vec::new();
+    let mut finals = Vec::new();
+    for params in &tasks[..2] {
+        let sink = Recorder::default();
+        let summary = run(params, &sink).unwrap();
+        finals.push(summary["train_loss"].as_f64().unwrap());
+        weights.push(sink.weights());
+    }
+    let sink = Recorder::default();
+    let stop = AtomicBool::new(false);
+    let ctx = Context {
+        device: DeviceChoice::Cpu.device().unwrap(),
+        data_dir: None,
+        sink: &sink,
+        dependencies: weights,
+        stop: &stop,
+    };
+    let summary = experiments::run(&tasks[2], &ctx).unwrap();
+    assert_eq!(summary["points"], 9);
+    assert_eq!(
+        sink.values("alpha"),
+        vec![-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    );
+    let train_loss = sink.values("train_loss");
+    assert!(
+        (train_loss[2] - finals[0]).abs() < 1e-4,
+        "θ(0) is the first model: {} vs {}",
+        train_loss[2],
+        finals[0]
+    );
+    assert!(
+        (train_loss[6] - finals[1]).abs() < 1e-4,
+        "θ(1) is the second model: {} vs {}",
+        train_loss[6],
+        finals[1]
+    );
 }

@@ -7,7 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::json;
-use sweep_proto::params::{ClassifyParams, ModelShape, TaskParams};
+use sweep_proto::params::{ModelShape, TaskParams};
 
 use super::{Context, TaskError, check_finite, optimizer};
 use crate::data::{self, Split};
@@ -43,7 +43,7 @@ fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
 }
 
 /// Mean loss and accuracy of `model` over a whole split.
-pub fn evaluate(model: &Net, split: &Split, device: &Device) -> (f64, f64) {
+pub(crate) fn evaluate(model: &Net, split: &Split, device: &Device) -> (f64, f64) {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let (mut loss_sum, mut hits) = (0.0, 0);
     let indices: Vec<usize> = (0..split.len()).collect();
@@ -60,20 +60,23 @@ pub fn evaluate(model: &Net, split: &Split, device: &Device) -> (f64, f64) {
     (loss_sum / n, hits as f64 / n)
 }
 
-fn dataset(
+/// The task's dataset: both splits cut to their subsets, the training labels
+/// shuffled by `shuffle_seed` when given (3.1).
+pub(crate) fn dataset(
     params: &TaskParams,
-    classify: &ClassifyParams,
+    subsets: (Option<u64>, Option<u64>),
+    shuffle_seed: Option<u64>,
     ctx: &Context<'_>,
 ) -> Result<data::Dataset, TaskError> {
     let name = params
         .dataset
         .as_deref()
-        .ok_or_else(|| TaskError::InvalidParams("a classify task names a dataset".into()))?;
+        .ok_or_else(|| TaskError::InvalidParams("the task names no dataset".into()))?;
     let mut data = data::load(name, ctx.data_dir.as_deref())?;
-    data.train.truncate(classify.train_subset);
-    data.test.truncate(classify.test_subset);
-    if classify.shuffle_labels {
-        data.train.shuffle_labels(params.seed);
+    data.train.truncate(subsets.0);
+    data.test.truncate(subsets.1);
+    if let Some(seed) = shuffle_seed {
+        data.train.shuffle_labels(seed);
     }
     if data.train.is_empty() || data.test.is_empty() {
         return Err(TaskError::InvalidParams(format!(
@@ -87,7 +90,13 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
     let classify = params.classify.as_ref().ok_or_else(|| {
         TaskError::InvalidParams("a classify task needs classify parameters".into())
     })?;
-    let data = dataset(params, classify, ctx)?;
+    let subsets = (classify.train_subset, classify.test_subset);
+    let data = dataset(
+        params,
+        subsets,
+        classify.shuffle_labels.then_some(params.seed),
+        ctx,
+    )?;
     let train_device = ctx.device.clone().autodiff();
     let eval_device = ctx.device.clone();
     let batch_size = params.batch_size.unwrap_or(data.train.len() as u64).max(1) as usize;

@@ -4,9 +4,11 @@
 //!
 //! - [`fit`]: regression on y = 2·x·cos(x) + 2 (1.1), with gradient norms (2.2).
 //! - [`classify`]: MNIST-format classification (1.2, 1.3, 2.1, 3.1, 3.2, 3.4).
+//! - [`interpolate`]: loss and accuracy along θ(α) = (1-α)·θ₁ + α·θ₂ (3.3).
 
 pub mod classify;
 pub mod fit;
+pub mod interpolate;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,9 @@ pub struct Context<'a> {
     pub device: Device,
     pub data_dir: Option<PathBuf>,
     pub sink: &'a dyn Sink,
+    /// The final weights of the task's dependencies, in order (flat, see
+    /// [`crate::model`]).
+    pub dependencies: Vec<Vec<f32>>,
     /// Set when the task must stop (cancelled, lease lost, shutdown).
     pub stop: &'a AtomicBool,
 }
@@ -72,6 +77,7 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
     match params.experiment {
         ExperimentKind::Fit => fit::run(params, ctx),
         ExperimentKind::Classify => classify::run(params, ctx),
+        ExperimentKind::Interpolate => interpolate::run(params, ctx),
         other => Err(TaskError::Unsupported(format!("experiment {other:?}"))),
     }
 }

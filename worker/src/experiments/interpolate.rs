@@ -1,0 +1,99 @@
+//! `interpolate`: train and test loss and accuracy of θ(α) = (1-α)·θ₁ + α·θ₂
+//! for every α of the grid, where θ₁ and θ₂ are the final weights of the
+//! task's two dependencies (3.3).
+
+use serde_json::json;
+use sweep_proto::params::TaskParams;
+
+use super::classify::{dataset, evaluate};
+use super::{Context, TaskError};
+use crate::model::Net;
+
+/// The α grid: from, from + step, ..., up to `to` (within rounding).
+pub fn alphas(from: f64, to: f64, step: f64) -> Vec<f64> {
+    let count = ((to - from) / step + 1e-9).floor() as usize + 1;
+    (0..count).map(|i| from + i as f64 * step).collect()
+}
+
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+    let grid = params
+        .interpolate
+        .as_ref()
+        .ok_or_else(|| TaskError::InvalidParams("an interpolate task needs its α grid".into()))?;
+    let [first, second] = ctx.dependencies.as_slice() else {
+        return Err(TaskError::InvalidParams(format!(
+            "interpolation needs the weights of two trained models, got {}",
+            ctx.dependencies.len()
+        )));
+    };
+    let expected = params.param_count as usize;
+    if first.len() != expected || second.len() != expected {
+        return Err(TaskError::InvalidParams(format!(
+            "the dependencies' weights have {} and {} values; the model has {expected}",
+            first.len(),
+            second.len()
+        )));
+    }
+    let data = dataset(params, (grid.train_subset, grid.test_subset), None, ctx)?;
+    let alphas = alphas(grid.alpha_from, grid.alpha_to, grid.alpha_step);
+    let mut curve = Vec::with_capacity(alphas.len());
+    for (step, alpha) in alphas.iter().enumerate() {
+        ctx.check_stop()?;
+        let blend: Vec<f32> = first
+            .iter()
+            .zip(second)
+            .map(|(a, b)| ((1.0 - alpha) * f64::from(*a) + alpha * f64::from(*b)) as f32)
+            .collect();
+        let model = Net::new(&params.model, &blend, &ctx.device);
+        let (train_loss, train_acc) = evaluate(&model, &data.train, &ctx.device);
+        let (test_loss, test_acc) = evaluate(&model, &data.test, &ctx.device);
+        let figures = [
+            ("alpha", *alpha),
+            ("train_loss", train_loss),
+            ("train_acc", train_acc),
+            ("test_loss", test_loss),
+            ("test_acc", test_acc),
+        ];
+        // Far from both models the loss can overflow; such points are left
+        // out rather than stored as infinities.
+        for (name, value) in figures.into_iter().filter(|(_, v)| v.is_finite()) {
+            ctx.sink.metric(name, step as i64, None, value);
+        }
+        curve.push((*alpha, train_loss, test_acc));
+    }
+    // The barrier: how far the training loss between the two models rises
+    // above the straight line joining their losses.
+    let at = |target: f64| {
+        curve
+            .iter()
+            .min_by(|x, y| (x.0 - target).abs().total_cmp(&(y.0 - target).abs()))
+            .map(|point| point.1)
+            .unwrap_or(f64::NAN)
+    };
+    let (start, end) = (at(0.0), at(1.0));
+    let barrier = curve
+        .iter()
+        .filter(|(alpha, _, _)| (0.0..=1.0).contains(alpha))
+        .map(|(alpha, loss, _)| loss - ((1.0 - alpha) * start + alpha * end))
+        .fold(f64::NEG_INFINITY, f64::max);
+    Ok(json!({
+        "points": curve.len(),
+        "train_loss_at_0": start,
+        "train_loss_at_1": end,
+        "train_loss_barrier": barrier,
+        "param_count": params.param_count,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alphas;
+
+    #[test]
+    fn the_alpha_grid_includes_both_ends() {
+        let grid = alphas(-1.0, 2.0, 0.05);
+        assert_eq!(grid.len(), 61);
+        assert!((grid[20] - 0.0).abs() < 1e-9 && (grid[60] - 2.0).abs() < 1e-9);
+        assert_eq!(alphas(0.0, 1.0, 0.3).len(), 4);
+    }
+}
