@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sweep_proto::params::TaskParams;
+use sweep_proto::params::{ExperimentKind, TaskParams};
 use sweep_proto::v1;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -263,6 +263,14 @@ fn lease_ref(lease: &v1::TaskLease) -> v1::LeaseRef {
 async fn run_task(shared: Shared, lease: v1::TaskLease) {
     let reference = lease_ref(&lease);
     let task = lease.task_id;
+    if ExperimentKind::parse(&lease.kind).is_none() {
+        let error = format!(
+            "task kind {:?} is not one this worker runs (fit, hessian, classify, interpolate)",
+            lease.kind
+        );
+        end(&shared, &reference, Ending::Fail(error, false)).await;
+        return;
+    }
     let params: TaskParams = match serde_json::from_str(&lease.params_json) {
         Ok(params) => params,
         Err(err) => {

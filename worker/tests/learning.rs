@@ -242,3 +242,47 @@ batch_size = [32, 512]
         finals[1]
     );
 }
+
+const GRAD_NORM: &str = r#"
+name = "2.2"
+experiment = "hessian"
+model = { kind = "mlp", hidden = [10, 10, 10] }
+train = { lr = 1e-3, steps = 300, record_every = 10 }
+fit = { points = 200, grad_norm_phase = { steps = 60, objective = "norm_squared", lr = 1e-4 } }
+hessian = { tol = 1e-6 }
+"#;
+
+#[test]
+fn the_gradient_norm_phase_lowers_the_norm_and_the_hessian_is_taken_there() {
+    let params = &tasks(GRAD_NORM)[0];
+    let sink = Recorder::default();
+    let summary = run(params, &sink).unwrap();
+    let norms = sink.values("grad_norm");
+    assert_eq!(norms.len(), 30 + 6);
+    let metrics = sink.metrics.lock().unwrap().clone();
+    let end_of_mse = metrics
+        .iter()
+        .find(|(n, s, _)| n == "grad_norm" && *s == 300)
+        .unwrap()
+        .2;
+    assert!(
+        summary["min_grad_norm"].as_f64().unwrap() < end_of_mse,
+        "{summary}"
+    );
+    assert!(
+        summary["min_grad_norm_step"].as_u64().unwrap() > 300,
+        "the minimum is in the phase"
+    );
+    assert_eq!(summary["eigenvalues"], 251);
+    let fractions = ["positive_fraction", "negative_fraction", "zero_fraction"]
+        .map(|k| summary[k].as_f64().unwrap());
+    assert!(
+        (fractions.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        "{summary}"
+    );
+    let minimal_ratio = summary["minimal_ratio"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&minimal_ratio));
+    assert!(summary["lambda_max"].as_f64().unwrap() > 0.0);
+    let artifacts = sink.artifacts.lock().unwrap();
+    assert_eq!(artifacts[0], ("hessian/eigenvalues".to_string(), 251 * 8));
+}

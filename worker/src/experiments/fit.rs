@@ -1,44 +1,121 @@
 //! `fit`: full-batch regression of y = 2·x·cos(x) + 2 on evenly spaced
-//! points (1.1), optionally recording the gradient norm (2.2).
+//! points (1.1), optionally recording the gradient norm and then minimising
+//! it (2.2). The MSE phase trains with burn; the gradient-norm phase needs
+//! Hessian-vector products, which burn cannot differentiate, so it runs on
+//! the same weights in f64 ([`crate::mlp64`]) with products from central
+//! differences of exact gradients.
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use serde_json::json;
-use sweep_proto::params::{FitParams, FitTarget, TaskParams};
+use sweep_proto::params::{
+    FitParams, FitTarget, GradNormObjective, GradNormPhase, ModelShape, Optimizer, TaskParams,
+};
 
 use super::{Context, TaskError, check_finite, optimizer};
+use crate::mlp64::Mlp64;
 use crate::model::{Net, initial_weights};
 
 /// The regression data: inputs and targets, one point per row.
-pub fn points(fit: &FitParams) -> (Vec<f32>, Vec<f32>) {
+pub fn points(fit: &FitParams) -> (Vec<f64>, Vec<f64>) {
     let n = fit.points.max(2) as usize;
     let xs: Vec<f64> = (0..n)
         .map(|i| fit.x_min + (fit.x_max - fit.x_min) * i as f64 / (n - 1) as f64)
         .collect();
-    let ys = xs.iter().map(|x| match fit.target {
-        FitTarget::XCosX => 2.0 * x * x.cos() + 2.0,
-    });
-    (
-        xs.iter().map(|x| *x as f32).collect(),
-        ys.map(|y| y as f32).collect(),
-    )
+    let ys = xs
+        .iter()
+        .map(|x| match fit.target {
+            FitTarget::XCosX => 2.0 * x * x.cos() + 2.0,
+        })
+        .collect();
+    (xs, ys)
+}
+
+/// Where a fit ended, and the flattest point it passed (smallest gradient
+/// norm), which the Hessian experiment examines.
+pub struct Fitted {
+    pub final_loss: f64,
+    pub min_loss: f64,
+    pub steps: u64,
+    pub flattest: Flattest,
+}
+
+pub struct Flattest {
+    pub weights: Vec<f64>,
+    pub step: u64,
+    pub loss: f64,
+    pub grad_norm: f64,
 }
 
 pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
-    let fit = params
+    let fitted = train(params, ctx)?;
+    Ok(summary(params, &fitted))
+}
+
+pub fn summary(params: &TaskParams, fitted: &Fitted) -> serde_json::Value {
+    json!({
+        "final_loss": fitted.final_loss,
+        "min_loss": fitted.min_loss,
+        "steps": fitted.steps,
+        "min_grad_norm": fitted.flattest.grad_norm,
+        "min_grad_norm_step": fitted.flattest.step,
+        "param_count": params.param_count,
+    })
+}
+
+fn fit_params(params: &TaskParams) -> Result<&FitParams, TaskError> {
+    params
         .fit
         .as_ref()
-        .ok_or_else(|| TaskError::InvalidParams("a fit task needs fit parameters".into()))?;
-    if fit.grad_norm_phase.is_some() {
-        return Err(TaskError::Unsupported(
-            "the gradient-norm phase of 2.2".into(),
-        ));
-    }
-    let device = ctx.device.clone().autodiff();
+        .ok_or_else(|| TaskError::InvalidParams("a fit task needs fit parameters".into()))
+}
+
+fn norm(values: &[f64]) -> f64 {
+    values.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+/// Both phases of the schedule.
+pub fn train(params: &TaskParams, ctx: &Context<'_>) -> Result<Fitted, TaskError> {
+    let fit = fit_params(params)?;
+    let ModelShape::Mlp {
+        input,
+        hidden,
+        output,
+    } = &params.model
+    else {
+        return Err(TaskError::InvalidParams("fit trains an mlp".into()));
+    };
     let (xs, ys) = points(fit);
-    let n = xs.len();
-    let x: Tensor<2> = Tensor::from_data(TensorData::new(xs, [n, 1]), &device);
-    let y: Tensor<2> = Tensor::from_data(TensorData::new(ys, [n, 1]), &device);
+    let (weights, mut fitted) = mse_phase(params, fit, &xs, &ys, ctx)?;
+    let net = Mlp64::new(*input as usize, hidden, *output as usize);
+    let theta: Vec<f64> = weights.iter().map(|w| f64::from(*w)).collect();
+    let (loss, grad) = net.loss_grad(&theta, &xs, &ys);
+    fitted.flattest = Flattest {
+        weights: theta,
+        step: fitted.steps,
+        loss,
+        grad_norm: norm(&grad),
+    };
+    if let Some(phase) = &fit.grad_norm_phase {
+        grad_norm_phase(&net, phase, fit, (&xs, &ys), &mut fitted, ctx)?;
+    }
+    Ok(fitted)
+}
+
+/// Plain MSE training with burn; returns the final weights.
+fn mse_phase(
+    params: &TaskParams,
+    fit: &FitParams,
+    xs: &[f64],
+    ys: &[f64],
+    ctx: &Context<'_>,
+) -> Result<(Vec<f32>, Fitted), TaskError> {
+    let device = ctx.device.clone().autodiff();
+    let column = |values: &[f64]| -> Tensor<2> {
+        let data: Vec<f32> = values.iter().map(|v| *v as f32).collect();
+        Tensor::from_data(TensorData::new(data, [values.len(), 1]), &device)
+    };
+    let (x, y) = (column(xs), column(ys));
     let mut model = Net::new(
         &params.model,
         &initial_weights(&params.model, params.init_seed),
@@ -55,8 +132,8 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
         if step.is_multiple_of(fit.record_every) || step == fit.steps {
             ctx.sink.metric("loss", step as i64, None, value);
             if fit.record_grad_norm {
-                let norm = model.grad_norm(&grads);
-                ctx.sink.metric("grad_norm", step as i64, None, norm);
+                ctx.sink
+                    .metric("grad_norm", step as i64, None, model.grad_norm(&grads));
             }
         }
         (last, best) = (value, best.min(value));
@@ -66,10 +143,227 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
             GradientsParams::from_grads(grads, &model),
         );
     }
-    Ok(json!({
-        "final_loss": last,
-        "min_loss": best,
-        "steps": fit.steps,
-        "param_count": params.param_count,
-    }))
+    let fitted = Fitted {
+        final_loss: last,
+        min_loss: best,
+        steps: fit.steps,
+        flattest: Flattest {
+            weights: Vec::new(),
+            step: 0,
+            loss: f64::NAN,
+            grad_norm: f64::INFINITY,
+        },
+    };
+    Ok((model.flat(), fitted))
+}
+
+/// H·v from a central difference of exact gradients.
+fn hessian_times(net: &Mlp64, theta: &[f64], v: &[f64], data: (&[f64], &[f64])) -> Vec<f64> {
+    let length = norm(v);
+    if length == 0.0 {
+        return vec![0.0; v.len()];
+    }
+    // A step of about 1e-5 relative to the weights balances truncation
+    // against rounding in f64.
+    let h = 1e-5 * norm(theta).max(1.0) / length;
+    let shifted = |sign: f64| -> Vec<f64> {
+        let point: Vec<f64> = theta.iter().zip(v).map(|(t, d)| t + sign * h * d).collect();
+        net.loss_grad(&point, data.0, data.1).1
+    };
+    let (up, down) = (shifted(1.0), shifted(-1.0));
+    up.iter()
+        .zip(&down)
+        .map(|(a, b)| (a - b) / (2.0 * h))
+        .collect()
+}
+
+/// Minimises the gradient norm (2.2): ∇‖g‖² = 2·H·g, ∇‖g‖ = H·g / ‖g‖.
+fn grad_norm_phase(
+    net: &Mlp64,
+    phase: &GradNormPhase,
+    fit: &FitParams,
+    data: (&[f64], &[f64]),
+    fitted: &mut Fitted,
+    ctx: &Context<'_>,
+) -> Result<(), TaskError> {
+    let mut theta = fitted.flattest.weights.clone();
+    let mut optim = FlatOptimizer::new(&phase.optimizer, theta.len());
+    for k in 1..=phase.steps {
+        ctx.check_stop()?;
+        let step = fitted.steps + k;
+        let (loss, grad) = net.loss_grad(&theta, data.0, data.1);
+        let grad_norm = norm(&grad);
+        check_finite(step, loss)?;
+        if grad_norm < fitted.flattest.grad_norm {
+            fitted.flattest = Flattest {
+                weights: theta.clone(),
+                step,
+                loss,
+                grad_norm,
+            };
+        }
+        if step.is_multiple_of(fit.record_every) || k == phase.steps {
+            ctx.sink.metric("loss", step as i64, None, loss);
+            ctx.sink.metric("grad_norm", step as i64, None, grad_norm);
+        }
+        fitted.final_loss = loss;
+        fitted.min_loss = fitted.min_loss.min(loss);
+        let hg = hessian_times(net, &theta, &grad, data);
+        let factor = match phase.objective {
+            GradNormObjective::NormSquared => 2.0 * phase.scale,
+            GradNormObjective::Norm => phase.scale / grad_norm.max(f64::MIN_POSITIVE),
+        };
+        let direction: Vec<f64> = hg.iter().map(|v| factor * v).collect();
+        optim.step(phase.lr, &mut theta, &direction);
+    }
+    fitted.steps += phase.steps;
+    Ok(())
+}
+
+/// Adam or SGD on a flat f64 vector, with burn's and PyTorch's defaults.
+enum FlatOptimizer {
+    Adam {
+        epsilon: f64,
+        moment: Vec<f64>,
+        second: Vec<f64>,
+        time: i32,
+    },
+    Sgd {
+        momentum: f64,
+        buffer: Vec<f64>,
+    },
+}
+
+impl FlatOptimizer {
+    fn new(spec: &Optimizer, len: usize) -> Self {
+        match spec {
+            Optimizer::Adam { epsilon } => Self::Adam {
+                epsilon: *epsilon,
+                moment: vec![0.0; len],
+                second: vec![0.0; len],
+                time: 0,
+            },
+            Optimizer::Sgd { momentum } => Self::Sgd {
+                momentum: *momentum,
+                buffer: vec![0.0; len],
+            },
+        }
+    }
+
+    fn step(&mut self, lr: f64, theta: &mut [f64], grad: &[f64]) {
+        const BETA1: f64 = 0.9;
+        const BETA2: f64 = 0.999;
+        match self {
+            Self::Adam {
+                epsilon,
+                moment,
+                second,
+                time,
+            } => {
+                *time += 1;
+                let (c1, c2) = (1.0 - BETA1.powi(*time), 1.0 - BETA2.powi(*time));
+                for i in 0..theta.len() {
+                    moment[i] = BETA1 * moment[i] + (1.0 - BETA1) * grad[i];
+                    second[i] = BETA2 * second[i] + (1.0 - BETA2) * grad[i] * grad[i];
+                    theta[i] -= lr * (moment[i] / c1) / ((second[i] / c2).sqrt() + *epsilon);
+                }
+            }
+            Self::Sgd { momentum, buffer } => {
+                for i in 0..theta.len() {
+                    buffer[i] = *momentum * buffer[i] + grad[i];
+                    theta[i] -= lr * buffer[i];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn hessian_vector_products_match_a_second_difference() {
+        let net = Mlp64::new(1, &[5, 5], 1);
+        let mut rng = Rng::new(9);
+        let theta: Vec<f64> = (0..net.param_count())
+            .map(|_| rng.next_f64() - 0.5)
+            .collect();
+        let v: Vec<f64> = (0..net.param_count())
+            .map(|_| rng.next_f64() - 0.5)
+            .collect();
+        let x: Vec<f64> = (0..20).map(|i| i as f64 * 0.1 - 1.0).collect();
+        let y: Vec<f64> = x.iter().map(|t| t.cos()).collect();
+        let hv = hessian_times(&net, &theta, &v, (&x, &y));
+        // vᵀHv against the second difference of the loss along v.
+        let h = 1e-4;
+        let loss_at = |s: f64| {
+            let p: Vec<f64> = theta.iter().zip(&v).map(|(t, d)| t + s * d).collect();
+            net.loss_grad(&p, &x, &y).0
+        };
+        let curvature = (loss_at(h) - 2.0 * loss_at(0.0) + loss_at(-h)) / (h * h);
+        let vhv: f64 = v.iter().zip(&hv).map(|(a, b)| a * b).sum();
+        assert!(
+            (vhv - curvature).abs() < 1e-4 * curvature.abs().max(1.0),
+            "{vhv} vs {curvature}"
+        );
+    }
+
+    /// burn (f32) and [`Mlp64`] (f64) see the same weights in the same order.
+    #[test]
+    fn burn_and_f64_gradients_agree_on_the_same_weights() {
+        let shape = ModelShape::Mlp {
+            input: 1,
+            hidden: vec![10, 10, 10],
+            output: 1,
+        };
+        let flat = initial_weights(&shape, 3);
+        let fit = FitParams {
+            target: FitTarget::XCosX,
+            points: 50,
+            x_min: -1.0,
+            x_max: 10.0,
+            steps: 1,
+            record_every: 1,
+            record_grad_norm: false,
+            grad_norm_phase: None,
+        };
+        let (xs, ys) = points(&fit);
+        let device = crate::device::test_device().autodiff();
+        let column = |values: &[f64]| -> Tensor<2> {
+            let data: Vec<f32> = values.iter().map(|v| *v as f32).collect();
+            Tensor::from_data(TensorData::new(data, [values.len(), 1]), &device)
+        };
+        let net = Net::new(&shape, &flat, &device);
+        let loss = (net.forward(column(&xs)) - column(&ys))
+            .powi_scalar(2)
+            .mean();
+        let burn_loss = f64::from(loss.clone().into_scalar::<f32>());
+        let burn_grad = net.flat_grad(&loss.backward());
+        let theta: Vec<f64> = flat.iter().map(|w| f64::from(*w)).collect();
+        let (loss64, grad64) = Mlp64::new(1, &[10, 10, 10], 1).loss_grad(&theta, &xs, &ys);
+        assert!(
+            (burn_loss - loss64).abs() < 1e-5 * loss64,
+            "{burn_loss} vs {loss64}"
+        );
+        let scale = grad64.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        for (i, (a, b)) in burn_grad.iter().zip(&grad64).enumerate() {
+            assert!(
+                (f64::from(*a) - b).abs() < 1e-4 * scale,
+                "parameter {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn flat_adam_takes_lr_sized_first_steps() {
+        let mut optim = FlatOptimizer::new(&Optimizer::Adam { epsilon: 1e-8 }, 2);
+        let mut theta = vec![1.0, -1.0];
+        optim.step(0.1, &mut theta, &[3.0, -0.5]);
+        assert!(
+            (theta[0] - 0.9).abs() < 1e-6 && (theta[1] + 0.9).abs() < 1e-6,
+            "{theta:?}"
+        );
+    }
 }

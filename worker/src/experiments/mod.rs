@@ -4,10 +4,13 @@
 //!
 //! - [`fit`]: regression on y = 2·x·cos(x) + 2 (1.1), with gradient norms (2.2).
 //! - [`classify`]: MNIST-format classification (1.2, 1.3, 2.1, 3.1, 3.2, 3.4).
+//! - [`hessian`]: the Hessian's spectrum at the flattest point of 2.2's
+//!   schedule (2.3).
 //! - [`interpolate`]: loss and accuracy along θ(α) = (1-α)·θ₁ + α·θ₂ (3.3).
 
 pub mod classify;
 pub mod fit;
+pub mod hessian;
 pub mod interpolate;
 
 use std::path::PathBuf;
@@ -56,8 +59,6 @@ pub enum TaskError {
     Data(#[from] DataError),
     #[error("the task's parameters do not fit its kind: {0}")]
     InvalidParams(String),
-    #[error("this worker does not run {0} yet; run it on a newer worker")]
-    Unsupported(String),
     #[error("the task was stopped")]
     Stopped,
     #[error("training panicked: {0}")]
@@ -77,8 +78,8 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
     match params.experiment {
         ExperimentKind::Fit => fit::run(params, ctx),
         ExperimentKind::Classify => classify::run(params, ctx),
+        ExperimentKind::Hessian => hessian::run(params, ctx),
         ExperimentKind::Interpolate => interpolate::run(params, ctx),
-        other => Err(TaskError::Unsupported(format!("experiment {other:?}"))),
     }
 }
 
