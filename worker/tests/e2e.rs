@@ -32,25 +32,33 @@ struct Coordinator {
     url: String,
     database: String,
     stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    served: tokio::task::JoinHandle<sweep_coordinator::error::Result<()>>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 async fn coordinator() -> Coordinator {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("sweeps.db").display());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut coordinator = serve(&database, "127.0.0.1:0").await;
+    coordinator._dir = Some(dir);
+    coordinator
+}
+
+async fn serve(database: &str, address: &str) -> Coordinator {
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = Config::new(database.clone());
+    let mut config = Config::new(database.to_string());
     config.lease_ttl = Duration::from_secs(6);
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sweep_coordinator::run(config, listener, async move {
+    let served = tokio::spawn(sweep_coordinator::run(config, listener, async move {
         let _ = stopped.await;
     }));
     Coordinator {
         url,
-        database,
+        database: database.to_string(),
         stop,
-        _dir: dir,
+        served,
+        _dir: None,
     }
 }
 
@@ -217,4 +225,79 @@ train = { lr = 1e-3, epochs = 500, batch_size = 64 }
     assert_eq!(task.state, v1::TaskState::Queued as i32, "{task:?}");
     assert!(started.elapsed() < Duration::from_secs(6));
     let _ = coordinator.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_restart_loses_no_metric() {
+    let first = coordinator().await;
+    let mut client = sweeps(&first.url).await;
+    let spec = r#"
+name = "restart"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [128] }
+train = { lr = 1e-3, epochs = 30, batch_size = 64, record_every = 8 }
+classify = { train_subset = 2000, test_subset = 200 }
+"#;
+    let sweep_id = client
+        .submit(v1::SubmitRequest {
+            spec_toml: spec.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let mut process = worker(&first.url, 1);
+    wait_for(&mut client, sweep_id, |s| {
+        s.counts.as_ref().is_some_and(|c| c.leased == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The coordinator goes away while the task trains, and comes back on
+    // the same address and database.
+    let _ = first.stop.send(());
+    first.served.await.unwrap().unwrap();
+    let store = store::connect(&first.database).await.unwrap();
+    let during = &store.tasks(SweepId(sweep_id as i64), &[]).await.unwrap()[0];
+    assert_eq!(
+        during.state,
+        TaskState::Leased,
+        "the restart happens mid-task"
+    );
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let address = first.url.trim_start_matches("http://").to_string();
+    let second = serve(&first.database, &address).await;
+    let mut client = sweeps(&second.url).await;
+    let sweep = wait_for(&mut client, sweep_id, |s| {
+        s.state != SweepState::Running as i32
+    })
+    .await;
+    assert_eq!(sweep.state, SweepState::Succeeded as i32, "{sweep:?}");
+    assert!(terminate(&mut process).success());
+
+    let store = store::connect(&first.database).await.unwrap();
+    let task = &store.tasks(SweepId(sweep_id as i64), &[]).await.unwrap()[0];
+    assert_eq!(
+        task.attempt, 1,
+        "the same attempt finished: nothing was re-run"
+    );
+    let metrics = store.metrics(task.id).await.unwrap();
+    let steps: Vec<i64> = metrics
+        .iter()
+        .filter(|m| m.point.name == "batch_loss")
+        .map(|m| m.point.step)
+        .collect();
+    // 2000 examples in batches of 64 are 32 steps an epoch: 960 steps, every
+    // eighth recorded, none missing.
+    assert_eq!(steps, (1..=120).map(|i| i * 8).collect::<Vec<i64>>());
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|m| m.point.name == "test_acc")
+            .count(),
+        30
+    );
+    let _ = second.stop.send(());
 }
