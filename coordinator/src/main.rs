@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sweep_coordinator::Config;
-use tracing_subscriber::EnvFilter;
 
 /// The sweep coordinator: keeps the task queue and serves workers and clients
 /// over gRPC.
@@ -64,17 +63,13 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    sweep_proto::process::init_logging();
     let args = Args::parse();
     let listen = args.listen;
     let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    sweep_coordinator::run(config, listener, sweep_proto::shutdown::signal()).await?;
+    sweep_coordinator::run(config, listener, sweep_proto::process::shutdown_signal()).await?;
     Ok(())
 }

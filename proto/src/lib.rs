@@ -7,12 +7,13 @@
 //!   worker reads (the JSON in `TaskLease.params_json`), with parameter counts.
 //! - [`error`]: the error kinds that cross the gRPC hop, to and from
 //!   `tonic::Status`.
-//! - [`shutdown`]: the ctrl-c / SIGTERM signal every binary stops on.
+//! - [`process`]: logging and the ctrl-c / SIGTERM signal, the same in
+//!   every binary.
 
 pub mod error;
 pub mod ids;
 pub mod params;
-pub mod shutdown;
+pub mod process;
 
 /// Generated protocol code, package `sweep.v1`.
 #[allow(clippy::all, missing_docs)]

@@ -69,6 +69,26 @@ pub enum ModelShape {
 }
 
 impl ModelShape {
+    pub fn mlp(input: u64, hidden: &[u64], output: u64) -> Self {
+        Self::Mlp {
+            input,
+            hidden: hidden.to_vec(),
+            output,
+        }
+    }
+
+    /// A CNN for MNIST-format images (1x28x28, ten classes) with 5x5 kernels.
+    pub fn mnist_cnn(convs: &[u64], fc: &[u64]) -> Self {
+        Self::Cnn {
+            in_channels: 1,
+            image_size: 28,
+            kernel: 5,
+            convs: convs.to_vec(),
+            fc: fc.to_vec(),
+            output: 10,
+        }
+    }
+
     /// Weights plus biases.
     pub fn param_count(&self) -> u64 {
         match self {
@@ -243,22 +263,11 @@ mod tests {
     use super::*;
 
     fn mlp(input: u64, hidden: &[u64], output: u64) -> ModelShape {
-        ModelShape::Mlp {
-            input,
-            hidden: hidden.to_vec(),
-            output,
-        }
+        ModelShape::mlp(input, hidden, output)
     }
 
     fn cnn(convs: &[u64]) -> ModelShape {
-        ModelShape::Cnn {
-            in_channels: 1,
-            image_size: 28,
-            kernel: 5,
-            convs: convs.to_vec(),
-            fc: vec![128],
-            output: 10,
-        }
+        ModelShape::mnist_cnn(convs, &[128])
     }
 
     #[test]

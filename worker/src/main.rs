@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use sweep_worker::device::DeviceChoice;
-use tracing_subscriber::EnvFilter;
 
 /// A sweep worker: leases tasks from a coordinator and trains them with burn.
 #[derive(Debug, Parser)]
@@ -38,11 +37,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    sweep_proto::process::init_logging();
     let args = Args::parse();
     anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
     let config = sweep_worker::Config {
@@ -56,6 +51,6 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         lease_wait: Duration::from_secs(10),
     };
-    sweep_worker::run(config, sweep_proto::shutdown::signal()).await?;
+    sweep_worker::run(config, sweep_proto::process::shutdown_signal()).await?;
     Ok(())
 }

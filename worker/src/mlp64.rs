@@ -4,6 +4,8 @@
 //! gradient-norm phase (2.2) need gradients accurate enough to difference,
 //! and the eigenvalues near zero that decide the minimal ratio need f64.
 
+use sweep_proto::params::ModelShape;
+
 /// Layer widths from input to output, e.g. `[1, 10, 10, 10, 1]`.
 #[derive(Clone, Debug)]
 pub struct Mlp64 {
@@ -16,6 +18,18 @@ impl Mlp64 {
         widths.extend(hidden.iter().map(|w| *w as usize));
         widths.push(output);
         Self { widths }
+    }
+
+    /// The f64 twin of an MLP shape; `None` for a CNN.
+    pub fn for_shape(shape: &ModelShape) -> Option<Self> {
+        match shape {
+            ModelShape::Mlp {
+                input,
+                hidden,
+                output,
+            } => Some(Self::new(*input as usize, hidden, *output as usize)),
+            ModelShape::Cnn { .. } => None,
+        }
     }
 
     pub fn param_count(&self) -> usize {

@@ -276,22 +276,11 @@ mod tests {
     use crate::device::test_device;
 
     fn mlp(input: u64, hidden: &[u64], output: u64) -> ModelShape {
-        ModelShape::Mlp {
-            input,
-            hidden: hidden.to_vec(),
-            output,
-        }
+        ModelShape::mlp(input, hidden, output)
     }
 
     fn cnn(convs: &[u64]) -> ModelShape {
-        ModelShape::Cnn {
-            in_channels: 1,
-            image_size: 28,
-            kernel: 5,
-            convs: convs.to_vec(),
-            fc: vec![128],
-            output: 10,
-        }
+        ModelShape::mnist_cnn(convs, &[128])
     }
 
     /// burn's own count of the built model, for every model of the report.

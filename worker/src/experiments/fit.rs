@@ -9,7 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use serde_json::json;
 use sweep_proto::params::{
-    FitParams, FitTarget, GradNormObjective, GradNormPhase, ModelShape, Optimizer, TaskParams,
+    FitParams, FitTarget, GradNormObjective, GradNormPhase, Optimizer, TaskParams,
 };
 
 use super::{Context, TaskError, check_finite, optimizer};
@@ -77,17 +77,10 @@ fn norm(values: &[f64]) -> f64 {
 /// Both phases of the schedule.
 pub fn train(params: &TaskParams, ctx: &Context<'_>) -> Result<Fitted, TaskError> {
     let fit = fit_params(params)?;
-    let ModelShape::Mlp {
-        input,
-        hidden,
-        output,
-    } = &params.model
-    else {
-        return Err(TaskError::InvalidParams("fit trains an mlp".into()));
-    };
+    let net = Mlp64::for_shape(&params.model)
+        .ok_or_else(|| TaskError::InvalidParams("fit trains an mlp".into()))?;
     let (xs, ys) = points(fit);
     let (weights, mut fitted) = mse_phase(params, fit, &xs, &ys, ctx)?;
-    let net = Mlp64::new(*input as usize, hidden, *output as usize);
     let theta: Vec<f64> = weights.iter().map(|w| f64::from(*w)).collect();
     let (loss, grad) = net.loss_grad(&theta, &xs, &ys);
     fitted.flattest = Flattest {
@@ -282,6 +275,7 @@ impl FlatOptimizer {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+    use sweep_proto::params::ModelShape;
 
     #[test]
     fn hessian_vector_products_match_a_second_difference() {
@@ -313,11 +307,7 @@ mod tests {
     /// burn (f32) and [`Mlp64`] (f64) see the same weights in the same order.
     #[test]
     fn burn_and_f64_gradients_agree_on_the_same_weights() {
-        let shape = ModelShape::Mlp {
-            input: 1,
-            hidden: vec![10, 10, 10],
-            output: 1,
-        };
+        let shape = ModelShape::mlp(1, &[10, 10, 10], 1);
         let flat = initial_weights(&shape, 3);
         let fit = FitParams {
             target: FitTarget::XCosX,

@@ -5,7 +5,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde_json::json;
-use sweep_proto::params::{ModelShape, TaskParams};
+use sweep_proto::params::TaskParams;
 
 use super::fit::{self, points};
 use super::{Context, TaskError};
@@ -83,17 +83,8 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
         .ok_or_else(|| TaskError::InvalidParams("a hessian task needs hessian parameters".into()))?
         .tol;
     let fitted = fit::train(params, ctx)?;
-    let ModelShape::Mlp {
-        input,
-        hidden,
-        output,
-    } = &params.model
-    else {
-        return Err(TaskError::InvalidParams(
-            "the hessian experiment uses an mlp".into(),
-        ));
-    };
-    let net = Mlp64::new(*input as usize, hidden, *output as usize);
+    let net = Mlp64::for_shape(&params.model)
+        .ok_or_else(|| TaskError::InvalidParams("the hessian experiment uses an mlp".into()))?;
     let (xs, ys) = points(params.fit.as_ref().expect("checked by fit::train"));
     ctx.check_stop()?;
     let theta = &fitted.flattest.weights;
