@@ -63,7 +63,7 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sweep_proto::process::init_logging();
+    sweep_proto::process::init_logging("info");
     let args = Args::parse();
     let listen = args.listen;
     let config = args.config()?;

@@ -582,7 +582,80 @@ async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
         .unwrap();
 }
 
+async fn reports_aggregate_each_setting_over_its_seeds(db: &mut TestDb) {
+    let store = &db.store;
+    let spec = r#"
+name = "report"
+experiment = "classify"
+dataset = "mnist"
+max_attempts = 1
+model = { kind = "mlp", hidden = [16] }
+train = { lr = 1e-3, epochs = 1 }
+[grid]
+batch_size = [32, 64]
+seed = [0, 1, 2]
+"#;
+    let id = submit(store, spec).await;
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 6, TTL).await.unwrap();
+    let batch = |lease: &Lease| -> u64 {
+        let params: serde_json::Value = serde_json::from_str(&lease.params).unwrap();
+        params["batch_size"].as_u64().unwrap()
+    };
+    let (small, large): (Vec<&Lease>, Vec<&Lease>) = leases.iter().partition(|l| batch(l) == 32);
+    for (lease, (acc, loss)) in small.iter().zip([(0.80, 1.5), (0.84, 1.25), (0.90, 0.5)]) {
+        let summary =
+            serde_json::json!({"test_acc": acc, "test_loss": loss, "note": "text is skipped"});
+        store.complete(&lease.to_ref(), &summary).await.unwrap();
+    }
+    for (lease, acc) in large.iter().zip([0.5, 0.7]) {
+        let mut summary = serde_json::json!({"test_acc": acc});
+        if acc > 0.6 {
+            summary["sensitivity"] = serde_json::json!(3.0);
+        }
+        store.complete(&lease.to_ref(), &summary).await.unwrap();
+    }
+    store
+        .fail(&large[2].to_ref(), "diverged", false)
+        .await
+        .unwrap();
+
+    let report = store.report(id).await.unwrap();
+    assert_eq!(report.len(), 2, "one row per batch size");
+    let (first, second) = (&report[0], &report[1]);
+    assert!(
+        first.params.contains(r#""batch_size":32"#),
+        "{}",
+        first.params
+    );
+    assert_eq!((first.tasks, first.succeeded, first.failed), (3, 3, 0));
+    assert_eq!((second.tasks, second.succeeded, second.failed), (3, 2, 1));
+    // Hand-computed: mean and sample standard deviation (n - 1).
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let acc = first.figures["test_acc"];
+    assert_eq!(acc.n, 3);
+    assert!(close(acc.mean, 0.846_666_666_666_666_7), "{acc:?}");
+    assert!(close(acc.std.unwrap(), 0.050_332_229_568_471_66), "{acc:?}");
+    let loss = first.figures["test_loss"];
+    assert!(close(loss.mean, 1.083_333_333_333_333_3), "{loss:?}");
+    assert!(
+        close(loss.std.unwrap(), 0.520_416_499_866_533_2),
+        "{loss:?}"
+    );
+    assert!(!first.figures.contains_key("note"));
+    let acc = second.figures["test_acc"];
+    assert_eq!(acc.n, 2, "the failed task has no figures");
+    assert!(close(acc.mean, 0.6) && close(acc.std.unwrap(), 0.141_421_356_237_309_48));
+    let sensitivity = second.figures["sensitivity"];
+    assert_eq!(
+        (sensitivity.n, sensitivity.mean, sensitivity.std),
+        (1, 3.0, None)
+    );
+    assert_not_found(store.report(SweepId(424_242)).await);
+}
+
 store_suite!(
+    reports_aggregate_each_setting_over_its_seeds,
     sweep_is_stored_with_its_tasks_in_grid_order,
     concurrent_leasers_never_get_the_same_task,
     an_expired_lease_is_requeued_with_a_new_attempt_and_token,

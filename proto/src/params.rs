@@ -173,6 +173,32 @@ pub struct TaskParams {
     pub interpolate: Option<InterpolateParams>,
 }
 
+impl TaskParams {
+    /// What the task's seeds repeat: its parameters with the seeds left out.
+    /// Tasks with the same key are repetitions of one swept setting, which
+    /// reports aggregate over.
+    pub fn setting_key(&self) -> String {
+        let unseeded = Self {
+            seed: 0,
+            init_seed: 0,
+            ..self.clone()
+        };
+        serde_json::to_string(&unseeded).expect("task parameters serialize")
+    }
+}
+
+/// The names of the weight artifacts a `classify` task stores, which
+/// interpolation tasks and plots read back.
+pub mod artifacts {
+    /// The weights after the last epoch.
+    pub const FINAL_WEIGHTS: &str = "weights/final";
+
+    /// The weights after `epoch` (a snapshot for optimization paths).
+    pub fn snapshot(epoch: u64) -> String {
+        format!("weights/epoch-{epoch:03}")
+    }
+}
+
 /// The 1-D regression target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -292,9 +318,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn params_round_trip_through_json() {
-        let params = TaskParams {
+    fn classify_params() -> TaskParams {
+        TaskParams {
             experiment: ExperimentKind::Classify,
             model_name: "deep".into(),
             model: mlp(784, &[100, 200], 10),
@@ -320,9 +345,30 @@ mod tests {
                 save_weights: true,
             }),
             interpolate: None,
-        };
+        }
+    }
+
+    #[test]
+    fn params_round_trip_through_json() {
+        let params = classify_params();
         let json = serde_json::to_string(&params).unwrap();
         assert!(json.contains(r#""model":{"kind":"mlp""#), "{json}");
         assert_eq!(serde_json::from_str::<TaskParams>(&json).unwrap(), params);
+    }
+
+    #[test]
+    fn the_setting_key_ignores_only_the_seeds() {
+        let params = classify_params();
+        let reseeded = TaskParams {
+            seed: 9,
+            init_seed: 11,
+            ..params.clone()
+        };
+        assert_eq!(params.setting_key(), reseeded.setting_key());
+        let larger_batch = TaskParams {
+            batch_size: Some(128),
+            ..params.clone()
+        };
+        assert_ne!(params.setting_key(), larger_batch.setting_key());
     }
 }

@@ -1,11 +1,12 @@
 //! What every sweep binary does the same way: log to stderr filtered by
-//! `RUST_LOG` (default `info`), and stop on ctrl-c or SIGTERM (what
+//! `RUST_LOG` (default: the binary's own level), and stop on ctrl-c or SIGTERM (what
 //! Kubernetes and Slurm send before they kill a process).
 
-/// Installs the tracing subscriber.
-pub fn init_logging() {
+/// Installs the tracing subscriber; `default` is the filter when `RUST_LOG`
+/// is unset (services log `info`, the cli only `warn`).
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 

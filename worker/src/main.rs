@@ -24,6 +24,9 @@ struct Args {
     /// Where to train: cpu, cuda or cuda:N (cuda needs a build with --features tch).
     #[arg(long, env = "SWEEP_DEVICE", default_value = "cpu")]
     device: DeviceChoice,
+    /// CPU threads for training, shared out among the slots (default: every core).
+    #[arg(long, env = "SWEEP_THREADS")]
+    threads: Option<usize>,
     /// A directory of datasets (NAME/ with IDX files, or the IDX files themselves).
     #[arg(long, env = "SWEEP_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -37,7 +40,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sweep_proto::process::init_logging();
+    sweep_proto::process::init_logging("info");
     let args = Args::parse();
     anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
     let config = sweep_worker::Config {
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         token: args.token,
         slots: args.slots,
         device: args.device,
+        threads: args.threads,
         data_dir: args.data_dir,
         lease_wait: Duration::from_secs(10),
     };

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sweep_proto::params::{ExperimentKind, TaskParams};
+use sweep_proto::params::{ExperimentKind, TaskParams, artifacts};
 use sweep_proto::v1;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -30,6 +30,9 @@ pub struct Config {
     /// Tasks run at once.
     pub slots: usize,
     pub device: DeviceChoice,
+    /// CPU threads shared out among the slots (none: every core). Several
+    /// workers on one machine each take their part.
+    pub threads: Option<usize>,
     pub data_dir: Option<PathBuf>,
     /// How long one lease call waits for work.
     pub lease_wait: Duration,
@@ -89,6 +92,9 @@ struct Shared {
     client: Client,
     config: Config,
     board: Board,
+    /// The id the coordinator knows this worker by; a coordinator that has
+    /// forgotten it (a new database) gets a fresh registration.
+    worker_id: Arc<AtomicU64>,
     device: burn::tensor::Device,
     /// One rayon pool per slot: a task computes on its own share of the cores.
     pools: Arc<Mutex<Vec<Arc<rayon::ThreadPool>>>>,
@@ -100,7 +106,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let client = client::connect(&config.coordinator, config.token.as_deref())
         .map_err(WorkerError::Config)?;
     let slots = config.slots.max(1);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pools = (0..slots)
         .map(|_| {
             rayon::ThreadPoolBuilder::new()
@@ -114,6 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         client,
         config,
         board: Board::default(),
+        worker_id: Arc::default(),
         device,
         pools: Arc::new(Mutex::new(pools)),
     };
@@ -122,9 +131,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         registered = register(&shared) => registered?,
         _ = &mut shutdown => return Ok(()),
     };
+    shared
+        .worker_id
+        .store(registered.worker_id, Ordering::Relaxed);
     tracing::info!(worker = registered.worker_id, slots, device = %shared.config.device, "registered");
-    let heartbeat = tokio::spawn(heartbeat(shared.clone(), registered));
-    serve(&shared, registered.worker_id, slots, shutdown).await;
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), registered.heartbeat_interval_ms));
+    serve(&shared, slots, shutdown).await;
     heartbeat.abort();
     tracing::info!("worker stopped");
     Ok(())
@@ -161,7 +173,7 @@ fn hostname() -> String {
 }
 
 /// Leases and runs tasks until shutdown, then waits for the running ones.
-async fn serve(shared: &Shared, worker_id: u64, slots: usize, shutdown: impl Future<Output = ()>) {
+async fn serve(shared: &Shared, slots: usize, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut running: JoinSet<()> = JoinSet::new();
     let mut leasing: Option<tokio::task::JoinHandle<Vec<v1::TaskLease>>> = None;
@@ -169,7 +181,7 @@ async fn serve(shared: &Shared, worker_id: u64, slots: usize, shutdown: impl Fut
     loop {
         let free = slots.saturating_sub(running.len());
         if leasing.is_none() && free > 0 && !stopping {
-            leasing = Some(tokio::spawn(lease(shared.clone(), worker_id, free as u32)));
+            leasing = Some(tokio::spawn(lease(shared.clone(), free as u32)));
         }
         if stopping && leasing.is_none() && running.is_empty() {
             return;
@@ -196,10 +208,11 @@ async fn serve(shared: &Shared, worker_id: u64, slots: usize, shutdown: impl Fut
 }
 
 /// One long poll. An error (the coordinator away) waits a moment and
-/// answers no task, so the loop simply asks again.
-async fn lease(shared: Shared, worker_id: u64, free: u32) -> Vec<v1::TaskLease> {
+/// answers no task, so the loop simply asks again; a coordinator that no
+/// longer knows this worker gets it registered again first.
+async fn lease(shared: Shared, free: u32) -> Vec<v1::TaskLease> {
     let request = v1::LeaseRequest {
-        worker_id,
+        worker_id: shared.worker_id.load(Ordering::Relaxed),
         free_slots: free,
         wait_ms: shared.config.lease_wait.as_millis() as u64,
         device_kinds: vec![shared.config.device.kind().to_string()],
@@ -207,6 +220,10 @@ async fn lease(shared: Shared, worker_id: u64, free: u32) -> Vec<v1::TaskLease> 
     let mut client = shared.client.clone();
     match client.lease(request).await {
         Ok(response) => response.into_inner().leases,
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            reregister(&shared).await;
+            Vec::new()
+        }
         Err(status) => {
             tracing::warn!(error = %status.message(), "lease failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -215,10 +232,29 @@ async fn lease(shared: Shared, worker_id: u64, free: u32) -> Vec<v1::TaskLease> 
     }
 }
 
+/// Registers again under a new id. The old id's leases died with the
+/// coordinator's memory of it, so the tasks running under them stop.
+async fn reregister(shared: &Shared) {
+    tracing::warn!("the coordinator does not know this worker; registering again");
+    shared.board.stop_all(StopReason::Lost);
+    match register(shared).await {
+        Ok(registered) => {
+            shared
+                .worker_id
+                .store(registered.worker_id, Ordering::Relaxed);
+            tracing::info!(worker = registered.worker_id, "registered again");
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "registering again failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
 /// Extends the leases of running tasks every interval and acts on the
 /// answers: a cancelled task stops and is released, a lost one stops.
-async fn heartbeat(shared: Shared, registered: v1::RegisterResponse) {
-    let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(100));
+async fn heartbeat(shared: Shared, interval_ms: u64) {
+    let interval = Duration::from_millis(interval_ms.max(100));
     loop {
         tokio::time::sleep(interval).await;
         let leases: Vec<v1::LeaseRef> = shared.board.with(|tasks| {
@@ -231,7 +267,7 @@ async fn heartbeat(shared: Shared, registered: v1::RegisterResponse) {
                 .collect()
         });
         let request = v1::HeartbeatRequest {
-            worker_id: registered.worker_id,
+            worker_id: shared.worker_id.load(Ordering::Relaxed),
             leases,
         };
         let mut client = shared.client.clone();
@@ -334,7 +370,7 @@ async fn dependency_weights(
 ) -> Result<Vec<Vec<f32>>, String> {
     let mut weights = Vec::with_capacity(lease.depends_on.len());
     for &dependency in &lease.depends_on {
-        let bytes = client::download(&shared.client, dependency, "weights/final")
+        let bytes = client::download(&shared.client, dependency, artifacts::FINAL_WEIGHTS)
             .await
             .map_err(|status| {
                 format!(

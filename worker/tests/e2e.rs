@@ -301,3 +301,65 @@ classify = { train_subset = 2000, test_subset = 200 }
     );
     let _ = second.stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_registers_again_with_a_coordinator_that_forgot_it() {
+    let first = coordinator().await;
+    let mut client = sweeps(&first.url).await;
+    let mut process = worker(&first.url, 1);
+    let started = Instant::now();
+    while client
+        .list_workers(v1::ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .workers
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = first.stop.send(());
+    first.served.await.unwrap().unwrap();
+
+    // A new coordinator on the same address with an empty database: the
+    // worker's id means nothing there.
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let address = first.url.trim_start_matches("http://").to_string();
+    let second = serve(&database, &address).await;
+    let mut client = sweeps(&second.url).await;
+    let spec = r#"
+name = "fresh"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [16] }
+train = { lr = 1e-3, epochs = 1, batch_size = 64 }
+classify = { train_subset = 500, test_subset = 100 }
+"#;
+    let sweep_id = client
+        .submit(v1::SubmitRequest {
+            spec_toml: spec.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let sweep = wait_for(&mut client, sweep_id, |s| {
+        s.state != SweepState::Pending as i32 && s.state != SweepState::Running as i32
+    })
+    .await;
+    assert_eq!(sweep.state, SweepState::Succeeded as i32, "{sweep:?}");
+    let workers = client
+        .list_workers(v1::ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .workers;
+    assert_eq!(workers.len(), 1, "registered once with the new coordinator");
+    assert!(terminate(&mut process).success());
+    let _ = second.stop.send(());
+}

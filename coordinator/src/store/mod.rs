@@ -98,6 +98,13 @@ pub trait Store: Send + Sync + 'static {
     /// name from the same attempt. Fenced.
     async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
 
+    /// The sweep's swept settings in grid order, each with its task counts
+    /// and the mean ± std over seeds of every figure its succeeded tasks'
+    /// summaries hold. Reads the figures kept at completion, never the raw
+    /// metrics, so it stays fast however many metric points there are.
+    /// [`Error::NotFound`] for an unknown sweep.
+    async fn report(&self, sweep: SweepId) -> Result<Vec<SettingReport>>;
+
     /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
 
@@ -132,13 +139,32 @@ pub trait Store: Send + Sync + 'static {
 /// file path for SQLite), creating the SQLite file if needed, and applies the
 /// migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    match sqlite_file(url)? {
+        None => Ok(Arc::new(postgres::connect(url).await?)),
+        Some(_) => Ok(Arc::new(sqlite::open(url).await?)),
+    }
+}
+
+/// Like [`connect`], for readers of results: a SQLite file that does not
+/// exist is [`Error::NotFound`] rather than a new, empty database.
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = sqlite_file(url)?
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(Error::not_found("database file", path));
+    }
+    connect(url).await
+}
+
+/// The file a SQLite URL names; none for PostgreSQL.
+fn sqlite_file(url: &str) -> Result<Option<&str>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::connect(url).await?))
+        Ok(None)
     } else if url.contains("://") && !url.starts_with("sqlite:") {
         Err(Error::InvalidRequest(format!(
             "database url {url:?}: expected postgres://... or sqlite://PATH"
         )))
     } else {
-        Ok(Arc::new(sqlite::open(url).await?))
+        Ok(Some(sqlite::path(url)?))
     }
 }

@@ -1,5 +1,6 @@
 //! The values the [`super::Store`] takes and returns.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -163,6 +164,31 @@ pub struct Task {
     pub lease_owner: Option<WorkerId>,
     pub error: Option<String>,
     pub summary: Option<String>,
+}
+
+/// One swept setting of a sweep (see [`sweep_proto::params::TaskParams::setting_key`]):
+/// how its tasks (one per seed) fared, and the mean and spread of each number
+/// in the summaries of those that succeeded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingReport {
+    /// The parameters of the setting's first task, as JSON; its other tasks
+    /// differ only in their seeds.
+    pub params: String,
+    pub tasks: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// By figure name (`test_acc`, `minimal_ratio`, ...).
+    pub figures: BTreeMap<String, FigureStats>,
+}
+
+/// A figure over a setting's succeeded tasks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FigureStats {
+    /// Tasks that reported it.
+    pub n: u64,
+    pub mean: f64,
+    /// The sample standard deviation (divisor n - 1); none for a single task.
+    pub std: Option<f64>,
 }
 
 /// What a worker can run now.

@@ -366,6 +366,37 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Keeps the finite numbers of a completed task's summary for reports.
+    async fn insert_figures(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+        summary: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM task_figures WHERE task_id = $1")
+            .bind(task.0)
+            .execute(&mut **tx)
+            .await?;
+        let figures: Vec<(&String, f64)> = summary
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| Some((name, value.as_f64().filter(|v| v.is_finite())?)))
+            .collect();
+        for chunk in figures.chunks(INSERT_BATCH) {
+            let sql = format!(
+                "INSERT INTO task_figures (task_id, name, value) VALUES {}",
+                placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (name, value) in chunk {
+                query = query.bind(task.0).bind(name.as_str()).bind(*value);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     async fn touch_worker(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -395,9 +426,9 @@ impl SqlStore {
         let ordinals: Vec<usize> = (0..plan.tasks.len()).collect();
         for chunk in ordinals.chunks(INSERT_BATCH) {
             let sql = format!(
-                "INSERT INTO tasks (sweep_id, ordinal, kind, params, requires, priority, state, \
-                 max_attempts, created_at) VALUES {} RETURNING id, ordinal",
-                placeholders(chunk.len(), 9)
+                "INSERT INTO tasks (sweep_id, ordinal, kind, params, setting, requires, priority, \
+                 state, max_attempts, created_at) VALUES {} RETURNING id, ordinal",
+                placeholders(chunk.len(), 10)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for &ordinal in chunk {
@@ -414,6 +445,7 @@ impl SqlStore {
                     .bind(ordinal as i64)
                     .bind(task.params.experiment.as_str())
                     .bind(params)
+                    .bind(task.params.setting_key())
                     .bind(plan.requires.as_str())
                     .bind(plan.priority)
                     .bind(state.as_str())
@@ -822,6 +854,69 @@ impl Store for SqlStore {
         Ok(stored)
     }
 
+    async fn report(&self, sweep: SweepId) -> Result<Vec<SettingReport>> {
+        let mut tx = self.pool.begin().await?;
+        self.sweep_row(&mut tx, sweep).await?;
+        let settings = sqlx::query(
+            "SELECT g.setting, g.tasks, g.succeeded, g.failed, p.params FROM \
+               (SELECT setting, MIN(ordinal) AS first, COUNT(*) AS tasks, \
+                  SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END) AS succeeded, \
+                  SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed \
+                FROM tasks WHERE sweep_id = $1 GROUP BY setting) g \
+             JOIN tasks p ON p.sweep_id = $2 AND p.ordinal = g.first \
+             ORDER BY g.first",
+        )
+        .bind(sweep.0)
+        .bind(sweep.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Two passes (mean, then squared deviations from it) keep the
+        // standard deviation exact where a sum of squares would cancel.
+        let figures = sqlx::query(
+            "WITH v AS (SELECT t.setting, f.name, f.value FROM task_figures f \
+               JOIN tasks t ON t.id = f.task_id \
+               WHERE t.sweep_id = $1 AND t.state = 'succeeded'), \
+             m AS (SELECT setting, name, COUNT(*) AS n, AVG(value) AS mean FROM v \
+               GROUP BY setting, name) \
+             SELECT m.setting, m.name, m.n, m.mean, \
+               SUM((v.value - m.mean) * (v.value - m.mean)) AS squares \
+             FROM m JOIN v ON v.setting = m.setting AND v.name = m.name \
+             GROUP BY m.setting, m.name, m.n, m.mean",
+        )
+        .bind(sweep.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_setting: HashMap<String, BTreeMap<String, FigureStats>> = HashMap::new();
+        for row in figures {
+            let n: i64 = row.try_get("n")?;
+            let squares: f64 = row.try_get("squares")?;
+            let stats = FigureStats {
+                n: n as u64,
+                mean: row.try_get("mean")?,
+                std: (n > 1).then(|| (squares / (n - 1) as f64).sqrt()),
+            };
+            by_setting
+                .entry(row.try_get("setting")?)
+                .or_default()
+                .insert(row.try_get("name")?, stats);
+        }
+        let reports = settings
+            .iter()
+            .map(|row| {
+                let setting: String = row.try_get("setting")?;
+                Ok(SettingReport {
+                    params: row.try_get("params")?,
+                    tasks: row.try_get::<i64, _>("tasks")? as u64,
+                    succeeded: row.try_get::<i64, _>("succeeded")? as u64,
+                    failed: row.try_get::<i64, _>("failed")? as u64,
+                    figures: by_setting.remove(&setting).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(reports)
+    }
+
     async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {
         let mut tx = self.pool.begin().await?;
         let attempt: i64 = sqlx::query_scalar("SELECT attempt FROM tasks WHERE id = $1")
@@ -911,6 +1006,7 @@ impl Store for SqlStore {
             handback: 0,
         };
         self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.insert_figures(&mut tx, lease.task_id, summary).await?;
         self.commit_change(tx).await
     }
 

@@ -19,11 +19,8 @@ const DIALECT: Dialect = Dialect {
     notify: None,
 };
 
-/// Opens (creating if needed) the SQLite file named by `url`
-/// (`sqlite://PATH`, `sqlite:PATH` or a bare path) and applies
-/// `migrations/sqlite`.
-pub async fn open(url: &str) -> Result<SqlStore> {
-    sqlx::any::install_default_drivers();
+/// The file a SQLite URL names.
+pub(crate) fn path(url: &str) -> Result<&str> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -33,6 +30,15 @@ pub async fn open(url: &str) -> Result<SqlStore> {
             "sqlite path {path:?}: name a file, e.g. sqlite://sweeps.db"
         )));
     }
+    Ok(path)
+}
+
+/// Opens (creating if needed) the SQLite file named by `url`
+/// (`sqlite://PATH`, `sqlite:PATH` or a bare path) and applies
+/// `migrations/sqlite`.
+pub async fn open(url: &str) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let path = path(url)?;
     // A single connection makes SQLite's one writer explicit: transactions
     // queue in the pool instead of failing with SQLITE_BUSY on lock upgrades.
     let pool = AnyPoolOptions::new()

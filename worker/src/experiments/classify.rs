@@ -7,7 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde_json::json;
-use sweep_proto::params::{ModelShape, TaskParams};
+use sweep_proto::params::{ModelShape, TaskParams, artifacts};
 
 use super::{Context, TaskError, check_finite, optimizer};
 use crate::data::{self, Split};
@@ -148,7 +148,7 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
             .snapshot_every
             .is_some_and(|every| epoch % every == 0)
         {
-            let name = format!("weights/epoch-{epoch:03}");
+            let name = artifacts::snapshot(epoch);
             ctx.sink
                 .artifact(&name, FLAT_F32, model::to_bytes(&inference.flat()));
         }
@@ -164,8 +164,11 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
         summary = json!({"sensitivity": whole, "sensitivity_per_sample": per_sample});
     }
     if classify.save_weights {
-        ctx.sink
-            .artifact("weights/final", FLAT_F32, model::to_bytes(&weights));
+        ctx.sink.artifact(
+            artifacts::FINAL_WEIGHTS,
+            FLAT_F32,
+            model::to_bytes(&weights),
+        );
     }
     let ((train_loss, train_acc), (test_loss, test_acc)) = last;
     let figures = json!({

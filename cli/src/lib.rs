@@ -1,0 +1,94 @@
+//! The `sweep` command.
+//!
+//! - [`args`]: the command line (clap), connection flags also from `SWEEP_*` env.
+//! - [`local`]: `sweep run`, an embedded coordinator and local workers on one machine.
+//! - [`cluster`]: the verbs against a running coordinator (submit, status,
+//!   watch, cancel, retry, workers, tasks); [`client`] connects and turns
+//!   failed calls into one clear line; [`progress`] draws a sweep's progress.
+//! - [`report`]: per-setting mean ± std tables from the store; [`export`]:
+//!   raw metrics for notebooks.
+//! - [`plot`]: the report's figures (plotters), PCA of weight snapshots.
+//! - [`output`]: table, CSV and JSON listings.
+
+pub mod args;
+pub mod client;
+pub mod cluster;
+pub mod export;
+pub mod local;
+pub mod output;
+pub mod plot;
+pub mod progress;
+pub mod report;
+
+use std::sync::Arc;
+
+use clap::CommandFactory;
+use sweep_coordinator::store::{self, Store};
+
+use args::{Cli, Command};
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => local::run(&args).await,
+        Command::Submit { spec, endpoint } => cluster::submit(&spec, &endpoint).await,
+        Command::Status {
+            sweep,
+            endpoint,
+            output,
+        } => cluster::status(sweep, &endpoint, output.format).await,
+        Command::Watch { sweep, endpoint } => cluster::watch(sweep, &endpoint).await,
+        Command::Cancel { sweep, endpoint } => cluster::cancel(sweep, &endpoint).await,
+        Command::Retry { sweep, endpoint } => cluster::retry(sweep, &endpoint).await,
+        Command::Workers { endpoint, output } => cluster::workers(&endpoint, output.format).await,
+        Command::Tasks {
+            sweep,
+            state,
+            endpoint,
+            output,
+        } => cluster::tasks(sweep, &state, &endpoint, output.format).await,
+        Command::Report {
+            sweep,
+            database,
+            output,
+        } => {
+            let store = open(&database.database_url).await?;
+            report::report(store.as_ref(), sweep, output.format).await
+        }
+        Command::Plot {
+            sweep,
+            out,
+            format,
+            database,
+        } => {
+            let store = open(&database.database_url).await?;
+            for path in plot::plot(store.as_ref(), sweep, &out, format).await? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Export {
+            sweep,
+            database,
+            format,
+        } => {
+            let store = open(&database.database_url).await?;
+            export::export(store.as_ref(), sweep, format, std::io::stdout().lock()).await
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sweep", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// The store results are read from; a missing SQLite file is an error, not
+/// a new empty database.
+async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect_existing(url).await.map_err(|err| match err {
+        sweep_coordinator::error::Error::NotFound { .. } => {
+            anyhow::anyhow!("{err}: run a sweep first (`sweep run SPEC`) or pass --database-url")
+        }
+        other => anyhow::anyhow!("cannot open the database {url}: {other}"),
+    })
+}

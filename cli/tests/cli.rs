@@ -1,0 +1,245 @@
+//! The `sweep` binary as a user runs it: a quick sweep end to end on one
+//! machine, the cluster verbs against a real coordinator, and one clear line
+//! and a non-zero exit for each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+fn sweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(args)
+        .env_remove("SWEEP_ENDPOINT")
+        .env_remove("SWEEP_TOKEN")
+        .env_remove("SWEEP_DATABASE_URL")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run the sweep binary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a failure reported as exactly one `error:` line containing `expected`.
+fn assert_fails_with(output: &Output, expected: &str) {
+    let err = stderr(output);
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {err}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(
+        lines[0].contains(expected),
+        "{:?} lacks {expected:?}",
+        lines[0]
+    );
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+struct Coordinator {
+    endpoint: String,
+    stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn coordinator(client_token: Option<&str>) -> Coordinator {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let mut config = sweep_coordinator::Config::new(url);
+    config.client_token = client_token.map(str::to_string);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(sweep_coordinator::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    Coordinator {
+        endpoint,
+        stop,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn sweep_run_trains_a_quick_spec_and_reports_every_grid_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sweeps.db");
+    let spec = repo("sweeps/quick/1.2-deep-vs-shallow-mnist.toml");
+    let args = [
+        "run",
+        spec.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    let output = sweep(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Value = serde_json::from_str(&stdout(&output)).expect("a JSON report");
+    let rows = rows.as_array().unwrap();
+    let models: Vec<&str> = rows.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["dnn1", "dnn2"], "one row per grid point");
+    for row in rows {
+        assert_eq!(row["seeds"], 1, "{row}");
+        assert_eq!(row["failed"], 0, "{row}");
+        let acc = row["test_acc_mean"].as_f64().expect("test accuracy");
+        assert!(acc > 0.5 && acc <= 1.0, "{row}");
+        assert!(row["train_loss_mean"].as_f64().unwrap() > 0.0, "{row}");
+    }
+
+    // The same command again finds the finished sweep instead of starting over.
+    let again = sweep(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("resuming sweep 1"),
+        "{}",
+        stderr(&again)
+    );
+    let rerun: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(
+        &rerun,
+        &Value::Array(rows.clone()),
+        "nothing was trained again"
+    );
+
+    // The report and export read the same file.
+    let url = format!("sqlite://{}", db.display());
+    let report = sweep(&["report", "1", "--database-url", &url, "--format", "csv"]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert_eq!(stdout(&report).lines().count(), 3, "{}", stdout(&report));
+    let export = sweep(&["export", "1", "--database-url", &url]);
+    let text = stdout(&export);
+    assert!(text.starts_with("task_id,model,params,"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains(",test_acc,")),
+        "test accuracy per epoch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_verbs_submit_list_cancel_and_retry() {
+    let coordinator = coordinator(None).await;
+    let endpoint = coordinator.endpoint.as_str();
+    let spec = repo("sweeps/quick/3.4-sensitivity.toml");
+    let submitted = sweep(&["submit", spec.to_str().unwrap(), "--endpoint", endpoint]);
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let id = stdout(&submitted).trim().to_string();
+    assert_eq!(id, "1");
+
+    let tasks = sweep(&["tasks", &id, "--endpoint", endpoint, "--format", "json"]);
+    let tasks: Value = serde_json::from_str(&stdout(&tasks)).unwrap();
+    let count = tasks.as_array().unwrap().len();
+    assert!(count > 1);
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "queued")
+    );
+
+    let cancelled = sweep(&["cancel", &id, "--endpoint", endpoint]);
+    assert!(
+        stdout(&cancelled).contains(&format!("cancelled {count} waiting tasks")),
+        "{}",
+        stdout(&cancelled)
+    );
+    let status = sweep(&["status", &id, "--endpoint", endpoint, "--format", "json"]);
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status[0]["state"], "cancelled");
+    assert_eq!(status[0]["tasks"], count);
+
+    let failed = sweep(&[
+        "tasks",
+        &id,
+        "--state",
+        "failed",
+        "--endpoint",
+        endpoint,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        stdout(&failed).lines().count(),
+        1,
+        "only the header: nothing failed"
+    );
+    // Progress lines, then the outcome; a cancelled sweep is not a success.
+    let watch = sweep(&["watch", &id, "--endpoint", endpoint]);
+    assert_eq!(watch.status.code(), Some(1));
+    let last = stderr(&watch)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        last,
+        format!("error: sweep 1 cancelled: {count}/{count} tasks done, 0 failed")
+    );
+    let workers = sweep(&["workers", "--endpoint", endpoint, "--format", "json"]);
+    assert_eq!(stdout(&workers).trim(), "[]");
+    let _ = coordinator.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
+    let coordinator = coordinator(Some("s3cret")).await;
+    let endpoint = coordinator.endpoint.as_str();
+
+    let unknown = sweep(&["status", "999", "--endpoint", endpoint, "--token", "s3cret"]);
+    assert_fails_with(&unknown, "sweep 999 not found");
+    let bad_token = sweep(&["status", "--endpoint", endpoint, "--token", "wrong"]);
+    assert_fails_with(&bad_token, "refused");
+    let refused = sweep(&["status", "--endpoint", "http://127.0.0.1:1"]);
+    assert_fails_with(
+        &refused,
+        "cannot reach the coordinator at http://127.0.0.1:1",
+    );
+    let malformed = sweep(&["workers", "--endpoint", "http://bad host:1"]);
+    assert_fails_with(&malformed, "is not a valid address");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let url = format!("sqlite://{}", missing.display());
+    let report = sweep(&["report", "1", "--database-url", &url]);
+    assert_fails_with(&report, "not found");
+    assert!(!missing.exists(), "a report never creates a database");
+
+    let spec = dir.path().join("bad.toml");
+    std::fs::write(
+        &spec,
+        "name = \"bad\"\nexperiment = \"classify\"\ndataset = \"mnist\"\nmodel = { kind = \"mlp\", hidden = [16] }\n\
+         train = { lr = 1e-3, epochs = 1, batch_size = 0 }\n",
+    )
+    .unwrap();
+    let submitted = sweep(&[
+        "submit",
+        spec.to_str().unwrap(),
+        "--endpoint",
+        endpoint,
+        "--token",
+        "s3cret",
+    ]);
+    assert_fails_with(&submitted, "batch_size");
+    let db = dir.path().join("run.db");
+    let run = sweep(&["run", spec.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    assert_fails_with(&run, "batch_size");
+    let no_spec = sweep(&["run", "no/such/spec.toml"]);
+    assert_fails_with(&no_spec, "cannot read the spec no/such/spec.toml");
+    let _ = coordinator.stop.send(());
+}

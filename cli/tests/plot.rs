@@ -1,0 +1,405 @@
+//! Each figure kind, computed from results written through the real store
+//! (a SQLite file), matches what was stored, and renders to an SVG that
+//! draws every series.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sweep_cli::plot::{self, Figure, ImageFormat};
+use sweep_coordinator::planner;
+use sweep_coordinator::store::{self, Lease, MetricPoint, NewArtifact, NewWorker, Store};
+use sweep_proto::WorkerId;
+use sweep_proto::params::{TaskParams, artifacts};
+
+struct Results {
+    store: Arc<dyn Store>,
+    worker: WorkerId,
+    dir: tempfile::TempDir,
+}
+
+impl Results {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plot.db").display());
+        let store = store::connect(&url).await.unwrap();
+        let worker = store
+            .register_worker(NewWorker {
+                name: "w".into(),
+                host: "h".into(),
+                backend: "flex".into(),
+                devices: Vec::new(),
+                slots: 64,
+                version: "test".into(),
+            })
+            .await
+            .unwrap();
+        Self { store, worker, dir }
+    }
+
+    async fn submit(&self, spec: &str) -> u64 {
+        let sweep = planner::submission(spec).unwrap();
+        self.store.create_sweep(sweep).await.unwrap().0 as u64
+    }
+
+    /// Every task that can run now, with its parameters.
+    async fn lease(&self) -> Vec<(Lease, TaskParams)> {
+        let cpu = store::Capabilities { cuda: false };
+        let ttl = std::time::Duration::from_secs(60);
+        let leases = self.store.lease(self.worker, &cpu, 64, ttl).await.unwrap();
+        leases
+            .into_iter()
+            .map(|l| {
+                let params = serde_json::from_str(&l.params).unwrap();
+                (l, params)
+            })
+            .collect()
+    }
+
+    async fn record(&self, lease: &Lease, name: &str, points: &[(i64, f64)]) {
+        let points: Vec<MetricPoint> = points
+            .iter()
+            .map(|&(step, value)| MetricPoint {
+                name: name.into(),
+                step,
+                epoch: None,
+                value,
+            })
+            .collect();
+        self.store
+            .record_metrics(&lease.to_ref(), &points)
+            .await
+            .unwrap();
+    }
+
+    async fn complete(&self, lease: &Lease, summary: Value) {
+        self.store
+            .complete(&lease.to_ref(), &summary)
+            .await
+            .unwrap();
+    }
+
+    async fn figures(&self, sweep: u64) -> HashMap<String, Figure> {
+        let figures = plot::figures(self.store.as_ref(), sweep).await.unwrap();
+        // Every figure renders, and its SVG draws every series.
+        for figure in &figures {
+            let path = self.dir.path().join(format!("{}.svg", figure.file));
+            plot::render(figure, &path, ImageFormat::Svg).unwrap();
+            assert_draws(figure, &std::fs::read_to_string(&path).unwrap());
+        }
+        figures.into_iter().map(|f| (f.file.clone(), f)).collect()
+    }
+}
+
+/// The number of points of each polyline in an SVG.
+fn polylines(svg: &str) -> Vec<usize> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter_map(|element| {
+            let points = element.split("points=\"").nth(1)?.split('"').next()?;
+            Some(points.split_whitespace().count())
+        })
+        .collect()
+}
+
+fn assert_draws(figure: &Figure, svg: &str) {
+    assert!(svg.len() > 1000, "{}: a near-empty SVG", figure.file);
+    assert!(svg.contains(&figure.title), "{}: no title", figure.file);
+    let mut lines = polylines(svg);
+    let circles = svg.matches("<circle").count();
+    let points: usize = figure.series.iter().map(|s| s.points.len()).sum();
+    assert!(
+        circles >= points,
+        "{}: {circles} markers for {points} points",
+        figure.file
+    );
+    for series in &figure.series {
+        assert!(
+            svg.contains(&series.name),
+            "{}: no legend for {}",
+            figure.file,
+            series.name
+        );
+        if !figure.scatter && series.points.len() > 1 {
+            let found = lines.iter().position(|n| *n == series.points.len());
+            let index = found.unwrap_or_else(|| {
+                panic!(
+                    "{}: no line with the {} points of {}",
+                    figure.file,
+                    series.points.len(),
+                    series.name
+                )
+            });
+            lines.remove(index);
+        }
+    }
+}
+
+fn series<'a>(figure: &'a Figure, name: &str) -> &'a [(f64, f64)] {
+    let names: Vec<&str> = figure.series.iter().map(|s| s.name.as_str()).collect();
+    &figure
+        .series
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("{}: no series {name:?} in {names:?}", figure.file))
+        .points
+}
+
+fn close(a: &[(f64, f64)], b: &[(f64, f64)]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(p, q)| (p.0 - q.0).abs() < 1e-9 && (p.1 - q.1).abs() < 1e-9)
+}
+
+#[tokio::test]
+async fn classify_curves_batch_size_figures_and_weight_paths() {
+    let results = Results::new().await;
+    let sweep = results
+        .submit(
+            r#"
+name = "plots"
+experiment = "classify"
+dataset = "mnist"
+model = { name = "tiny", kind = "mlp", hidden = [4] }
+train = { lr = 1e-3, epochs = 2 }
+classify = { snapshot_every = 1, sensitivity = true }
+[grid]
+batch_size = [32, 128]
+seed = [0, 1]
+"#,
+        )
+        .await;
+    for (lease, params) in results.lease().await {
+        // Values that differ by batch size and seed, so means are checkable.
+        let base = params.batch_size.unwrap() as f64 / 100.0 + params.seed as f64 / 10.0;
+        results
+            .record(&lease, "train_loss", &[(1, base + 1.0), (2, base + 0.5)])
+            .await;
+        results
+            .record(&lease, "test_loss", &[(1, base + 1.2), (2, base + 0.7)])
+            .await;
+        results
+            .record(&lease, "train_acc", &[(1, 0.5), (2, 0.6 + base / 10.0)])
+            .await;
+        results
+            .record(&lease, "test_acc", &[(1, 0.4), (2, 0.5 + base / 10.0)])
+            .await;
+        results
+            .record(
+                &lease,
+                "batch_loss",
+                &[(10, base + 2.0), (20, base + 1.5), (30, base + 1.0)],
+            )
+            .await;
+        for epoch in 1..=2u64 {
+            let weights: Vec<f32> = (0..params.param_count)
+                .map(|i| ((i as f64 * 0.37 + epoch as f64 * base).sin()) as f32)
+                .collect();
+            let artifact = NewArtifact {
+                name: artifacts::snapshot(epoch),
+                encoding: "f32-le".into(),
+                data: sweep_worker::model::to_bytes(&weights),
+            };
+            results
+                .store
+                .put_artifact(&lease.to_ref(), artifact)
+                .await
+                .unwrap();
+        }
+        let summary = json!({"train_loss": base + 0.5, "test_loss": base + 0.7,
+            "train_acc": 0.6 + base / 10.0, "test_acc": 0.5 + base / 10.0, "sensitivity": 1.0 + base});
+        results.complete(&lease, summary).await;
+    }
+    let figures = results.figures(sweep).await;
+
+    // Seeds 0 and 1 add 0 and 0.1: the mean adds 0.05.
+    let loss = &figures["loss"];
+    assert!(loss.y.log);
+    assert!(close(
+        series(loss, "tiny batch_size=32 train"),
+        &[(1.0, 1.37), (2.0, 0.87)]
+    ));
+    assert!(close(
+        series(loss, "tiny batch_size=128 test"),
+        &[(1.0, 2.53), (2.0, 2.03)]
+    ));
+    assert_eq!(loss.series.len(), 4);
+    let batch = &figures["batch-loss"];
+    assert!(close(
+        series(batch, "tiny batch_size=32"),
+        &[(10.0, 2.37), (20.0, 1.87), (30.0, 1.37)]
+    ));
+    assert!(figures.contains_key("accuracy"));
+
+    let sensitivity = &figures["sensitivity-vs-batch-size"];
+    assert!(sensitivity.x.log);
+    assert!(close(
+        series(sensitivity, "tiny"),
+        &[(32.0, 1.37), (128.0, 2.33)]
+    ));
+    let accuracy = &figures["accuracy-vs-batch-size"];
+    assert!(close(
+        series(accuracy, "tiny test"),
+        &[(32.0, 0.537), (128.0, 0.633)]
+    ));
+
+    // One path per task, one point per snapshot.
+    let paths = &figures["pca-tiny"];
+    assert_eq!(paths.series.len(), 4);
+    assert!(paths.series.iter().all(|s| s.points.len() == 2));
+    assert!(paths.x.label.starts_with("PC1 ("), "{}", paths.x.label);
+    assert!(
+        !figures.contains_key("loss-vs-params"),
+        "one parameter count: no such figure"
+    );
+}
+
+#[tokio::test]
+async fn parameter_count_figures_follow_the_swept_width() {
+    let results = Results::new().await;
+    let sweep = results
+        .submit(
+            r#"
+name = "widths"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", hidden = 1 }
+train = { lr = 1e-3, epochs = 1, batch_size = 64 }
+[grid]
+width = [10, 20]
+seed = [0]
+"#,
+        )
+        .await;
+    let mut expected = Vec::new();
+    for (lease, params) in results.lease().await {
+        let acc = params.width.unwrap() as f64 / 100.0;
+        expected.push((params.param_count as f64, acc));
+        results
+            .complete(&lease, json!({"test_acc": acc, "train_acc": acc + 0.1}))
+            .await;
+    }
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let figures = results.figures(sweep).await;
+    let accuracy = &figures["accuracy-vs-params"];
+    assert_eq!(accuracy.x.label, "parameters");
+    assert!(
+        close(series(accuracy, "mlp test"), &expected),
+        "{accuracy:?}"
+    );
+}
+
+#[tokio::test]
+async fn hessian_runs_give_loss_against_minimal_ratio() {
+    let results = Results::new().await;
+    let sweep = results
+        .submit(
+            r#"
+name = "ratio"
+experiment = "hessian"
+model = { kind = "mlp", hidden = [3] }
+train = { lr = 1e-3, steps = 10, record_every = 5 }
+[fit]
+record_grad_norm = true
+[grid]
+seed = [0, 1, 2]
+"#,
+        )
+        .await;
+    let mut expected = Vec::new();
+    for (lease, params) in results.lease().await {
+        let seed = params.seed as f64;
+        results
+            .record(&lease, "loss", &[(5, 1.0 + seed), (10, 0.5 + seed)])
+            .await;
+        results
+            .record(&lease, "grad_norm", &[(5, 0.1), (10, 0.01)])
+            .await;
+        let (ratio, loss) = (0.3 + seed / 10.0, 0.05 * (seed + 1.0));
+        expected.push((ratio, loss));
+        results
+            .complete(
+                &lease,
+                json!({"minimal_ratio": ratio, "loss_at_min_grad_norm": loss}),
+            )
+            .await;
+    }
+    let figures = results.figures(sweep).await;
+    let scatter = &figures["loss-vs-minimal-ratio"];
+    assert!(scatter.scatter);
+    let mut points = series(scatter, "mlp").to_vec();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(close(&points, &expected), "{points:?}");
+    assert!(close(
+        series(&figures["fit-loss"], "mlp"),
+        &[(5.0, 2.0), (10.0, 1.5)]
+    ));
+    assert!(close(
+        series(&figures["grad-norm"], "mlp"),
+        &[(5.0, 0.1), (10.0, 0.01)]
+    ));
+}
+
+#[tokio::test]
+async fn interpolation_runs_give_loss_and_accuracy_along_alpha() {
+    let results = Results::new().await;
+    let sweep = results
+        .submit(
+            r#"
+name = "line"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", hidden = [4] }
+train = { lr = 1e-3, epochs = 1 }
+[interpolate]
+between = "batch_size"
+alpha = { from = 0.0, to = 1.0, step = 0.5 }
+[grid]
+batch_size = [32, 256]
+seed = [0]
+"#,
+        )
+        .await;
+    for (lease, _) in results.lease().await {
+        results.complete(&lease, json!({"test_acc": 0.9})).await;
+    }
+    let interpolations = results.lease().await;
+    assert_eq!(
+        interpolations.len(),
+        1,
+        "unblocked once both trainings succeeded"
+    );
+    let (lease, _) = &interpolations[0];
+    let alphas = [0.0, 0.5, 1.0];
+    let steps: Vec<i64> = (0..3).collect();
+    let at = |values: [f64; 3]| -> Vec<(i64, f64)> { steps.iter().copied().zip(values).collect() };
+    results.record(lease, "alpha", &at(alphas)).await;
+    results
+        .record(lease, "train_loss", &at([0.2, 1.4, 0.3]))
+        .await;
+    results
+        .record(lease, "test_loss", &at([0.3, 1.5, 0.4]))
+        .await;
+    results
+        .record(lease, "train_acc", &at([0.95, 0.4, 0.93]))
+        .await;
+    results
+        .record(lease, "test_acc", &at([0.9, 0.35, 0.91]))
+        .await;
+    results
+        .complete(lease, json!({"train_loss_barrier": 1.15}))
+        .await;
+
+    let figures = results.figures(sweep).await;
+    let loss = &figures["interpolation-loss"];
+    assert!(close(
+        series(loss, "mlp seed 0 train"),
+        &[(0.0, 0.2), (0.5, 1.4), (1.0, 0.3)]
+    ));
+    let accuracy = &figures["interpolation-accuracy"];
+    assert!(close(
+        series(accuracy, "mlp seed 0 test"),
+        &[(0.0, 0.9), (0.5, 0.35), (1.0, 0.91)]
+    ));
+}

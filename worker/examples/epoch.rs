@@ -1,0 +1,96 @@
+//! Times training on one device with no coordinator: plans a sweep spec the
+//! way the coordinator would, trains each of its tasks here, one after the
+//! other, and prints the wall time and final metrics of each. It is the
+//! training benchmark (time per epoch against PyTorch) and the body of
+//! `scripts/gpu-smoke.sh`.
+//!
+//! ```sh
+//! cargo run --release -p sweep-worker --example epoch -- sweeps/quick/1.2-deep-vs-shallow-mnist.toml
+//! cargo run --release -p sweep-worker --features tch --example epoch -- SPEC --device cuda:0
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Parser;
+use sweep_coordinator::planner;
+use sweep_worker::device::DeviceChoice;
+use sweep_worker::experiments::{self, Context, Sink};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// A sweep spec (TOML); dependent tasks (interpolation) are skipped.
+    spec: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Train each task this many times and report every run.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+}
+
+/// Keeps the last value of each metric.
+#[derive(Default)]
+struct Last(Mutex<BTreeMap<String, f64>>);
+
+impl Sink for Last {
+    fn metric(&self, name: &str, _step: i64, _epoch: Option<i64>, value: f64) {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(name.to_string(), value);
+    }
+
+    fn artifact(&self, _name: &str, _encoding: &str, _data: Vec<u8>) {}
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let spec = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("cannot read {}", args.spec.display()))?;
+    let plan = planner::submission(&spec)?.plan;
+    let device = args.device.device().map_err(anyhow::Error::msg)?;
+    println!(
+        "device {} (backend {}), {} threads",
+        args.device,
+        args.device.backend(),
+        rayon::current_num_threads()
+    );
+    let stop = AtomicBool::new(false);
+    for task in plan.tasks.iter().filter(|t| t.depends_on.is_empty()) {
+        let params = &task.params;
+        for _ in 0..args.repeat {
+            let sink = Last::default();
+            let ctx = Context {
+                device: device.clone(),
+                data_dir: args.data_dir.clone(),
+                sink: &sink,
+                dependencies: Vec::new(),
+                stop: &stop,
+            };
+            let started = Instant::now();
+            experiments::run(params, &ctx)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let last = sink.0.into_inner().unwrap_or_else(|p| p.into_inner());
+            let shown: Vec<String> = ["train_loss", "test_loss", "test_acc", "loss"]
+                .iter()
+                .filter_map(|name| last.get(*name).map(|v| format!("{name} {v:.4}")))
+                .collect();
+            // The model as JSON lets scripts/torch_epoch.py build the same net.
+            println!(
+                "{:<10} params {:>9} batch {:>5} seed {:>3}  {:>8.2} s  {}  model {}",
+                params.model_name,
+                params.param_count,
+                params.batch_size.map_or("-".into(), |b| b.to_string()),
+                params.seed,
+                seconds,
+                shown.join("  "),
+                serde_json::to_string(&params.model)?
+            );
+        }
+    }
+    Ok(())
+}
