@@ -13,7 +13,6 @@ import os
 import struct
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +23,7 @@ def read_idx(path):
         data = f.read()
     dims = data[3]
     shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+    return torch.frombuffer(bytearray(data[4 + 4 * dims :]), dtype=torch.uint8).reshape(shape)
 
 
 def find(directory, stem):
@@ -38,8 +37,8 @@ def find(directory, stem):
 def load(directory, split):
     images = read_idx(find(directory, f"{split}-images-idx3-ubyte"))
     labels = read_idx(find(directory, f"{split}-labels-idx1-ubyte"))
-    x = torch.tensor(images, dtype=torch.float32).div_(255.0).unsqueeze(1)
-    return x, torch.tensor(labels, dtype=torch.int64)
+    x = images.to(torch.float32).div_(255.0).unsqueeze(1)
+    return x, labels.to(torch.int64)
 
 
 def build(shape):

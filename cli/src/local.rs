@@ -26,7 +26,7 @@ pub struct Interrupted(pub u64);
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let spec_toml = read_spec(&args.spec)?;
-    args.device.device().map_err(anyhow::Error::msg)?;
+    args.device.open().map_err(anyhow::Error::msg)?;
     let name = planner::submission(&spec_toml)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.spec.display()))?
         .plan

@@ -17,10 +17,10 @@ const LEADING: &[&str] = &[
     "test_loss",
     "test_acc",
     "final_loss",
-    "min_loss",
 ];
 
-/// Bookkeeping figures the table leaves out (CSV and JSON keep them).
+/// Figures the table leaves out to stay readable: bookkeeping, and details
+/// next to the figure that matters (CSV and JSON keep them all).
 const BOOKKEEPING: &[&str] = &[
     "steps",
     "epochs",
@@ -31,18 +31,18 @@ const BOOKKEEPING: &[&str] = &[
     "eigenvalues",
     "tol",
     "min_grad_norm_step",
+    "min_loss",
+    "lambda_min",
+    "lambda_max",
+    "negative_fraction",
+    "positive_fraction",
+    "train_loss_at_0",
+    "train_loss_at_1",
 ];
 
 /// Parameters that never make a setting column: the seeds are what a row
 /// aggregates over, and the shape is named by the model and its size.
-const HIDDEN_PARAMS: &[&str] = &[
-    "seed",
-    "init_seed",
-    "model",
-    "model_name",
-    "param_count",
-    "experiment",
-];
+const HIDDEN_PARAMS: &[&str] = &["seed", "init_seed", "model", "model_name", "param_count"];
 
 pub async fn report(store: &dyn Store, sweep: u64, format: Format) -> anyhow::Result<()> {
     let rows = store.report(SweepId(sweep as i64)).await?;
@@ -170,9 +170,12 @@ fn varying_params(params: &[BTreeMap<String, Value>]) -> Vec<String> {
             let top = key.split('.').next().unwrap_or(key);
             !HIDDEN_PARAMS.contains(&top)
         })
+        // Absent is not a value: an interpolation next to its trainings
+        // has other keys, and those do not make columns.
         .filter(|key| {
-            let first = params[0].get(*key);
-            params.iter().any(|p| p.get(*key) != first)
+            let mut values = params.iter().filter_map(|p| p.get(*key));
+            let first = values.next();
+            values.any(|v| Some(v) != first)
         })
         .cloned()
         .collect()

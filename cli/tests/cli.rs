@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use sweep_coordinator::store::TaskState;
 use tokio::sync::oneshot;
 
 fn sweep(args: &[&str]) -> Output {
@@ -132,6 +133,93 @@ fn sweep_run_trains_a_quick_spec_and_reports_every_grid_point() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_hands_tasks_back_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("resume.db");
+    let spec = dir.path().join("long.toml");
+    std::fs::write(
+        &spec,
+        r#"
+name = "resume"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [32] }
+train = { lr = 1e-3, epochs = 15, batch_size = 64 }
+classify = { train_subset = 1000, test_subset = 200 }
+[grid]
+seed = [0, 1]
+"#,
+    )
+    .unwrap();
+    let args = [
+        "run",
+        spec.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("sqlite://{}", db.display());
+    let sweep_id = sweep_proto::SweepId(1);
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(store) = sweep_coordinator::store::connect_existing(&url).await
+            && let Ok(tasks) = store.tasks(sweep_id, &[TaskState::Leased]).await
+            && !tasks.is_empty()
+        {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "no task ever started");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = child.wait_with_output().unwrap();
+    assert_eq!(interrupted.status.code(), Some(130));
+    let err = stderr(&interrupted);
+    assert!(
+        err.contains("run the same command again to resume sweep 1"),
+        "{err}"
+    );
+    let store = sweep_coordinator::store::connect_existing(&url)
+        .await
+        .unwrap();
+    let tasks = store.tasks(sweep_id, &[]).await.unwrap();
+    assert!(
+        tasks.iter().all(|t| t.state != TaskState::Leased),
+        "every running task was handed back: {tasks:?}"
+    );
+
+    let resumed = sweep(&args);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resuming sweep 1"),
+        "{}",
+        stderr(&resumed)
+    );
+    let tasks = store.tasks(sweep_id, &[]).await.unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert!(
+        tasks.iter().all(|t| t.state == TaskState::Succeeded),
+        "{tasks:?}"
+    );
+    assert_eq!(
+        store.sweeps(10).await.unwrap().len(),
+        1,
+        "resumed, not submitted again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_verbs_submit_list_cancel_and_retry() {
     let coordinator = coordinator(None).await;
     let endpoint = coordinator.endpoint.as_str();
@@ -191,6 +279,8 @@ async fn cluster_verbs_submit_list_cancel_and_retry() {
         last,
         format!("error: sweep 1 cancelled: {count}/{count} tasks done, 0 failed")
     );
+    let retried = sweep(&["retry", &id, "--endpoint", endpoint]);
+    assert_fails_with(&retried, "cancelled");
     let workers = sweep(&["workers", "--endpoint", endpoint, "--format", "json"]);
     assert_eq!(stdout(&workers).trim(), "[]");
     let _ = coordinator.stop.send(());

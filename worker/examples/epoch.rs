@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     let spec = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("cannot read {}", args.spec.display()))?;
     let plan = planner::submission(&spec)?.plan;
-    let device = args.device.device().map_err(anyhow::Error::msg)?;
+    let device = args.device.open().map_err(anyhow::Error::msg)?;
     println!(
         "device {} (backend {}), {} threads",
         args.device,

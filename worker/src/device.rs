@@ -78,6 +78,94 @@ impl DeviceChoice {
     }
 }
 
+impl DeviceChoice {
+    /// The device, checked by computing on it once, so that a worker asked
+    /// for a GPU it cannot use says so at start instead of failing every
+    /// task (LibTorch panics on an unusable CUDA device).
+    pub fn open(self) -> Result<Device, String> {
+        let device = self.device()?;
+        let probe = std::panic::catch_unwind(|| {
+            let one = burn::tensor::Tensor::<1>::from_data(
+                burn::tensor::TensorData::new(vec![1.0f32], [1]),
+                &device,
+            );
+            (one.clone() + one).into_data().try_to_vec::<f32>()
+        });
+        match probe {
+            Ok(Ok(values)) if values == [2.0] => Ok(device),
+            Ok(Ok(values)) => Err(format!("device {self}: 1 + 1 gave {values:?}")),
+            Ok(Err(err)) => Err(format!("device {self}: cannot read a result back: {err:?}")),
+            Err(panic) => Err(format!(
+                "device {self} is not usable: {}",
+                crate::error::panic_message(panic.as_ref())
+            )),
+        }
+    }
+}
+
+/// What a worker tells the coordinator about its device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    pub name: String,
+    pub memory_bytes: u64,
+}
+
+impl DeviceChoice {
+    /// The device's model and memory: for CUDA as `nvidia-smi` reports
+    /// them, for the CPU the architecture, thread count and system memory.
+    /// Unknown values stay empty rather than failing registration.
+    pub fn describe(self) -> Description {
+        match self {
+            Self::Cpu => Description {
+                name: format!(
+                    "{} ({} threads)",
+                    std::env::consts::ARCH,
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                ),
+                memory_bytes: meminfo_total().unwrap_or(0),
+            },
+            Self::Cuda(index) => nvidia_smi(index).unwrap_or(Description {
+                name: self.to_string(),
+                memory_bytes: 0,
+            }),
+        }
+    }
+}
+
+fn meminfo_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_meminfo(&text)
+}
+
+/// `MemTotal:  24581232 kB` in bytes.
+fn parse_meminfo(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn nvidia_smi(index: usize) -> Option<Description> {
+    let output = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=name,memory.total",
+            "--format=csv,noheader,nounits",
+            &format!("--id={index}"),
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    parse_nvidia_smi(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// `NVIDIA H100 80GB HBM3, 81559` (MiB) as a description.
+fn parse_nvidia_smi(text: &str) -> Option<Description> {
+    let (name, mib) = text.lines().next()?.rsplit_once(',')?;
+    Some(Description {
+        name: name.trim().to_string(),
+        memory_bytes: mib.trim().parse::<u64>().ok()? << 20,
+    })
+}
+
 /// The CPU device the tests build models on.
 #[cfg(test)]
 pub fn test_device() -> Device {
@@ -97,6 +185,27 @@ mod tests {
         assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
         assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("gpu"));
         assert_eq!(DeviceChoice::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn device_descriptions_parse() {
+        let meminfo = "MemTotal:       24581232 kB\nMemFree:  1 kB\n";
+        assert_eq!(parse_meminfo(meminfo), Some(24_581_232 * 1024));
+        let smi = "NVIDIA H100 80GB HBM3, 81559\n";
+        assert_eq!(
+            parse_nvidia_smi(smi),
+            Some(Description {
+                name: "NVIDIA H100 80GB HBM3".into(),
+                memory_bytes: 81_559 << 20,
+            })
+        );
+        assert_eq!(parse_nvidia_smi("garbage"), None);
+        assert!(DeviceChoice::Cpu.describe().memory_bytes > 0);
+    }
+
+    #[test]
+    fn the_cpu_opens_and_computes() {
+        assert!(DeviceChoice::Cpu.open().is_ok());
     }
 
     #[cfg(not(feature = "tch"))]

@@ -1,4 +1,4 @@
-//! The worker's errors.
+//! The worker's errors, and what a caught panic said.
 
 use std::path::{Path, PathBuf};
 
@@ -40,4 +40,13 @@ impl DataError {
             problem: problem.into(),
         }
     }
+}
+
+/// What a caught panic said.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }

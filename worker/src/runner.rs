@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{self, Client, retry};
 use crate::device::DeviceChoice;
+use crate::error::panic_message;
 use crate::experiments::{self, Context, TaskError};
 use crate::model;
 use crate::report::{self, ChannelSink, Shipped};
@@ -102,7 +103,7 @@ struct Shared {
 
 /// Runs the worker until `shutdown` completes and its tasks are handed back.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
-    let device = config.device.device().map_err(WorkerError::Config)?;
+    let device = config.device.open().map_err(WorkerError::Config)?;
     let client = client::connect(&config.coordinator, config.token.as_deref())
         .map_err(WorkerError::Config)?;
     let slots = config.slots.max(1);
@@ -144,14 +145,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 async fn register(shared: &Shared) -> Result<v1::RegisterResponse, WorkerError> {
     let choice = shared.config.device;
+    let description = choice.describe();
     let request = v1::RegisterRequest {
         name: shared.config.name.clone(),
         host: hostname(),
         backend: choice.backend().to_string(),
         devices: vec![v1::Device {
             kind: choice.kind().to_string(),
-            name: choice.to_string(),
-            memory_bytes: 0,
+            name: description.name,
+            memory_bytes: description.memory_bytes,
         }],
         slots: shared.config.slots.max(1) as u32,
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -423,17 +425,9 @@ async fn train(
         .push(pool);
     match outcome {
         Ok(Ok(result)) => result,
-        Ok(Err(panic)) => Err(TaskError::Panicked(panic_message(&panic))),
+        Ok(Err(panic)) => Err(TaskError::Panicked(panic_message(panic.as_ref()))),
         Err(join) => Err(TaskError::Panicked(join.to_string())),
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 enum Ending {

@@ -1,8 +1,8 @@
 //! Which figures a sweep's results support, computed from the store: the
 //! curves of every experiment, figures against the swept parameter count or
 //! batch size (3.2, 3.4), loss against minimal ratio (2.3), the
-//! interpolation path (3.3) and the PCA of weight snapshots (2.1). Repeated
-//! seeds of a setting are averaged; each figure is left out when the sweep
+//! interpolation path (3.3) and the PCA of weight snapshots (2.1). Curves
+//! show the median over a setting's seeds, final figures the mean; each figure is left out when the sweep
 //! has nothing for it.
 
 use std::collections::BTreeMap;
@@ -90,18 +90,27 @@ fn by_setting<'a>(runs: &[&'a Run], skip: &[&str]) -> Vec<(String, Vec<&'a Run>)
     groups
 }
 
-/// The mean over a group's runs of a metric at each step.
-fn mean_curve(group: &[&Run], metric: &str) -> Vec<(f64, f64)> {
-    let mut sums: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+/// The median over a group's runs of a metric at each step: one diverged
+/// or collapsed seed should not hide what the others did (1.1 has one).
+fn median_curve(group: &[&Run], metric: &str) -> Vec<(f64, f64)> {
+    let mut steps: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for run in group {
         for (step, value) in run.metric(metric) {
-            let entry = sums.entry(step as i64).or_default();
-            entry.0 += value;
-            entry.1 += 1.0;
+            steps.entry(step as i64).or_default().push(value);
         }
     }
-    sums.into_iter()
-        .map(|(step, (sum, n))| (step as f64, sum / n))
+    steps
+        .into_iter()
+        .map(|(step, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let middle = values.len() / 2;
+            let median = if values.len() % 2 == 0 {
+                (values[middle - 1] + values[middle]) / 2.0
+            } else {
+                values[middle]
+            };
+            (step as f64, median)
+        })
         .collect()
 }
 
@@ -117,7 +126,7 @@ fn curve_figure(
     let mut series = Vec::new();
     for (label, group) in groups {
         for (metric, suffix) in metrics {
-            let points: Vec<(f64, f64)> = mean_curve(group, metric)
+            let points: Vec<(f64, f64)> = median_curve(group, metric)
                 .into_iter()
                 .filter(|(_, v)| !y.log || *v > 0.0)
                 .collect();
@@ -152,7 +161,7 @@ fn curves(runs: &[Run]) -> Vec<Figure> {
     [
         curve_figure(
             "loss",
-            "Loss per epoch (mean over seeds)",
+            "Loss per epoch (median over seeds)",
             Axis::linear("epoch"),
             Axis::log("loss"),
             &groups,
@@ -160,7 +169,7 @@ fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "accuracy",
-            "Accuracy per epoch (mean over seeds)",
+            "Accuracy per epoch (median over seeds)",
             Axis::linear("epoch"),
             Axis::linear("accuracy"),
             &groups,
@@ -168,7 +177,7 @@ fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "batch-loss",
-            "Minibatch loss during training",
+            "Minibatch loss during training (median over seeds)",
             Axis::linear("step"),
             Axis::log("loss"),
             &groups,
@@ -176,7 +185,7 @@ fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "batch-accuracy",
-            "Minibatch accuracy during training",
+            "Minibatch accuracy during training (median over seeds)",
             Axis::linear("step"),
             Axis::linear("accuracy"),
             &groups,
@@ -184,7 +193,7 @@ fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "fit-loss",
-            "Training loss (MSE, mean over seeds)",
+            "Training loss (MSE, median over seeds)",
             Axis::linear("step"),
             Axis::log("loss"),
             &groups,
@@ -192,7 +201,7 @@ fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "grad-norm",
-            "Gradient norm",
+            "Gradient norm (median over seeds)",
             Axis::linear("step"),
             Axis::log("‖∇θ L‖"),
             &groups,

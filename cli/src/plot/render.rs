@@ -1,10 +1,10 @@
-//! Draws a [`Figure`] with plotters, as SVG or PNG. Log axes are drawn by
-//! plotting log10 of the values and labelling the ticks with the values.
+//! Draws a [`Figure`] with plotters, as SVG or PNG.
 
 use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -43,82 +43,177 @@ pub fn render(figure: &Figure, path: &Path, format: ImageFormat) -> anyhow::Resu
     Ok(())
 }
 
-/// A value on an axis as plotted.
-fn scaled(value: f64, log: bool) -> f64 {
-    if log { value.log10() } else { value }
-}
-
-/// The range covering `values`, padded by 5% (a unit around a single value).
-fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+/// The range covering `values`, padded by 5% (a unit around a single
+/// value); on a log axis the padding is a factor and the range positive.
+fn range(values: impl Iterator<Item = f64>, log: bool) -> std::ops::Range<f64> {
     let (low, high) = values
-        .filter(|v| v.is_finite())
+        .filter(|v| v.is_finite() && (!log || *v > 0.0))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
     if !low.is_finite() {
-        return 0.0..1.0;
+        return if log { 0.1..10.0 } else { 0.0..1.0 };
+    }
+    if log {
+        let pad = if high > low {
+            (high / low).powf(0.05)
+        } else {
+            2.0
+        };
+        return (low / pad)..(high * pad);
     }
     let pad = if high > low { (high - low) * 0.05 } else { 0.5 };
     (low - pad)..(high + pad)
 }
 
-fn tick(value: f64, log: bool) -> String {
-    let value = if log { 10f64.powf(value) } else { value };
+/// A tick label: short, in scientific notation when very large or small.
+fn tick(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude != 0.0 && !(1e-3..1e5).contains(&magnitude) {
-        format!("{value:.1e}")
-    } else if magnitude >= 100.0 || (value.fract() == 0.0) {
+        format!("{value:.0e}")
+    } else if value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
-        format!("{value:.3}")
+        let text = format!("{value:.3}");
+        text.trim_end_matches('0').to_string()
     }
 }
+
+/// How an axis is drawn.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    /// Ticks at powers of two (batch sizes), each labelled.
+    Log2,
+    /// Labels only at 1, 2 and 5 times a power of ten, so they never crowd.
+    Log10,
+}
+
+impl Scale {
+    /// A log axis is used where asked for and where the values are positive
+    /// and span more than a factor of ten (or are all powers of two);
+    /// within a narrower span a linear axis reads better.
+    fn of(log: bool, values: &[f64]) -> Self {
+        let positive = values.iter().all(|v| *v > 0.0);
+        if !log || !positive || values.is_empty() {
+            return Self::Linear;
+        }
+        let power_of_two = |v: &f64| v.fract() == 0.0 && (*v as u64).is_power_of_two();
+        if values.len() > 1 && values.iter().all(power_of_two) {
+            return Self::Log2;
+        }
+        let (low, high) = values.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+        if high / low > 10.0 {
+            Self::Log10
+        } else {
+            Self::Linear
+        }
+    }
+
+    fn label(self, value: f64) -> String {
+        if self == Self::Log10 {
+            let mantissa = value / 10f64.powf(value.log10().floor());
+            if ![1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
+                return String::new();
+            }
+        }
+        tick(value)
+    }
+}
+
+/// Markers on every point unless a line has too many to tell apart.
+const MAX_MARKED_POINTS: usize = 60;
 
 fn draw<DB: DrawingBackend>(
     figure: &Figure,
     root: &DrawingArea<DB, Shift>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
-    let (x_log, y_log) = (figure.x.log, figure.y.log);
-    let points = || figure.series.iter().flat_map(|s| s.points.iter());
-    let x_range = range(points().map(|p| scaled(p.0, x_log)));
-    let y_range = range(points().map(|p| scaled(p.1, y_log)));
+    let xs: Vec<f64> = figure
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    let ys: Vec<f64> = figure
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    let scales = (Scale::of(figure.x.log, &xs), Scale::of(figure.y.log, &ys));
+    let x = range(xs.iter().copied(), scales.0 != Scale::Linear);
+    let y = range(ys.iter().copied(), scales.1 != Scale::Linear);
+    use Scale::*;
+    match scales {
+        (Linear, Linear) => draw_on(figure, root, scales, x, y),
+        (Linear, Log10) => draw_on(figure, root, scales, x, y.log_scale()),
+        (Linear, Log2) => draw_on(figure, root, scales, x, y.log_scale().base(2.0)),
+        (Log10, Linear) => draw_on(figure, root, scales, x.log_scale(), y),
+        (Log10, Log10) => draw_on(figure, root, scales, x.log_scale(), y.log_scale()),
+        (Log10, Log2) => draw_on(figure, root, scales, x.log_scale(), y.log_scale().base(2.0)),
+        (Log2, Linear) => draw_on(figure, root, scales, x.log_scale().base(2.0), y),
+        (Log2, Log10) => draw_on(figure, root, scales, x.log_scale().base(2.0), y.log_scale()),
+        (Log2, Log2) => draw_on(
+            figure,
+            root,
+            scales,
+            x.log_scale().base(2.0),
+            y.log_scale().base(2.0),
+        ),
+    }
+}
+
+fn draw_on<DB, X, Y>(
+    figure: &Figure,
+    root: &DrawingArea<DB, Shift>,
+    (x_scale, y_scale): (Scale, Scale),
+    x: X,
+    y: Y,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
     let mut chart = ChartBuilder::on(root)
         .caption(&figure.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(x_range, y_range)?;
+        .build_cartesian_2d(x, y)?;
     chart
         .configure_mesh()
         .x_desc(&figure.x.label)
         .y_desc(&figure.y.label)
-        .x_label_formatter(&|v| tick(*v, x_log))
-        .y_label_formatter(&|v| tick(*v, y_log))
+        .x_label_formatter(&|v| x_scale.label(*v))
+        .y_label_formatter(&|v| y_scale.label(*v))
         .label_style(("sans-serif", 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (index, series) in figure.series.iter().enumerate() {
         let color = Palette99::pick(index).to_rgba();
-        let data: Vec<(f64, f64)> = series
-            .points
-            .iter()
-            .map(|&(x, y)| (scaled(x, x_log), scaled(y, y_log)))
-            .collect();
-        let style = ShapeStyle::from(color).filled();
-        let drawn = if figure.scatter {
-            chart.draw_series(data.iter().map(|&p| Circle::new(p, 4, style)))?
-        } else {
+        let data = series.points.clone();
+        let marked = figure.scatter || data.len() <= MAX_MARKED_POINTS;
+        if !figure.scatter {
             chart.draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?;
-            chart.draw_series(data.iter().map(|&p| Circle::new(p, 3, style)))?
-        };
-        drawn
+        }
+        let size = if figure.scatter { 4 } else { 3 };
+        let markers = data
+            .into_iter()
+            .filter(|_| marked)
+            .map(move |p| Circle::new(p, size, color.filled()));
+        chart
+            .draw_series(markers)?
             .label(&series.name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], color.filled()));
     }
+    // Half-transparent, so that points under the legend still show.
     chart
         .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
+        .background_style(WHITE.mix(0.6))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 14))
         .position(SeriesLabelPosition::UpperRight)
