@@ -159,7 +159,7 @@ seed = [0, 1]
         "--db",
         db.to_str().unwrap(),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sweep"))
         .args(args)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
