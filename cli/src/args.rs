@@ -11,7 +11,7 @@ use crate::plot::ImageFormat;
 /// Run parameter, batch-size and seed sweeps on one machine or a cluster,
 /// and turn their metrics into the report's tables and figures.
 #[derive(Debug, Parser)]
-#[command(name = "sweep", version, about, propagate_version = true)]
+#[command(name = "sweep", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,38 +19,50 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a sweep on this machine: an embedded coordinator (SQLite file),
-    /// local workers over gRPC, live progress, then the report table.
-    /// Running it again with the same --db resumes the sweep.
+    /// Run a sweep on this machine, then print its report.
+    ///
+    /// An embedded coordinator keeps the sweep in a SQLite file, local
+    /// workers train its tasks over gRPC, a progress bar follows it. Ctrl-c
+    /// hands the running tasks back; the same command again resumes the
+    /// sweep.
     Run(RunArgs),
     /// Submit a sweep spec to a coordinator and print the new sweep's id.
     Submit {
+        /// The sweep spec (TOML).
         spec: PathBuf,
         #[command(flatten)]
         endpoint: Endpoint,
     },
     /// One sweep's progress, or every sweep's when no id is given.
     Status {
+        /// The sweep's id; without it, every sweep.
         sweep: Option<u64>,
         #[command(flatten)]
         endpoint: Endpoint,
         #[command(flatten)]
         output: Output,
     },
-    /// Follow a sweep until it ends; exits non-zero unless every task succeeded.
+    /// Follow a sweep until it ends.
+    ///
+    /// Exits non-zero unless every task succeeded.
     Watch {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// Cancel a sweep: queued tasks at once, running ones at their next heartbeat.
+    /// Cancel a sweep.
+    ///
+    /// Queued tasks stop at once, running ones at their worker's next heartbeat.
     Cancel {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         #[command(flatten)]
         endpoint: Endpoint,
     },
     /// Queue a sweep's failed tasks again (only those).
     Retry {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         #[command(flatten)]
         endpoint: Endpoint,
@@ -64,6 +76,7 @@ pub enum Command {
     },
     /// A sweep's tasks, optionally only those in some states.
     Tasks {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         /// Only tasks in these states (blocked, queued, leased, succeeded,
         /// failed, cancelled); repeat or separate with commas.
@@ -74,39 +87,53 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// One row per swept setting: mean ± std over seeds of the final losses,
-    /// accuracies and the experiment's own figures, read from the database.
+    /// One row per swept setting: mean ± std over seeds of every figure.
+    ///
+    /// Final losses, accuracies and the experiment's own figures (minimal
+    /// ratio, sensitivity, ...), aggregated in the database. The table hides
+    /// bookkeeping figures; CSV and JSON have them all.
     Report {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         #[command(flatten)]
         database: Database,
         #[command(flatten)]
         output: Output,
     },
-    /// Draw the report's figures from a sweep's results: curves per model,
-    /// figures against parameter count and batch size, loss against minimal
-    /// ratio, interpolation paths, PCA of weight snapshots.
+    /// Draw the report's figures from a sweep's results.
+    ///
+    /// Curves per model, figures against parameter count and batch size,
+    /// loss against minimal ratio, interpolation paths, PCA of weight
+    /// snapshots: each one the sweep has data for.
     Plot {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         /// The directory the figures are written to (created if missing).
         #[arg(long, default_value = "figures")]
         out: PathBuf,
+        /// SVG (sharp at any size) or PNG.
         #[arg(long, value_enum, default_value_t = ImageFormat::Svg)]
         format: ImageFormat,
         #[command(flatten)]
         database: Database,
     },
-    /// Every metric point of a sweep (one row per task, metric and step),
-    /// for notebooks.
+    /// Every metric point of a sweep, for notebooks.
+    ///
+    /// One row per task, metric and step; CSV, or JSON Lines with `--format json`.
     Export {
+        /// The sweep's id (`sweep status` lists them).
         sweep: u64,
         #[command(flatten)]
         database: Database,
+        /// CSV, or JSON Lines (one object per line).
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +179,7 @@ pub struct Database {
 
 #[derive(Debug, Args)]
 pub struct Output {
+    /// How listings are printed: aligned for people, CSV or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

@@ -283,6 +283,9 @@ async fn cluster_verbs_submit_list_cancel_and_retry() {
     assert_fails_with(&retried, "cancelled");
     let workers = sweep(&["workers", "--endpoint", endpoint, "--format", "json"]);
     assert_eq!(stdout(&workers).trim(), "[]");
+    let completions = sweep(&["completions", "bash"]);
+    assert!(completions.status.success());
+    assert!(stdout(&completions).contains("_sweep()") && stdout(&completions).contains("report"));
     let _ = coordinator.stop.send(());
 }
 
