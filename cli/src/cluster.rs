@@ -93,11 +93,15 @@ fn sweep_listing(sweeps: &[v1::SweepInfo]) -> Listing {
 pub async fn watch(sweep_id: u64, endpoint: &Endpoint) -> anyhow::Result<()> {
     let mut coordinator = Coordinator::connect(endpoint).await?;
     let info = follow(&mut coordinator, sweep_id).await?;
-    ended(&info)
+    ended(
+        &info,
+        Some(format!("`sweep tasks {sweep_id} --state failed` shows why")),
+    )
 }
 
-/// One line on how a final sweep ended; an error unless it succeeded.
-pub fn ended(info: &v1::SweepInfo) -> anyhow::Result<()> {
+/// One line on how a final sweep ended; an error unless it succeeded, with
+/// `hint` when tasks failed.
+pub fn ended(info: &v1::SweepInfo, hint: Option<String>) -> anyhow::Result<()> {
     let tally = Tally::of(info);
     let line = format!(
         "sweep {} {}: {}/{} tasks done, {} failed",
@@ -111,10 +115,10 @@ pub fn ended(info: &v1::SweepInfo) -> anyhow::Result<()> {
         eprintln!("{line}");
         return Ok(());
     }
-    if tally.failed > 0 {
-        anyhow::bail!("{line}; `sweep tasks {} --state failed` shows why", info.id);
+    match hint {
+        Some(hint) if tally.failed > 0 => anyhow::bail!("{line}; {hint}"),
+        _ => anyhow::bail!("{line}"),
     }
-    anyhow::bail!("{line}")
 }
 
 pub async fn cancel(sweep_id: u64, endpoint: &Endpoint) -> anyhow::Result<()> {

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use sweep_coordinator::store::TaskState;
 use sweep_coordinator::{planner, store};
-use sweep_proto::v1;
+use sweep_proto::{SweepId, v1};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -73,7 +74,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let store = store::connect_existing(&url).await?;
     report::report(store.as_ref(), sweep_id, args.output.format).await?;
-    ended(&info)
+    for task in store
+        .tasks(SweepId(sweep_id as i64), &[TaskState::Failed])
+        .await?
+    {
+        let error = task.error.unwrap_or_default();
+        eprintln!("task {} failed: {error}", task.id);
+    }
+    ended(&info, None)
 }
 
 /// The id of the sweep this spec already has in the database, unless it is

@@ -132,6 +132,46 @@ fn sweep_run_trains_a_quick_spec_and_reports_every_grid_point() {
     );
 }
 
+#[test]
+fn a_run_with_a_failed_task_says_why_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("diverge.toml");
+    std::fs::write(
+        &spec,
+        r#"
+name = "diverge"
+experiment = "fit"
+train = { lr = 1e30, steps = 50, record_every = 10 }
+model = { kind = "mlp", hidden = [8] }
+[grid]
+seed = [0]
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("d.db");
+    let run = sweep(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = stderr(&run);
+    assert!(err.contains("task 1 failed: diverged at step "), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(last, "error: sweep 1 failed: 1/1 tasks done, 1 failed");
+    let report = stdout(&run);
+    assert!(
+        report
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.contains(",0,1")),
+        "{report}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_hands_tasks_back_and_resumes() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,6 +145,13 @@ fn series<'a>(figure: &'a Figure, name: &str) -> &'a [(f64, f64)] {
         .points
 }
 
+/// A synthetic weight snapshot that moves with the epoch.
+fn weights(count: u64, epoch: u64, base: f64) -> Vec<f32> {
+    (0..count)
+        .map(|i| ((i as f64 * 0.37 + epoch as f64 * base).sin()) as f32)
+        .collect()
+}
+
 fn close(a: &[(f64, f64)], b: &[(f64, f64)]) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -193,13 +200,10 @@ seed = [0, 1]
             )
             .await;
         for epoch in 1..=2u64 {
-            let weights: Vec<f32> = (0..params.param_count)
-                .map(|i| ((i as f64 * 0.37 + epoch as f64 * base).sin()) as f32)
-                .collect();
             let artifact = NewArtifact {
                 name: artifacts::snapshot(epoch),
                 encoding: "f32-le".into(),
-                data: sweep_worker::model::to_bytes(&weights),
+                data: sweep_worker::model::to_bytes(&weights(params.param_count, epoch, base)),
             };
             results
                 .store
@@ -244,11 +248,29 @@ seed = [0, 1]
         &[(32.0, 0.537), (128.0, 0.633)]
     ));
 
-    // One path per task, one point per snapshot.
+    // One path per task, one point per snapshot noting its test accuracy;
+    // each run's path length in weight space.
     let paths = &figures["pca-tiny"];
     assert_eq!(paths.series.len(), 4);
-    assert!(paths.series.iter().all(|s| s.points.len() == 2));
     assert!(paths.x.label.starts_with("PC1 ("), "{}", paths.x.label);
+    for (batch, seed) in [(32u64, 0u64), (32, 1), (128, 0), (128, 1)] {
+        let base = batch as f64 / 100.0 + seed as f64 / 10.0;
+        let (first, second) = (weights(3190, 1, base), weights(3190, 2, base));
+        let length: f64 = first
+            .iter()
+            .zip(&second)
+            .map(|(a, b)| f64::from(b - a).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let last = 0.5 + base / 10.0;
+        let name = format!("seed {seed} (path {length:.3}, test acc 0.400 → {last:.3})");
+        let path = paths.series.iter().find(|s| s.name == name);
+        let path = path.unwrap_or_else(|| panic!("no {name:?} in {:?}", paths.series));
+        assert_eq!(path.points.len(), 2);
+        assert_eq!(path.notes, [String::new(), format!("{last:.3}")]);
+    }
+    let layer = &figures["pca-tiny-layer2"];
+    assert_eq!(layer.series.len(), 4, "the second kernel's paths too");
     assert!(
         !figures.contains_key("loss-vs-params"),
         "one parameter count: no such figure"

@@ -97,6 +97,24 @@ fn blocks(shape: &ModelShape) -> Vec<Block> {
     out
 }
 
+/// Where the `index`-th weight matrix (or convolution kernel; biases are
+/// not counted) lies in the flat weights: index 1 is the kernel into an
+/// MLP's second hidden layer. `None` past the last one.
+pub fn kernel_range(shape: &ModelShape, index: usize) -> Option<std::ops::Range<usize>> {
+    let mut start = 0;
+    let mut kernels = 0;
+    for block in blocks(shape) {
+        if block.fans.is_some() {
+            if kernels == index {
+                return Some(start..start + block.len());
+            }
+            kernels += 1;
+        }
+        start += block.len();
+    }
+    None
+}
+
 /// Glorot-uniform weights and zero biases, drawn from `seed` alone.
 pub fn initial_weights(shape: &ModelShape, seed: u64) -> Vec<f32> {
     let mut rng = Rng::derived(seed, 0x1417);
@@ -306,6 +324,16 @@ mod tests {
             assert_eq!(net.num_params(), count, "{shape:?}");
             assert_eq!(shape.param_count() as usize, count);
         }
+    }
+
+    #[test]
+    fn kernel_ranges_skip_the_biases() {
+        let shape = ModelShape::mlp(784, &[100, 200], 10);
+        assert_eq!(kernel_range(&shape, 0), Some(0..78_400));
+        // After the first kernel and its 100 biases: a 100x200 kernel.
+        assert_eq!(kernel_range(&shape, 1), Some(78_500..98_500));
+        assert_eq!(kernel_range(&shape, 2), Some(98_700..100_700));
+        assert_eq!(kernel_range(&shape, 3), None);
     }
 
     #[test]

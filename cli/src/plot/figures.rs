@@ -132,7 +132,7 @@ fn curve_figure(
                 .collect();
             if !points.is_empty() {
                 let name = format!("{label} {suffix}").trim().to_string();
-                series.push(Series { name, points });
+                series.push(Series::new(name, points));
             }
         }
     }
@@ -282,7 +282,7 @@ fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
                 let points = setting_means(group, axis, figure);
                 if !points.is_empty() {
                     let name = format!("{group_label} {suffix}").trim().to_string();
-                    series.push(Series { name, points });
+                    series.push(Series::new(name, points));
                 }
             }
         }
@@ -384,6 +384,7 @@ fn minimal_ratio(runs: &[Run]) -> Option<Figure> {
         .into_iter()
         .map(|(label, group)| Series {
             name: label,
+            notes: Vec::new(),
             points: group
                 .iter()
                 .filter_map(|r| {
@@ -445,10 +446,7 @@ fn interpolation(runs: &[Run]) -> Vec<Figure> {
                     .filter(|(_, v)| !log || *v > 0.0)
                     .collect();
                 if !points.is_empty() {
-                    series.push(Series {
-                        name: format!("{name} {split}"),
-                        points,
-                    });
+                    series.push(Series::new(format!("{name} {split}"), points));
                 }
             }
         }
@@ -487,12 +485,21 @@ fn interpolation(runs: &[Run]) -> Vec<Figure> {
     .collect()
 }
 
-/// The optimization paths of each model's runs: their weight snapshots
-/// projected onto the snapshots' first two principal components (2.1).
+/// A run's weight snapshots in epoch order, each with the test accuracy
+/// recorded at that epoch.
+struct Path<'a> {
+    run: &'a Run,
+    snapshots: Vec<Vec<f32>>,
+    accuracies: Vec<Option<f64>>,
+}
+
+/// The optimization paths of each model's runs (2.1): their weight
+/// snapshots projected on two principal components fitted jointly over every
+/// run and snapshot, once for the whole model and once for the second
+/// hidden layer's kernel; each point notes its test accuracy, each run its
+/// path length in weight space.
 async fn paths(store: &dyn Store, runs: &[Run]) -> anyhow::Result<Vec<Figure>> {
-    // Per model, each run with its snapshots in epoch order.
-    type Snapshots<'a> = Vec<(&'a Run, Vec<Vec<f32>>)>;
-    let mut by_model: BTreeMap<&str, Snapshots> = BTreeMap::new();
+    let mut by_model: BTreeMap<&str, Vec<Path>> = BTreeMap::new();
     for run in runs {
         let Some(classify) = &run.params.classify else {
             continue;
@@ -500,7 +507,16 @@ async fn paths(store: &dyn Store, runs: &[Run]) -> anyhow::Result<Vec<Figure>> {
         let Some(every) = classify.snapshot_every.filter(|e| *e > 0) else {
             continue;
         };
-        let mut snapshots = Vec::new();
+        let test_acc: BTreeMap<i64, f64> = run
+            .metric("test_acc")
+            .into_iter()
+            .map(|(epoch, acc)| (epoch as i64, acc))
+            .collect();
+        let mut path = Path {
+            run,
+            snapshots: Vec::new(),
+            accuracies: Vec::new(),
+        };
         for epoch in (every..=classify.epochs).step_by(every as usize) {
             let artifact = store
                 .artifact(run.task, &artifacts::snapshot(epoch))
@@ -511,37 +527,106 @@ async fn paths(store: &dyn Store, runs: &[Run]) -> anyhow::Result<Vec<Figure>> {
                     run.task
                 )
             })?;
-            snapshots.push(weights);
+            path.snapshots.push(weights);
+            path.accuracies.push(test_acc.get(&(epoch as i64)).copied());
         }
         by_model
             .entry(&run.params.model_name)
             .or_default()
-            .push((run, snapshots));
+            .push(path);
     }
     let mut out = Vec::new();
-    for (model, runs) in by_model {
-        let all: Vec<Vec<f32>> = runs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
-        let Some(pca::Projection { points, explained }) = pca::project(&all) else {
-            continue;
-        };
-        let mut points = points.into_iter();
-        let series = runs
-            .iter()
-            .map(|(run, snapshots)| Series {
-                name: format!("seed {}", run.params.seed),
-                points: points.by_ref().take(snapshots.len()).collect(),
-            })
-            .collect();
-        out.push(Figure {
-            file: format!("pca-{model}"),
-            title: format!(
-                "Optimization paths of {model}: weights projected on two principal components"
-            ),
-            x: Axis::linear(&format!("PC1 ({:.0}% of variance)", explained[0] * 100.0)),
-            y: Axis::linear(&format!("PC2 ({:.0}% of variance)", explained[1] * 100.0)),
-            series,
-            scatter: false,
-        });
+    for (model, paths) in by_model {
+        let whole = |_: &Path| None;
+        out.extend(path_figure(model, &paths, "", "all weights", whole));
+        let layer = |path: &Path| sweep_worker::model::kernel_range(&path.run.params.model, 1);
+        out.extend(path_figure(
+            model,
+            &paths,
+            "-layer2",
+            "layer 2 kernel",
+            layer,
+        ));
     }
     Ok(out)
+}
+
+/// One PCA figure over the part of each snapshot that `part` selects (all of
+/// it for `None`).
+fn path_figure(
+    model: &str,
+    paths: &[Path],
+    suffix: &str,
+    what: &str,
+    part: impl Fn(&Path) -> Option<std::ops::Range<usize>>,
+) -> Option<Figure> {
+    let parts: Vec<Vec<Vec<f32>>> = paths
+        .iter()
+        .map(|path| {
+            let range = part(path);
+            path.snapshots
+                .iter()
+                .map(|s| range.clone().map_or_else(|| s.clone(), |r| s[r].to_vec()))
+                .collect()
+        })
+        .collect();
+    let all: Vec<Vec<f32>> = parts.iter().flatten().cloned().collect();
+    let pca::Projection { points, explained } = pca::project(&all)?;
+    let mut points = points.into_iter();
+    let series = paths
+        .iter()
+        .zip(&parts)
+        .map(|(path, snapshots)| Series {
+            name: format!(
+                "seed {} (path {:.3}{})",
+                path.run.params.seed,
+                path_length(snapshots),
+                accuracy_change(&path.accuracies)
+            ),
+            points: points.by_ref().take(snapshots.len()).collect(),
+            // The last only: a run's points sit close together when runs
+            // start far apart; the legend gives the first-to-last change.
+            notes: path
+                .accuracies
+                .iter()
+                .enumerate()
+                .map(|(i, acc)| match acc {
+                    Some(a) if i + 1 == path.accuracies.len() => format!("{a:.3}"),
+                    _ => String::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    Some(Figure {
+        file: format!("pca-{model}{suffix}"),
+        title: format!("Optimization paths of {model}, {what} (labels: test accuracy)"),
+        x: Axis::linear(&format!("PC1 ({:.0}% of variance)", explained[0] * 100.0)),
+        y: Axis::linear(&format!("PC2 ({:.0}% of variance)", explained[1] * 100.0)),
+        series,
+        scatter: false,
+    })
+}
+
+/// ", test acc 0.846 → 0.884" from the first to the last snapshot.
+fn accuracy_change(accuracies: &[Option<f64>]) -> String {
+    match (accuracies.first(), accuracies.last()) {
+        (Some(Some(first)), Some(Some(last))) => format!(", test acc {first:.3} → {last:.3}"),
+        _ => String::new(),
+    }
+}
+
+/// The length of a path through weight space: the sum of the distances
+/// between consecutive snapshots.
+fn path_length(snapshots: &[Vec<f32>]) -> f64 {
+    snapshots
+        .windows(2)
+        .map(|pair| {
+            pair[0]
+                .iter()
+                .zip(&pair[1])
+                .map(|(a, b)| f64::from(b - a).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .sum()
 }

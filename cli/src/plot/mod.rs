@@ -56,6 +56,19 @@ impl Axis {
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Text drawn next to each point (empty: none), e.g. a snapshot's
+    /// test accuracy.
+    pub notes: Vec<String>,
+}
+
+impl Series {
+    pub fn new(name: String, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            name,
+            points,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// The image formats figures are written in.

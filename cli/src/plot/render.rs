@@ -144,30 +144,89 @@ fn draw<DB: DrawingBackend>(
     let scales = (Scale::of(figure.x.log, &xs), Scale::of(figure.y.log, &ys));
     let x = range(xs.iter().copied(), scales.0 != Scale::Linear);
     let y = range(ys.iter().copied(), scales.1 != Scale::Linear);
+    let layout = Layout {
+        scales,
+        legend: legend_corner(&xs, &ys, (&x, &y), scales),
+    };
     use Scale::*;
     match scales {
-        (Linear, Linear) => draw_on(figure, root, scales, x, y),
-        (Linear, Log10) => draw_on(figure, root, scales, x, y.log_scale()),
-        (Linear, Log2) => draw_on(figure, root, scales, x, y.log_scale().base(2.0)),
-        (Log10, Linear) => draw_on(figure, root, scales, x.log_scale(), y),
-        (Log10, Log10) => draw_on(figure, root, scales, x.log_scale(), y.log_scale()),
-        (Log10, Log2) => draw_on(figure, root, scales, x.log_scale(), y.log_scale().base(2.0)),
-        (Log2, Linear) => draw_on(figure, root, scales, x.log_scale().base(2.0), y),
-        (Log2, Log10) => draw_on(figure, root, scales, x.log_scale().base(2.0), y.log_scale()),
+        (Linear, Linear) => draw_on(figure, root, &layout, x, y),
+        (Linear, Log10) => draw_on(figure, root, &layout, x, y.log_scale()),
+        (Linear, Log2) => draw_on(figure, root, &layout, x, y.log_scale().base(2.0)),
+        (Log10, Linear) => draw_on(figure, root, &layout, x.log_scale(), y),
+        (Log10, Log10) => draw_on(figure, root, &layout, x.log_scale(), y.log_scale()),
+        (Log10, Log2) => draw_on(
+            figure,
+            root,
+            &layout,
+            x.log_scale(),
+            y.log_scale().base(2.0),
+        ),
+        (Log2, Linear) => draw_on(figure, root, &layout, x.log_scale().base(2.0), y),
+        (Log2, Log10) => draw_on(
+            figure,
+            root,
+            &layout,
+            x.log_scale().base(2.0),
+            y.log_scale(),
+        ),
         (Log2, Log2) => draw_on(
             figure,
             root,
-            scales,
+            &layout,
             x.log_scale().base(2.0),
             y.log_scale().base(2.0),
         ),
     }
 }
 
+/// Where the axes' labels and the legend go.
+struct Layout {
+    scales: (Scale, Scale),
+    legend: SeriesLabelPosition,
+}
+
+/// The corner of the plot with the fewest points, for the legend.
+fn legend_corner(
+    xs: &[f64],
+    ys: &[f64],
+    (x, y): (&std::ops::Range<f64>, &std::ops::Range<f64>),
+    scales: (Scale, Scale),
+) -> SeriesLabelPosition {
+    let fraction = |value: f64, range: &std::ops::Range<f64>, scale: Scale| {
+        let at = |v: f64| if scale == Scale::Linear { v } else { v.ln() };
+        (at(value) - at(range.start)) / (at(range.end) - at(range.start))
+    };
+    // The legend covers about half the width and a third of the height.
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 0.5..=1.0, 0.65..=1.0),
+        (SeriesLabelPosition::UpperLeft, 0.0..=0.5, 0.65..=1.0),
+        (SeriesLabelPosition::LowerRight, 0.5..=1.0, 0.0..=0.35),
+        (SeriesLabelPosition::LowerLeft, 0.0..=0.5, 0.0..=0.35),
+    ];
+    let crowding = |(_, across, up): &(
+        _,
+        std::ops::RangeInclusive<f64>,
+        std::ops::RangeInclusive<f64>,
+    )| {
+        xs.iter()
+            .zip(ys)
+            .filter(|&(&px, &py)| {
+                across.contains(&fraction(px, x, scales.0))
+                    && up.contains(&fraction(py, y, scales.1))
+            })
+            .count()
+    };
+    corners
+        .iter()
+        .min_by_key(|corner| crowding(corner))
+        .map_or(SeriesLabelPosition::UpperRight, |corner| corner.0.clone())
+}
+
 fn draw_on<DB, X, Y>(
     figure: &Figure,
     root: &DrawingArea<DB, Shift>,
-    (x_scale, y_scale): (Scale, Scale),
+    layout: &Layout,
     x: X,
     y: Y,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
@@ -188,8 +247,8 @@ where
         .configure_mesh()
         .x_desc(&figure.x.label)
         .y_desc(&figure.y.label)
-        .x_label_formatter(&|v| x_scale.label(*v))
-        .y_label_formatter(&|v| y_scale.label(*v))
+        .x_label_formatter(&|v| layout.scales.0.label(*v))
+        .y_label_formatter(&|v| layout.scales.1.label(*v))
         .label_style(("sans-serif", 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
@@ -209,6 +268,15 @@ where
             .draw_series(markers)?
             .label(&series.name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], color.filled()));
+        let notes = series
+            .points
+            .iter()
+            .zip(&series.notes)
+            .filter(|(_, note)| !note.is_empty())
+            .map(|(&point, note)| {
+                EmptyElement::at(point) + Text::new(note.clone(), (5, -14), ("sans-serif", 11))
+            });
+        chart.draw_series(notes)?;
     }
     // Half-transparent, so that points under the legend still show.
     chart
@@ -216,7 +284,7 @@ where
         .background_style(WHITE.mix(0.6))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(layout.legend.clone())
         .draw()?;
     Ok(())
 }
