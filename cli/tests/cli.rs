@@ -46,6 +46,13 @@ fn assert_fails_with(output: &Output, expected: &str) {
     );
 }
 
+/// Writes a file into the test's directory.
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
@@ -135,9 +142,9 @@ fn sweep_run_trains_a_quick_spec_and_reports_every_grid_point() {
 #[test]
 fn a_run_with_a_failed_task_says_why_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("diverge.toml");
-    std::fs::write(
-        &spec,
+    let spec = write(
+        &dir,
+        "diverge.toml",
         r#"
 name = "diverge"
 experiment = "fit"
@@ -146,8 +153,7 @@ model = { kind = "mlp", hidden = [8] }
 [grid]
 seed = [0]
 "#,
-    )
-    .unwrap();
+    );
     let db = dir.path().join("d.db");
     let run = sweep(&[
         "run",
@@ -176,9 +182,9 @@ seed = [0]
 async fn an_interrupted_run_hands_tasks_back_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("resume.db");
-    let spec = dir.path().join("long.toml");
-    std::fs::write(
-        &spec,
+    let spec = write(
+        &dir,
+        "long.toml",
         r#"
 name = "resume"
 experiment = "classify"
@@ -189,8 +195,7 @@ classify = { train_subset = 1000, test_subset = 200 }
 [grid]
 seed = [0, 1]
 "#,
-    )
-    .unwrap();
+    );
     let args = [
         "run",
         spec.to_str().unwrap(),
@@ -353,13 +358,12 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     assert_fails_with(&report, "not found");
     assert!(!missing.exists(), "a report never creates a database");
 
-    let spec = dir.path().join("bad.toml");
-    std::fs::write(
-        &spec,
+    let spec = write(
+        &dir,
+        "bad.toml",
         "name = \"bad\"\nexperiment = \"classify\"\ndataset = \"mnist\"\nmodel = { kind = \"mlp\", hidden = [16] }\n\
          train = { lr = 1e-3, epochs = 1, batch_size = 0 }\n",
-    )
-    .unwrap();
+    );
     let submitted = sweep(&[
         "submit",
         spec.to_str().unwrap(),
