@@ -10,7 +10,10 @@
 
 mod idx;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::SystemTime;
 
 pub use idx::{Images, read_images, read_labels};
 
@@ -159,11 +162,34 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, DataError
     })
 }
 
+/// Datasets this process has read, by directory, with the modification time
+/// of their training images when read.
+type Loaded = HashMap<PathBuf, (Option<SystemTime>, Arc<Dataset>)>;
+
+/// A worker decompresses and parses each dataset once (seconds for the
+/// full Fashion-MNIST), not once per task; a copy costs milliseconds. A
+/// dataset whose files are replaced is read again.
+static LOADED: LazyLock<Mutex<Loaded>> = LazyLock::new(Default::default);
+
 fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
-    Ok(Dataset {
+    let stamp = find_file(dir, FILES[0])
+        .and_then(|path| std::fs::metadata(path).ok())
+        .and_then(|meta| meta.modified().ok());
+    // Held while reading, so that slots starting on the same dataset read
+    // it once between them.
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((seen, data)) = loaded.get(dir)
+        && stamp.is_some()
+        && *seen == stamp
+    {
+        return Ok(Dataset::clone(data));
+    }
+    let data = Dataset {
         train: load_split(dir, FILES[0], FILES[1])?,
         test: load_split(dir, FILES[2], FILES[3])?,
-    })
+    };
+    loaded.insert(dir.to_path_buf(), (stamp, Arc::new(data.clone())));
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -195,23 +221,56 @@ mod tests {
         assert!(err.contains("dataset-fashion-mnist"), "{err}");
     }
 
+    /// A copy of the built-in sample in `dir/name`.
+    fn copy_sample(dir: &Path, name: &str) -> PathBuf {
+        let sample = tempdir_for_sample().unwrap();
+        let target = dir.join(name);
+        std::fs::create_dir(&target).unwrap();
+        for stem in FILES {
+            let file = format!("{stem}.gz");
+            std::fs::copy(sample.join(&file), target.join(&file)).unwrap();
+        }
+        target
+    }
+
     #[test]
     fn a_data_dir_is_searched_by_name() {
         let dir = tempfile::tempdir().unwrap();
-        let sample = tempdir_for_sample().unwrap();
-        let target = dir.path().join("digits");
-        std::fs::create_dir(&target).unwrap();
-        for stem in FILES {
-            std::fs::copy(
-                sample.join(format!("{stem}.gz")),
-                target.join(format!("{stem}.gz")),
-            )
-            .unwrap();
-        }
+        let target = copy_sample(dir.path(), "digits");
         assert_eq!(
             locate("digits", Some(dir.path())).unwrap(),
             Source::Dir(target)
         );
+    }
+
+    #[test]
+    fn a_dataset_replaced_on_disk_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = copy_sample(dir.path(), "digits");
+        let first = load("digits", Some(dir.path())).unwrap();
+        assert_eq!(first.test.len(), 2000);
+        // The test split becomes the training split: other images, a newer file.
+        let images = target.join(format!("{}.gz", FILES[0]));
+        let labels = target.join(format!("{}.gz", FILES[1]));
+        std::fs::copy(target.join(format!("{}.gz", FILES[2])), &images).unwrap();
+        std::fs::copy(target.join(format!("{}.gz", FILES[3])), &labels).unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&images)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let second = load("digits", Some(dir.path())).unwrap();
+        assert_eq!(second.train.len(), 2000, "read again, not the cached copy");
+        assert_eq!(second.train.pixels, first.test.pixels);
+        // Unchanged (same modification time), it is not read again: garbage
+        // under the old time still loads the copy read before.
+        std::fs::write(&images, b"not an idx file").unwrap();
+        let file = std::fs::File::options().write(true).open(&images).unwrap();
+        file.set_modified(later).unwrap();
+        let third = load("digits", Some(dir.path())).unwrap();
+        assert_eq!(third.train.pixels, second.train.pixels);
     }
 
     #[test]
