@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestDb;
+use common::{TestDb, worker};
 use sweep_coordinator::error::Error;
 use sweep_coordinator::planner;
 use sweep_coordinator::store::*;
@@ -36,24 +36,6 @@ seed = [{}]
 async fn submit(store: &Arc<dyn Store>, spec: &str) -> SweepId {
     let sweep = planner::submission(spec).expect("valid spec");
     store.create_sweep(sweep).await.expect("create sweep")
-}
-
-async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
-    store
-        .register_worker(NewWorker {
-            name: name.into(),
-            host: "localhost".into(),
-            backend: "flex".into(),
-            devices: vec![Device {
-                kind: "cpu".into(),
-                name: "test cpu".into(),
-                memory_bytes: 1 << 30,
-            }],
-            slots: 2,
-            version: "test".into(),
-        })
-        .await
-        .expect("register worker")
 }
 
 async fn lease_one(store: &Arc<dyn Store>, worker: WorkerId, ttl: Duration) -> Lease {

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use sqlx::{Connection, Executor, PgConnection};
-use sweep_coordinator::store::{self, Store};
+use sweep_coordinator::store::{self, Device, NewWorker, Store};
+use sweep_proto::WorkerId;
 
 /// Where the tests find PostgreSQL (`SWEEP_TEST_POSTGRES_URL`, default the
 /// local server with trust auth). The tests fail, not skip, without one.
@@ -104,4 +105,23 @@ macro_rules! store_suite {
             )*
         }
     };
+}
+
+/// Registers a worker with one CPU device and two slots.
+pub async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
+    store
+        .register_worker(NewWorker {
+            name: name.into(),
+            host: "localhost".into(),
+            backend: "flex".into(),
+            devices: vec![Device {
+                kind: "cpu".into(),
+                name: "test cpu".into(),
+                memory_bytes: 1 << 30,
+            }],
+            slots: 2,
+            version: "test".into(),
+        })
+        .await
+        .expect("register worker")
 }

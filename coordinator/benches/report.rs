@@ -1,0 +1,113 @@
+//! Report aggregation against raw-metric volume: a sweep of TASKS finished
+//! tasks with POINTS metric points each, then `Store::report` (which reads
+//! the figures kept at completion) timed against reading every task's
+//! metrics back (what a report computed from raw metrics would scan).
+//!
+//!   cargo bench -p sweep-coordinator --bench report -- [sqlite|postgres] [TASKS] [POINTS]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use sweep_coordinator::planner;
+use sweep_coordinator::store::{Capabilities, MetricPoint};
+
+const BATCH_SIZES: [u64; 5] = [16, 32, 64, 128, 256];
+
+fn spec(tasks: usize) -> String {
+    let seeds: Vec<String> = (0..tasks / BATCH_SIZES.len())
+        .map(|s| s.to_string())
+        .collect();
+    format!(
+        "name = \"report-bench\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
+         model = {{ kind = \"mlp\", hidden = [16] }}\n\
+         train = {{ lr = 1e-3, epochs = 1 }}\n[grid]\nbatch_size = {BATCH_SIZES:?}\nseed = [{}]\n",
+        seeds.join(", ")
+    )
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let backend = args.first().map_or("sqlite", String::as_str);
+    let tasks: usize = args.get(1).map_or(2000, |a| a.parse().expect("TASKS"));
+    let points: usize = args.get(2).map_or(500, |a| a.parse().expect("POINTS"));
+    let db = match backend {
+        "postgres" => common::TestDb::postgres().await,
+        _ => common::TestDb::sqlite().await,
+    };
+    let store = &db.store;
+    let sweep = store
+        .create_sweep(planner::submission(&spec(tasks)).unwrap())
+        .await
+        .unwrap();
+    let worker = common::worker(store, "bench").await;
+    let started = Instant::now();
+    let ttl = Duration::from_secs(600);
+    loop {
+        let leases = store
+            .lease(worker, &Capabilities::default(), 500, ttl)
+            .await
+            .unwrap();
+        if leases.is_empty() {
+            break;
+        }
+        for lease in leases {
+            let metrics: Vec<MetricPoint> = (0..points)
+                .map(|i| MetricPoint {
+                    name: ["batch_loss", "batch_acc"][i % 2].into(),
+                    step: (i / 2) as i64,
+                    epoch: None,
+                    value: (lease.task_id.0 as f64 + i as f64).sin(),
+                })
+                .collect();
+            for chunk in metrics.chunks(1000) {
+                store.record_metrics(&lease.to_ref(), chunk).await.unwrap();
+            }
+            let seed = lease.task_id.0 as f64;
+            let summary = serde_json::json!({
+                "train_loss": 0.1 + seed.sin().abs(), "train_acc": 0.9, "test_loss": 0.2,
+                "test_acc": 0.85 + seed.cos() / 100.0, "sensitivity": 1.5, "steps": 900,
+            });
+            store.complete(&lease.to_ref(), &summary).await.unwrap();
+        }
+    }
+    println!(
+        "{backend}: {tasks} tasks, {} metric rows written in {:.1} s",
+        tasks * points,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut report_times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let rows = store.report(sweep).await.unwrap();
+        report_times.push(started.elapsed());
+        assert_eq!(rows.len(), BATCH_SIZES.len());
+    }
+    let mut scan_times = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut read = 0;
+        for task in store.tasks(sweep, &[]).await.unwrap() {
+            read += store.metrics(task.id).await.unwrap().len();
+        }
+        scan_times.push(started.elapsed());
+        assert_eq!(read, tasks / BATCH_SIZES.len() * BATCH_SIZES.len() * points);
+    }
+    println!(
+        "report (figures kept at completion): {:.1} ms; reading every metric back: {:.0} ms",
+        median(report_times).as_secs_f64() * 1e3,
+        median(scan_times).as_secs_f64() * 1e3
+    );
+    db.cleanup().await;
+}
