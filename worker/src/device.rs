@@ -103,6 +103,17 @@ impl DeviceChoice {
     }
 }
 
+/// Keeps LibTorch's CPU kernels on the calling slot's share of the cores:
+/// its intra-op pool is per calling thread (OpenMP) and would otherwise use
+/// every core in every slot at once. flex computes on the slot's rayon pool
+/// already, so without `tch` there is nothing to do.
+pub fn limit_threads(threads: usize) {
+    #[cfg(feature = "tch")]
+    tch::set_num_threads(threads.max(1) as i32);
+    #[cfg(not(feature = "tch"))]
+    let _ = threads;
+}
+
 /// What a worker tells the coordinator about its device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Description {

@@ -405,6 +405,7 @@ async fn train(
     let slot = pool.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         slot.install(|| {
+            crate::device::limit_threads(rayon::current_num_threads());
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let ctx = Context {
                     device,
