@@ -3,31 +3,15 @@
 
 use std::time::Duration;
 
+use sweep_proto::bearer::Bearer;
 use sweep_proto::v1::sweeps_client::SweepsClient;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use crate::args::Endpoint;
 
 pub type Client = SweepsClient<InterceptedService<Channel, Bearer>>;
-
-/// Adds `authorization: Bearer <token>` when there is a token.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 /// A coordinator client with its address, for error messages.
 pub struct Coordinator {
@@ -55,14 +39,10 @@ impl Coordinator {
         let channel = target.connect().await.map_err(|err| {
             anyhow::anyhow!("cannot reach the coordinator at {url}: {}", chain(&err))
         })?;
-        let token = endpoint
-            .token
-            .as_deref()
-            .map(|t| format!("Bearer {t}").parse())
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("the token has characters a header cannot carry"))?;
+        let bearer = Bearer::new(endpoint.token.as_deref())
+            .map_err(|err| anyhow::anyhow!("--token (SWEEP_TOKEN): {err}"))?;
         Ok(Self {
-            client: SweepsClient::with_interceptor(channel, Bearer(token)),
+            client: SweepsClient::with_interceptor(channel, bearer),
             endpoint: url,
         })
     }

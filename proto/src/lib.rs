@@ -7,9 +7,11 @@
 //!   worker reads (the JSON in `TaskLease.params_json`), with parameter counts.
 //! - [`error`]: the error kinds that cross the gRPC hop, to and from
 //!   `tonic::Status`.
+//! - [`bearer`]: the client side of bearer-token auth.
 //! - [`process`]: logging and the ctrl-c / SIGTERM signal, the same in
 //!   every binary.
 
+pub mod bearer;
 pub mod error;
 pub mod ids;
 pub mod params;

@@ -5,29 +5,13 @@
 use std::future::Future;
 use std::time::Duration;
 
+use sweep_proto::bearer::Bearer;
 use sweep_proto::v1::coordinator_client::CoordinatorClient;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
-pub type Client = CoordinatorClient<InterceptedService<Channel, Token>>;
-
-/// Adds `authorization: Bearer <token>` when the worker has a token.
-#[derive(Clone)]
-pub struct Token(Option<MetadataValue<tonic::metadata::Ascii>>);
-
-impl Interceptor for Token {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
+pub type Client = CoordinatorClient<InterceptedService<Channel, Bearer>>;
 
 /// A client for `url`. It connects on first use and again after the
 /// coordinator comes back, so it never fails here for a coordinator that is
@@ -38,15 +22,10 @@ pub fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
-    let token = token
-        .map(|t| {
-            format!("Bearer {t}")
-                .parse()
-                .map_err(|_| "the worker token has characters a header cannot carry".to_string())
-        })
-        .transpose()?;
+    let bearer =
+        Bearer::new(token).map_err(|err| format!("--token (SWEEP_WORKER_TOKEN): {err}"))?;
     Ok(
-        CoordinatorClient::with_interceptor(endpoint.connect_lazy(), Token(token))
+        CoordinatorClient::with_interceptor(endpoint.connect_lazy(), bearer)
             .max_decoding_message_size(64 << 20),
     )
 }

@@ -104,6 +104,31 @@ async fn wait_for(
     }
 }
 
+async fn submit(client: &mut SweepsClient<Channel>, spec: &str) -> u64 {
+    let request = v1::SubmitRequest {
+        spec_toml: spec.into(),
+    };
+    client.submit(request).await.unwrap().into_inner().sweep_id
+}
+
+/// Waits until the sweep is final.
+async fn finished(client: &mut SweepsClient<Channel>, sweep_id: u64) -> v1::SweepInfo {
+    wait_for(client, sweep_id, |s| {
+        s.state != SweepState::Pending as i32 && s.state != SweepState::Running as i32
+    })
+    .await
+}
+
+async fn workers(client: &mut SweepsClient<Channel>) -> Vec<v1::WorkerInfo> {
+    let request = v1::ListWorkersRequest {};
+    client
+        .list_workers(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .workers
+}
+
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -114,26 +139,11 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 async fn a_worker_process_trains_a_sweep_over_grpc() {
     let coordinator = coordinator().await;
     let mut client = sweeps(&coordinator.url).await;
-    let sweep_id = client
-        .submit(v1::SubmitRequest {
-            spec_toml: SWEEP.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .sweep_id;
+    let sweep_id = submit(&mut client, SWEEP).await;
     let mut process = worker(&coordinator.url, 2);
-    let sweep = wait_for(&mut client, sweep_id, |s| {
-        s.state != SweepState::Pending as i32 && s.state != SweepState::Running as i32
-    })
-    .await;
+    let sweep = finished(&mut client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded as i32, "{sweep:?}");
-    let workers = client
-        .list_workers(v1::ListWorkersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .workers;
+    let workers = workers(&mut client).await;
     assert_eq!(workers.len(), 1);
     assert_eq!((workers[0].backend.as_str(), workers[0].slots), ("flex", 2));
     assert!(
@@ -197,14 +207,7 @@ dataset = "mnist-sample"
 model = { kind = "mlp", hidden = [32] }
 train = { lr = 1e-3, epochs = 500, batch_size = 64 }
 "#;
-    let sweep_id = client
-        .submit(v1::SubmitRequest {
-            spec_toml: long.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .sweep_id;
+    let sweep_id = submit(&mut client, long).await;
     let mut process = worker(&coordinator.url, 1);
     wait_for(&mut client, sweep_id, |s| {
         s.counts.as_ref().is_some_and(|c| c.leased == 1)
@@ -239,14 +242,7 @@ model = { kind = "mlp", hidden = [128] }
 train = { lr = 1e-3, epochs = 30, batch_size = 64, record_every = 8 }
 classify = { train_subset = 2000, test_subset = 200 }
 "#;
-    let sweep_id = client
-        .submit(v1::SubmitRequest {
-            spec_toml: spec.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .sweep_id;
+    let sweep_id = submit(&mut client, spec).await;
     let mut process = worker(&first.url, 1);
     wait_for(&mut client, sweep_id, |s| {
         s.counts.as_ref().is_some_and(|c| c.leased == 1)
@@ -308,14 +304,7 @@ async fn a_worker_registers_again_with_a_coordinator_that_forgot_it() {
     let mut client = sweeps(&first.url).await;
     let mut process = worker(&first.url, 1);
     let started = Instant::now();
-    while client
-        .list_workers(v1::ListWorkersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .workers
-        .is_empty()
-    {
+    while workers(&mut client).await.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "never registered"
@@ -340,25 +329,10 @@ model = { kind = "mlp", hidden = [16] }
 train = { lr = 1e-3, epochs = 1, batch_size = 64 }
 classify = { train_subset = 500, test_subset = 100 }
 "#;
-    let sweep_id = client
-        .submit(v1::SubmitRequest {
-            spec_toml: spec.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .sweep_id;
-    let sweep = wait_for(&mut client, sweep_id, |s| {
-        s.state != SweepState::Pending as i32 && s.state != SweepState::Running as i32
-    })
-    .await;
+    let sweep_id = submit(&mut client, spec).await;
+    let sweep = finished(&mut client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded as i32, "{sweep:?}");
-    let workers = client
-        .list_workers(v1::ListWorkersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .workers;
+    let workers = workers(&mut client).await;
     assert_eq!(workers.len(), 1, "registered once with the new coordinator");
     assert!(terminate(&mut process).success());
     let _ = second.stop.send(());
