@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sweep_proto::SweepRef;
 use sweep_worker::device::DeviceChoice;
 
 use crate::plot::ImageFormat;
@@ -33,10 +34,10 @@ pub enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// One sweep's progress, or every sweep's when no id is given.
+    /// One sweep's progress, or every sweep's when none is named.
     Status {
-        /// The sweep's id; without it, every sweep.
-        sweep: Option<u64>,
+        /// The sweep's id or name; without it, every sweep.
+        sweep: Option<SweepRef>,
         #[command(flatten)]
         endpoint: Endpoint,
         #[command(flatten)]
@@ -46,8 +47,8 @@ pub enum Command {
     ///
     /// Exits non-zero unless every task succeeded.
     Watch {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -55,15 +56,15 @@ pub enum Command {
     ///
     /// Queued tasks stop at once, running ones at their worker's next heartbeat.
     Cancel {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         #[command(flatten)]
         endpoint: Endpoint,
     },
     /// Queue a sweep's failed tasks again (only those).
     Retry {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -76,8 +77,8 @@ pub enum Command {
     },
     /// A sweep's tasks, optionally only those in some states.
     Tasks {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         /// Only tasks in these states (blocked, queued, leased, succeeded,
         /// failed, cancelled); repeat or separate with commas.
         #[arg(long, value_delimiter = ',')]
@@ -87,14 +88,14 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// One row per swept setting: mean ± std over seeds of every figure.
+    /// One row per swept setting: mean ± std over seeds of every summary number.
     ///
-    /// Final losses, accuracies and the experiment's own figures (minimal
+    /// Final losses, accuracies and the experiment's own numbers (minimal
     /// ratio, sensitivity, ...), aggregated in the database. The table hides
-    /// bookkeeping figures; CSV and JSON have them all.
+    /// bookkeeping numbers; CSV and JSON have them all.
     Report {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         #[command(flatten)]
         database: Database,
         #[command(flatten)]
@@ -106,8 +107,8 @@ pub enum Command {
     /// loss against minimal ratio, interpolation paths, PCA of weight
     /// snapshots: each one the sweep has data for.
     Plot {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         /// The directory the figures are written to (created if missing).
         #[arg(long, default_value = "figures")]
         out: PathBuf,
@@ -121,8 +122,8 @@ pub enum Command {
     ///
     /// One row per task, metric and step; CSV, or JSON Lines with `--format json`.
     Export {
-        /// The sweep's id (`sweep status` lists them).
-        sweep: u64,
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
         #[command(flatten)]
         database: Database,
         /// CSV, or JSON Lines (one object per line).

@@ -1,16 +1,17 @@
 //! The verbs that talk to a running coordinator over gRPC: submit, status,
-//! watch, cancel, retry, workers and tasks.
+//! watch, cancel, retry, workers and tasks. Each failed call is already one
+//! line that says what to do (see `sweep_proto::client`).
 
 use std::path::Path;
 
-use serde_json::{Value, json};
-use sweep_proto::params::TaskParams;
-use sweep_proto::v1;
+use serde_json::json;
+use sweep_proto::client::SweepsClient;
+use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, TaskState};
 
 use crate::args::{Endpoint, Format};
-use crate::client::Coordinator;
+use crate::columns;
 use crate::output::{Listing, ago, now_ms};
-use crate::progress::{Tally, follow, state_name};
+use crate::progress::follow;
 
 /// Reads a spec file, with the path in the error.
 pub fn read_spec(path: &Path) -> anyhow::Result<String> {
@@ -18,48 +19,42 @@ pub fn read_spec(path: &Path) -> anyhow::Result<String> {
         .map_err(|err| anyhow::anyhow!("cannot read the spec {}: {err}", path.display()))
 }
 
+/// Connects to the coordinator the flags name.
+pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<SweepsClient> {
+    Ok(SweepsClient::connect(&endpoint.endpoint, endpoint.token.as_deref()).await?)
+}
+
+/// The id of the sweep named; a name costs one call.
+async fn resolve(client: &SweepsClient, which: &SweepRef) -> anyhow::Result<SweepId> {
+    match which {
+        SweepRef::Id(id) => Ok(*id),
+        SweepRef::Name(_) => Ok(client.sweep(which).await?.id),
+    }
+}
+
 pub async fn submit(spec: &Path, endpoint: &Endpoint) -> anyhow::Result<()> {
     let spec_toml = read_spec(spec)?;
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let submitted = coordinator
-        .client
-        .submit(v1::SubmitRequest { spec_toml })
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner();
-    eprintln!(
-        "submitted sweep {} ({} tasks); follow it with `sweep watch {}`",
-        submitted.sweep_id, submitted.task_count, submitted.sweep_id
-    );
-    println!("{}", submitted.sweep_id);
+    let client = connect(endpoint).await?;
+    let (id, tasks) = client.submit(&spec_toml).await?;
+    eprintln!("submitted sweep {id} ({tasks} tasks); follow it with `sweep watch {id}`");
+    println!("{id}");
     Ok(())
 }
 
-pub async fn status(sweep: Option<u64>, endpoint: &Endpoint, format: Format) -> anyhow::Result<()> {
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let sweeps = match sweep {
-        Some(sweep_id) => vec![
-            coordinator
-                .client
-                .get(v1::GetSweepRequest { sweep_id })
-                .await
-                .map_err(|status| coordinator.explain(status))?
-                .into_inner(),
-        ],
-        None => {
-            coordinator
-                .client
-                .list(v1::ListSweepsRequest { limit: 0 })
-                .await
-                .map_err(|status| coordinator.explain(status))?
-                .into_inner()
-                .sweeps
-        }
+pub async fn status(
+    which: Option<&SweepRef>,
+    endpoint: &Endpoint,
+    format: Format,
+) -> anyhow::Result<()> {
+    let client = connect(endpoint).await?;
+    let sweeps = match which {
+        Some(which) => vec![client.sweep(which).await?],
+        None => client.sweeps(0).await?,
     };
     sweep_listing(&sweeps).print(format)
 }
 
-fn sweep_listing(sweeps: &[v1::SweepInfo]) -> Listing {
+fn sweep_listing(sweeps: &[Sweep]) -> Listing {
     let mut listing = Listing::new(&[
         "id",
         "name",
@@ -73,93 +68,76 @@ fn sweep_listing(sweeps: &[v1::SweepInfo]) -> Listing {
     ]);
     let now = now_ms();
     for sweep in sweeps {
-        let tally = Tally::of(sweep);
+        let counts = &sweep.counts;
         listing.push(vec![
-            json!(sweep.id),
+            json!(sweep.id.0),
             json!(sweep.name),
-            json!(sweep.experiment),
-            json!(state_name(sweep.state)),
-            json!(tally.done),
-            json!(tally.total),
-            json!(tally.running),
-            json!(tally.failed),
-            json!(ago(sweep.created_at_ms, now)),
+            json!(sweep.experiment.as_str()),
+            json!(sweep.state.as_str()),
+            json!(counts.done()),
+            json!(counts.total()),
+            json!(counts.leased),
+            json!(counts.failed),
+            json!(ago(sweep.created_at, now)),
         ]);
     }
     listing
 }
 
 /// Follows the sweep; an error unless every task succeeded.
-pub async fn watch(sweep_id: u64, endpoint: &Endpoint) -> anyhow::Result<()> {
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let info = follow(&mut coordinator, sweep_id).await?;
+pub async fn watch(which: &SweepRef, endpoint: &Endpoint) -> anyhow::Result<()> {
+    let client = connect(endpoint).await?;
+    let id = resolve(&client, which).await?;
+    let sweep = follow(&client, id).await?;
     ended(
-        &info,
-        Some(format!("`sweep tasks {sweep_id} --state failed` shows why")),
+        &sweep,
+        Some(format!("`sweep tasks {id} --state failed` shows why")),
     )
 }
 
 /// One line on how a final sweep ended; an error unless it succeeded, with
 /// `hint` when tasks failed.
-pub fn ended(info: &v1::SweepInfo, hint: Option<String>) -> anyhow::Result<()> {
-    let tally = Tally::of(info);
+pub fn ended(sweep: &Sweep, hint: Option<String>) -> anyhow::Result<()> {
+    let counts = &sweep.counts;
     let line = format!(
         "sweep {} {}: {}/{} tasks done, {} failed",
-        info.id,
-        state_name(info.state),
-        tally.done,
-        tally.total,
-        tally.failed
+        sweep.id,
+        sweep.state,
+        counts.done(),
+        counts.total(),
+        counts.failed
     );
-    if info.state == v1::SweepState::Succeeded as i32 {
+    if sweep.state == SweepState::Succeeded {
         eprintln!("{line}");
         return Ok(());
     }
     match hint {
-        Some(hint) if tally.failed > 0 => anyhow::bail!("{line}; {hint}"),
+        Some(hint) if counts.failed > 0 => anyhow::bail!("{line}; {hint}"),
         _ => anyhow::bail!("{line}"),
     }
 }
 
-pub async fn cancel(sweep_id: u64, endpoint: &Endpoint) -> anyhow::Result<()> {
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let outcome = coordinator
-        .client
-        .cancel(v1::CancelSweepRequest { sweep_id })
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner();
+pub async fn cancel(which: &SweepRef, endpoint: &Endpoint) -> anyhow::Result<()> {
+    let client = connect(endpoint).await?;
+    let id = resolve(&client, which).await?;
+    let outcome = client.cancel(id).await?;
     println!(
-        "sweep {sweep_id}: cancelled {} waiting tasks; {} running tasks stop at their next heartbeat",
+        "sweep {id}: cancelled {} waiting tasks; {} running tasks stop at their next heartbeat",
         outcome.cancelled, outcome.signalled
     );
     Ok(())
 }
 
-pub async fn retry(sweep_id: u64, endpoint: &Endpoint) -> anyhow::Result<()> {
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let outcome = coordinator
-        .client
-        .retry(v1::RetrySweepRequest { sweep_id })
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner();
-    println!(
-        "sweep {sweep_id}: re-queued {} failed tasks",
-        outcome.requeued
-    );
+pub async fn retry(which: &SweepRef, endpoint: &Endpoint) -> anyhow::Result<()> {
+    let client = connect(endpoint).await?;
+    let id = resolve(&client, which).await?;
+    let requeued = client.retry(id).await?;
+    println!("sweep {id}: re-queued {requeued} failed tasks");
     Ok(())
 }
 
 pub async fn workers(endpoint: &Endpoint, format: Format) -> anyhow::Result<()> {
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let workers = coordinator
-        .client
-        .list_workers(v1::ListWorkersRequest {})
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner()
-        .workers;
+    let client = connect(endpoint).await?;
     let mut listing = Listing::new(&[
         "id",
         "name",
@@ -172,26 +150,27 @@ pub async fn workers(endpoint: &Endpoint, format: Format) -> anyhow::Result<()> 
         "heartbeat",
     ]);
     let now = now_ms();
-    for worker in workers {
-        let devices: Vec<&str> = worker.devices.iter().map(|d| d.name.as_str()).collect();
-        let running: Vec<String> = worker.running_tasks.iter().map(u64::to_string).collect();
+    for worker in client.workers().await? {
+        let info = &worker.registration;
+        let devices: Vec<&str> = info.devices.iter().map(|d| d.name.as_str()).collect();
+        let running: Vec<String> = worker.running.iter().map(ToString::to_string).collect();
         listing.push(vec![
-            json!(worker.id),
-            json!(worker.name),
-            json!(worker.host),
-            json!(worker.backend),
+            json!(worker.id.0),
+            json!(info.name),
+            json!(info.host),
+            json!(info.backend),
             json!(devices.join(" ")),
-            json!(worker.slots),
-            json!(worker.state),
+            json!(info.slots),
+            json!(if worker.alive { "alive" } else { "lost" }),
             json!(running.join(" ")),
-            json!(ago(worker.last_heartbeat_ms, now)),
+            json!(ago(worker.last_heartbeat_at, now)),
         ]);
     }
     listing.print(format)
 }
 
 pub async fn tasks(
-    sweep_id: u64,
+    which: &SweepRef,
     states: &[String],
     endpoint: &Endpoint,
     format: Format,
@@ -199,66 +178,34 @@ pub async fn tasks(
     let states = states
         .iter()
         .map(|name| task_state(name))
-        .collect::<anyhow::Result<Vec<i32>>>()?;
-    let mut coordinator = Coordinator::connect(endpoint).await?;
-    let tasks = coordinator
-        .client
-        .list_tasks(v1::ListTasksRequest { sweep_id, states })
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner()
-        .tasks;
-    let mut listing = Listing::new(&[
-        "id",
-        "state",
-        "kind",
-        "model",
-        "params",
-        "batch_size",
-        "lr",
-        "seed",
-        "attempt",
-        "worker",
-        "error",
-    ]);
-    for task in tasks {
-        let params: Option<TaskParams> = serde_json::from_str(&task.params_json).ok();
-        let field = |get: fn(&TaskParams) -> Value| params.as_ref().map_or(Value::Null, get);
-        listing.push(vec![
-            json!(task.id),
-            json!(task_state_name(task.state)),
-            json!(task.kind),
-            field(|p| json!(p.model_name)),
-            field(|p| json!(p.param_count)),
-            field(|p| json!(p.batch_size)),
-            field(|p| json!(p.lr)),
-            field(|p| json!(p.seed)),
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client = connect(endpoint).await?;
+    let id = resolve(&client, which).await?;
+    let mut header = vec!["id", "state", "kind"];
+    header.extend(columns::IDENTITY);
+    header.extend(["attempt", "worker", "error"]);
+    let mut listing = Listing::new(&header);
+    for task in client.tasks(id, &states).await? {
+        let mut row = vec![
+            json!(task.id.0),
+            json!(task.state.as_str()),
+            json!(task.params.experiment.as_str()),
+        ];
+        row.extend(columns::identity(&task.params));
+        row.extend([
             json!(format!("{}/{}", task.attempt, task.max_attempts)),
-            json!(task.worker_id),
-            json!(task.error),
+            json!(task.lease_owner.map(|w| w.0)),
+            json!(task.error.unwrap_or_default()),
         ]);
+        listing.push(row);
     }
     listing.print(format)
 }
 
-fn task_state(name: &str) -> anyhow::Result<i32> {
-    let wire = format!("TASK_STATE_{}", name.trim().to_uppercase());
-    v1::TaskState::from_str_name(&wire)
-        .filter(|state| *state != v1::TaskState::Unspecified)
-        .map(|state| state as i32)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--state {name:?}: expected blocked, queued, leased, succeeded, failed or cancelled"
-            )
-        })
-}
-
-fn task_state_name(state: i32) -> String {
-    v1::TaskState::try_from(state)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("TASK_STATE_")
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| format!("unknown ({state})"))
+fn task_state(name: &str) -> anyhow::Result<TaskState> {
+    TaskState::parse(&name.trim().to_lowercase()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--state {name:?}: expected blocked, queued, leased, succeeded, failed or cancelled"
+        )
+    })
 }

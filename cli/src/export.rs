@@ -4,50 +4,43 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use sweep_coordinator::store::Store;
-use sweep_proto::SweepId;
-use sweep_proto::params::TaskParams;
+use sweep_coordinator::store::ResultStore;
+use sweep_proto::SweepRef;
 
 use crate::args::ExportFormat;
+use crate::columns;
 
-const COLUMNS: &[&str] = &[
-    "task_id",
-    "model",
-    "params",
-    "batch_size",
-    "lr",
-    "seed",
-    "attempt",
-    "metric",
-    "step",
-    "epoch",
-    "value",
-];
+/// The task, its identity columns, then the point.
+fn header() -> Vec<&'static str> {
+    let point = ["attempt", "metric", "step", "epoch", "value"];
+    std::iter::once("task_id")
+        .chain(columns::IDENTITY)
+        .chain(point)
+        .collect()
+}
 
 pub async fn export(
-    store: &dyn Store,
-    sweep: u64,
+    store: &dyn ResultStore,
+    which: &SweepRef,
     format: ExportFormat,
     out: impl Write,
 ) -> anyhow::Result<()> {
-    let tasks = store.tasks(SweepId(sweep as i64), &[]).await?;
+    let sweep = store.sweep(which).await?;
+    let tasks = store.tasks(sweep.id, &[]).await?;
     let mut out = Rows::new(format, out)?;
     for task in tasks {
-        let params: TaskParams = serde_json::from_str(&task.params)?;
+        let identity = columns::identity(&task.params);
         for metric in store.metrics(task.id).await? {
-            out.write(&[
-                json!(task.id.0),
-                json!(params.model_name),
-                json!(params.param_count),
-                json!(params.batch_size),
-                json!(params.lr),
-                json!(params.seed),
+            let mut row = vec![json!(task.id.0)];
+            row.extend(identity.iter().cloned());
+            row.extend([
                 json!(metric.attempt),
                 json!(metric.point.name),
                 json!(metric.point.step),
                 json!(metric.point.epoch),
                 json!(metric.point.value),
-            ])?;
+            ]);
+            out.write(&row)?;
         }
     }
     out.finish()
@@ -55,7 +48,8 @@ pub async fn export(
 
 enum Rows<W: Write> {
     Csv(Box<csv::Writer<W>>),
-    JsonLines(W),
+    /// The writer and the keys of each line's object.
+    JsonLines(W, Vec<&'static str>),
 }
 
 impl<W: Write> Rows<W> {
@@ -63,18 +57,18 @@ impl<W: Write> Rows<W> {
         Ok(match format {
             ExportFormat::Csv => {
                 let mut writer = csv::Writer::from_writer(out);
-                writer.write_record(COLUMNS)?;
+                writer.write_record(header())?;
                 Self::Csv(Box::new(writer))
             }
-            ExportFormat::Json => Self::JsonLines(out),
+            ExportFormat::Json => Self::JsonLines(out, header()),
         })
     }
 
     fn write(&mut self, row: &[Value]) -> anyhow::Result<()> {
         match self {
             Self::Csv(writer) => writer.write_record(row.iter().map(crate::output::text))?,
-            Self::JsonLines(out) => {
-                let object: serde_json::Map<String, Value> = COLUMNS
+            Self::JsonLines(out, columns) => {
+                let object: serde_json::Map<String, Value> = columns
                     .iter()
                     .map(|c| c.to_string())
                     .zip(row.iter().cloned())
@@ -88,7 +82,7 @@ impl<W: Write> Rows<W> {
     fn finish(self) -> anyhow::Result<()> {
         match self {
             Self::Csv(mut writer) => writer.flush()?,
-            Self::JsonLines(mut out) => out.flush()?,
+            Self::JsonLines(mut out, _) => out.flush()?,
         }
         Ok(())
     }

@@ -3,16 +3,18 @@
 //! - [`args`]: the command line (clap), connection flags also from `SWEEP_*` env.
 //! - [`local`]: `sweep run`, an embedded coordinator and local workers on one machine.
 //! - [`cluster`]: the verbs against a running coordinator (submit, status,
-//!   watch, cancel, retry, workers, tasks); [`client`] connects and turns
-//!   failed calls into one clear line; [`progress`] draws a sweep's progress.
+//!   watch, cancel, retry, workers, tasks) through `sweep_proto`'s typed
+//!   client; [`progress`] draws a sweep's progress.
 //! - [`report`]: per-setting mean ± std tables from the store; [`export`]:
-//!   raw metrics for notebooks.
+//!   raw metrics for notebooks. Both, and [`plot`], read the database
+//!   through its read-only side, `ResultStore`.
+//! - [`columns`]: task parameters as listing columns, for every listing.
 //! - [`plot`]: the report's figures (plotters), PCA of weight snapshots.
 //! - [`output`]: table, CSV and JSON listings.
 
 pub mod args;
-pub mod client;
 pub mod cluster;
+pub mod columns;
 pub mod export;
 pub mod local;
 pub mod output;
@@ -36,24 +38,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             sweep,
             endpoint,
             output,
-        } => cluster::status(sweep, &endpoint, output.format).await,
-        Command::Watch { sweep, endpoint } => cluster::watch(sweep, &endpoint).await,
-        Command::Cancel { sweep, endpoint } => cluster::cancel(sweep, &endpoint).await,
-        Command::Retry { sweep, endpoint } => cluster::retry(sweep, &endpoint).await,
+        } => cluster::status(sweep.as_ref(), &endpoint, output.format).await,
+        Command::Watch { sweep, endpoint } => cluster::watch(&sweep, &endpoint).await,
+        Command::Cancel { sweep, endpoint } => cluster::cancel(&sweep, &endpoint).await,
+        Command::Retry { sweep, endpoint } => cluster::retry(&sweep, &endpoint).await,
         Command::Workers { endpoint, output } => cluster::workers(&endpoint, output.format).await,
         Command::Tasks {
             sweep,
             state,
             endpoint,
             output,
-        } => cluster::tasks(sweep, &state, &endpoint, output.format).await,
+        } => cluster::tasks(&sweep, &state, &endpoint, output.format).await,
         Command::Report {
             sweep,
             database,
             output,
         } => {
             let store = open(&database.database_url).await?;
-            report::report(store.as_ref(), sweep, output.format).await
+            report::report(store.as_ref(), &sweep, output.format).await
         }
         Command::Plot {
             sweep,
@@ -62,7 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             let store = open(&database.database_url).await?;
-            for path in plot::plot(store.as_ref(), sweep, &out, format).await? {
+            for path in plot::plot(store.as_ref(), &sweep, &out, format).await? {
                 println!("{}", path.display());
             }
             Ok(())
@@ -73,7 +75,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
         } => {
             let store = open(&database.database_url).await?;
-            export::export(store.as_ref(), sweep, format, std::io::stdout().lock()).await
+            let out = std::io::stdout().lock();
+            export::export(store.as_ref(), &sweep, format, out).await
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sweep", &mut std::io::stdout());

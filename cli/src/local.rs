@@ -1,21 +1,22 @@
-//! `sweep run`: the whole system on one machine. An in-process coordinator
-//! on a loopback port keeps the sweep in a SQLite file; local workers lease
-//! its tasks over real gRPC, exactly as remote workers would. Interrupted,
-//! the workers hand their tasks back; run again with the same file, the
-//! sweep resumes where it stopped.
+//! `sweep run`: the whole system on one machine. The spec is planned here,
+//! once, and stored in a SQLite file, or found there again by its spec key;
+//! an in-process coordinator on a loopback port serves it and local workers
+//! lease its tasks over real gRPC, exactly as remote workers would.
+//! Interrupted, the workers hand their tasks back; the same command again
+//! resumes the sweep where it stopped.
 
 use std::time::Duration;
 
-use sweep_coordinator::store::TaskState;
-use sweep_coordinator::{planner, store};
-use sweep_proto::{SweepId, v1};
+use sweep_coordinator::store::{self, SweepStore};
+use sweep_proto::{SweepId, TaskState};
+use sweep_spec::Submission;
+use sweep_spec::planner;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::args::{Endpoint, RunArgs};
-use crate::client::Coordinator;
+use crate::args::RunArgs;
 use crate::cluster::{ended, read_spec};
-use crate::progress::{follow, state_name};
+use crate::progress::follow;
 use crate::report;
 
 /// How a `sweep run` ended short of its sweep's end.
@@ -23,26 +24,23 @@ use crate::report;
 #[error(
     "interrupted: running tasks were handed back; run the same command again to resume sweep {0}"
 )]
-pub struct Interrupted(pub u64);
+pub struct Interrupted(pub SweepId);
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let spec_toml = read_spec(&args.spec)?;
     args.device.open().map_err(anyhow::Error::msg)?;
-    let name = planner::submission(&spec_toml)
-        .map_err(|err| anyhow::anyhow!("{}: {err}", args.spec.display()))?
-        .plan
-        .name;
+    // Planned here, once: a bad spec fails before any file is created.
+    let submission = planner::submission(&spec_toml)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", args.spec.display()))?;
     let url = format!("sqlite://{}", args.db.display());
-    // Opening the file here first makes a bad --db one clear error.
-    store::connect(&url)
+    let store = store::connect(&url)
         .await
         .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", args.db.display()))?;
+    let sweep_id = resume_or_create(store.as_ref(), &submission).await?;
+    drop(store);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = Endpoint {
-        endpoint: format!("http://{}", listener.local_addr()?),
-        token: None,
-    };
+    let endpoint = format!("http://{}", listener.local_addr()?);
     let (stop_coordinator, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(sweep_coordinator::run(
         sweep_coordinator::Config::new(url.clone()),
@@ -51,12 +49,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             let _ = stopped.await;
         },
     ));
-    let mut coordinator = Coordinator::connect(&endpoint).await?;
-    let sweep_id = resume_or_submit(&mut coordinator, &spec_toml, &name).await?;
+    let client = sweep_proto::client::SweepsClient::connect(&endpoint, None).await?;
 
-    let (stop_workers, mut workers) = start_workers(args, &endpoint.endpoint);
+    let (stop_workers, mut workers) = start_workers(args, &endpoint);
     let outcome = tokio::select! {
-        info = follow(&mut coordinator, sweep_id) => Some(info),
+        sweep = follow(&client, sweep_id) => Some(sweep),
         _ = sweep_proto::process::shutdown_signal() => None,
         _ = async { while workers.join_next().await.is_some() {} } => Some(Err(anyhow::anyhow!(
             "the local workers stopped before sweep {sweep_id} ended (see the log above)"
@@ -68,63 +65,32 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let _ = stop_coordinator.send(());
     served.await??;
 
-    let info = match outcome {
-        Some(info) => info?,
+    let sweep = match outcome {
+        Some(sweep) => sweep?,
         None => return Err(Interrupted(sweep_id).into()),
     };
     let store = store::connect_existing(&url).await?;
-    report::report(store.as_ref(), sweep_id, args.output.format).await?;
-    for task in store
-        .tasks(SweepId(sweep_id as i64), &[TaskState::Failed])
-        .await?
-    {
+    report::report(store.as_ref(), &sweep_id.into(), args.output.format).await?;
+    for task in store.tasks(sweep_id, &[TaskState::Failed]).await? {
         let error = task.error.unwrap_or_default();
         eprintln!("task {} failed: {error}", task.id);
     }
-    ended(&info, None)
+    ended(&sweep, None)
 }
 
-/// The id of the sweep this spec already has in the database, unless it is
-/// new, in which case it is submitted.
-async fn resume_or_submit(
-    coordinator: &mut Coordinator,
-    spec_toml: &str,
-    name: &str,
-) -> anyhow::Result<u64> {
-    let sweeps = coordinator
-        .client
-        .list(v1::ListSweepsRequest { limit: 10_000 })
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner()
-        .sweeps;
-    for candidate in sweeps.iter().filter(|s| s.name == name) {
-        let sweep = coordinator
-            .client
-            .get(v1::GetSweepRequest {
-                sweep_id: candidate.id,
-            })
-            .await
-            .map_err(|status| coordinator.explain(status))?
-            .into_inner();
-        if sweep.spec_toml == spec_toml {
-            eprintln!("resuming sweep {} ({})", sweep.id, state_name(sweep.state));
-            return Ok(sweep.id);
-        }
+/// The sweep started earlier from the same spec text, found by its key, or
+/// a new one.
+async fn resume_or_create(
+    store: &dyn SweepStore,
+    submission: &Submission,
+) -> anyhow::Result<SweepId> {
+    if let Some(sweep) = store.sweep_with_key(&submission.spec_key).await? {
+        eprintln!("resuming sweep {} ({})", sweep.id, sweep.state);
+        return Ok(sweep.id);
     }
-    let submitted = coordinator
-        .client
-        .submit(v1::SubmitRequest {
-            spec_toml: spec_toml.to_string(),
-        })
-        .await
-        .map_err(|status| coordinator.explain(status))?
-        .into_inner();
-    eprintln!(
-        "sweep {}: {} tasks",
-        submitted.sweep_id, submitted.task_count
-    );
-    Ok(submitted.sweep_id)
+    let id = store.create_sweep(submission).await?;
+    eprintln!("sweep {id}: {} tasks", submission.plan.tasks.len());
+    Ok(id)
 }
 
 /// Starts the local workers; they stop (handing tasks back) once the sender

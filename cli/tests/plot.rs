@@ -5,12 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use sweep_cli::plot::{self, Figure, ImageFormat};
-use sweep_coordinator::planner;
-use sweep_coordinator::store::{self, Lease, MetricPoint, NewArtifact, NewWorker, Store};
-use sweep_proto::WorkerId;
-use sweep_proto::params::{TaskParams, artifacts};
+use sweep_coordinator::store::{self, NewArtifact, Store};
+use sweep_proto::{Lease, MetricPoint, Registration, SweepId, WorkerId};
+use sweep_spec::{Summary, TaskParams, planner, weights};
 
 struct Results {
     store: Arc<dyn Store>,
@@ -24,7 +22,7 @@ impl Results {
         let url = format!("sqlite://{}", dir.path().join("plot.db").display());
         let store = store::connect(&url).await.unwrap();
         let worker = store
-            .register_worker(NewWorker {
+            .register_worker(&Registration {
                 name: "w".into(),
                 host: "h".into(),
                 backend: "flex".into(),
@@ -37,9 +35,9 @@ impl Results {
         Self { store, worker, dir }
     }
 
-    async fn submit(&self, spec: &str) -> u64 {
+    async fn submit(&self, spec: &str) -> SweepId {
         let sweep = planner::submission(spec).unwrap();
-        self.store.create_sweep(sweep).await.unwrap().0 as u64
+        self.store.create_sweep(&sweep).await.unwrap()
     }
 
     /// Every task that can run now, with its parameters.
@@ -50,7 +48,7 @@ impl Results {
         leases
             .into_iter()
             .map(|l| {
-                let params = serde_json::from_str(&l.params).unwrap();
+                let params = l.params.clone();
                 (l, params)
             })
             .collect()
@@ -72,15 +70,18 @@ impl Results {
             .unwrap();
     }
 
-    async fn complete(&self, lease: &Lease, summary: Value) {
+    async fn complete(&self, lease: &Lease, values: &[(&str, f64)]) {
+        let summary: Summary = values.iter().map(|(n, v)| (n.to_string(), *v)).collect();
         self.store
             .complete(&lease.to_ref(), &summary)
             .await
             .unwrap();
     }
 
-    async fn figures(&self, sweep: u64) -> HashMap<String, Figure> {
-        let figures = plot::figures(self.store.as_ref(), sweep).await.unwrap();
+    async fn figures(&self, sweep: SweepId) -> HashMap<String, Figure> {
+        let figures = plot::figures(self.store.as_ref(), &sweep.into())
+            .await
+            .unwrap();
         // Every figure renders, and its SVG draws every series.
         for figure in &figures {
             let path = self.dir.path().join(format!("{}.svg", figure.file));
@@ -146,7 +147,7 @@ fn series<'a>(figure: &'a Figure, name: &str) -> &'a [(f64, f64)] {
 }
 
 /// A synthetic weight snapshot that moves with the epoch.
-fn weights(count: u64, epoch: u64, base: f64) -> Vec<f32> {
+fn snapshot(count: u64, epoch: u64, base: f64) -> Vec<f32> {
     (0..count)
         .map(|i| ((i as f64 * 0.37 + epoch as f64 * base).sin()) as f32)
         .collect()
@@ -201,9 +202,9 @@ seed = [0, 1]
             .await;
         for epoch in 1..=2u64 {
             let artifact = NewArtifact {
-                name: artifacts::snapshot(epoch),
-                encoding: "f32-le".into(),
-                data: sweep_worker::model::to_bytes(&weights(params.param_count, epoch, base)),
+                name: weights::snapshot(epoch),
+                encoding: weights::FLAT_F32.into(),
+                data: weights::to_bytes(&snapshot(params.param_count, epoch, base)),
             };
             results
                 .store
@@ -211,9 +212,14 @@ seed = [0, 1]
                 .await
                 .unwrap();
         }
-        let summary = json!({"train_loss": base + 0.5, "test_loss": base + 0.7,
-            "train_acc": 0.6 + base / 10.0, "test_acc": 0.5 + base / 10.0, "sensitivity": 1.0 + base});
-        results.complete(&lease, summary).await;
+        let summary = [
+            ("train_loss", base + 0.5),
+            ("test_loss", base + 0.7),
+            ("train_acc", 0.6 + base / 10.0),
+            ("test_acc", 0.5 + base / 10.0),
+            ("sensitivity", 1.0 + base),
+        ];
+        results.complete(&lease, &summary).await;
     }
     let figures = results.figures(sweep).await;
 
@@ -255,7 +261,7 @@ seed = [0, 1]
     assert!(paths.x.label.starts_with("PC1 ("), "{}", paths.x.label);
     for (batch, seed) in [(32u64, 0u64), (32, 1), (128, 0), (128, 1)] {
         let base = batch as f64 / 100.0 + seed as f64 / 10.0;
-        let (first, second) = (weights(3190, 1, base), weights(3190, 2, base));
+        let (first, second) = (snapshot(3190, 1, base), snapshot(3190, 2, base));
         let length: f64 = first
             .iter()
             .zip(&second)
@@ -299,7 +305,7 @@ seed = [0]
         let acc = params.width.unwrap() as f64 / 100.0;
         expected.push((params.param_count as f64, acc));
         results
-            .complete(&lease, json!({"test_acc": acc, "train_acc": acc + 0.1}))
+            .complete(&lease, &[("test_acc", acc), ("train_acc", acc + 0.1)])
             .await;
     }
     expected.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -343,7 +349,7 @@ seed = [0, 1, 2]
         results
             .complete(
                 &lease,
-                json!({"minimal_ratio": ratio, "loss_at_min_grad_norm": loss}),
+                &[("minimal_ratio", ratio), ("loss_at_min_grad_norm", loss)],
             )
             .await;
     }
@@ -384,7 +390,7 @@ seed = [0]
         )
         .await;
     for (lease, _) in results.lease().await {
-        results.complete(&lease, json!({"test_acc": 0.9})).await;
+        results.complete(&lease, &[("test_acc", 0.9)]).await;
     }
     let interpolations = results.lease().await;
     assert_eq!(
@@ -410,7 +416,7 @@ seed = [0]
         .record(lease, "test_acc", &at([0.9, 0.35, 0.91]))
         .await;
     results
-        .complete(lease, json!({"train_loss_barrier": 1.15}))
+        .complete(lease, &[("train_loss_barrier", 1.15)])
         .await;
 
     let figures = results.figures(sweep).await;

@@ -1,7 +1,7 @@
 //! Report aggregation against raw-metric volume: a sweep of TASKS finished
-//! tasks with POINTS metric points each, then `Store::report` (which reads
-//! the figures kept at completion) timed against reading every task's
-//! metrics back (what a report computed from raw metrics would scan).
+//! tasks with POINTS metric points each, then `ResultStore::aggregate` (which
+//! reads the summary numbers kept at completion) timed against reading every
+//! task's metrics back (what a report computed from raw metrics would scan).
 //!
 //!   cargo bench -p sweep-coordinator --bench report -- [sqlite|postgres] [TASKS] [POINTS]
 
@@ -10,8 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use sweep_coordinator::planner;
-use sweep_coordinator::store::{Capabilities, MetricPoint};
+use sweep_coordinator::store::Capabilities;
+use sweep_proto::MetricPoint;
+use sweep_spec::{Summary, planner, summary};
 
 const BATCH_SIZES: [u64; 5] = [16, 32, 64, 128, 256];
 
@@ -47,7 +48,7 @@ async fn main() {
     };
     let store = &db.store;
     let sweep = store
-        .create_sweep(planner::submission(&spec(tasks)).unwrap())
+        .create_sweep(&planner::submission(&spec(tasks)).unwrap())
         .await
         .unwrap();
     let worker = common::worker(store, "bench").await;
@@ -74,11 +75,15 @@ async fn main() {
                 store.record_metrics(&lease.to_ref(), chunk).await.unwrap();
             }
             let seed = lease.task_id.0 as f64;
-            let summary = serde_json::json!({
-                "train_loss": 0.1 + seed.sin().abs(), "train_acc": 0.9, "test_loss": 0.2,
-                "test_acc": 0.85 + seed.cos() / 100.0, "sensitivity": 1.5, "steps": 900,
-            });
-            store.complete(&lease.to_ref(), &summary).await.unwrap();
+            let mut values = Summary::new();
+            values
+                .set(summary::TRAIN_LOSS, 0.1 + seed.sin().abs())
+                .set(summary::TRAIN_ACC, 0.9)
+                .set(summary::TEST_LOSS, 0.2)
+                .set(summary::TEST_ACC, 0.85 + seed.cos() / 100.0)
+                .set(summary::SENSITIVITY, 1.5)
+                .set(summary::STEPS, 900.0);
+            store.complete(&lease.to_ref(), &values).await.unwrap();
         }
     }
     println!(
@@ -90,7 +95,7 @@ async fn main() {
     let mut report_times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let rows = store.report(sweep).await.unwrap();
+        let rows = store.aggregate(sweep).await.unwrap();
         report_times.push(started.elapsed());
         assert_eq!(rows.len(), BATCH_SIZES.len());
     }
@@ -105,7 +110,7 @@ async fn main() {
         assert_eq!(read, tasks / BATCH_SIZES.len() * BATCH_SIZES.len() * points);
     }
     println!(
-        "report (figures kept at completion): {:.1} ms; reading every metric back: {:.0} ms",
+        "report (summaries kept at completion): {:.1} ms; reading every metric back: {:.0} ms",
         median(report_times).as_secs_f64() * 1e3,
         median(scan_times).as_secs_f64() * 1e3
     );

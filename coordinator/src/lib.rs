@@ -1,10 +1,11 @@
 //! The sweep coordinator: it expands sweeps into tasks, keeps them in a
 //! durable queue and hands them to workers over gRPC.
 //!
-//! - [`spec`]: the sweep spec (TOML) as written.
-//! - [`planner`]: checks a spec and expands its grid into tasks.
-//! - [`store`]: the [`store::Store`] trait and its PostgreSQL and SQLite
-//!   backends; all state lives there.
+//! Specs are planned by `sweep_spec`; the types that cross the wire are
+//! `sweep_proto`'s.
+//!
+//! - [`store`]: the store traits (sweeps, workers, the queue, results) and
+//!   their PostgreSQL and SQLite backends; all state lives there.
 //! - [`service`]: the gRPC services, `Coordinator` for workers and `Sweeps`
 //!   for clients, with bearer-token auth.
 //! - [`reaper`]: re-queues tasks whose leases expired.
@@ -13,11 +14,9 @@
 
 mod config;
 pub mod error;
-pub mod planner;
 pub mod reaper;
 mod server;
 pub mod service;
-pub mod spec;
 pub mod store;
 
 pub use config::Config;

@@ -181,7 +181,7 @@ async fn a_task_life_cycle_over_grpc() {
     let (good, bad) = (&leases[0], &leases[1]);
     assert_eq!(good.sweep_id, submitted.sweep_id);
     assert_eq!(good.attempt, 1);
-    let params: sweep_proto::params::TaskParams = serde_json::from_str(&good.params_json).unwrap();
+    let params: sweep_spec::TaskParams = serde_json::from_str(&good.params_json).unwrap();
     assert_eq!(params.param_count, 784 * 16 + 16 + 16 * 10 + 10);
 
     // Metrics: the repeated batch is stored once.
@@ -256,11 +256,21 @@ async fn a_task_life_cycle_over_grpc() {
     let sweep = sweeps
         .get(v1::GetSweepRequest {
             sweep_id: submitted.sweep_id,
+            name: String::new(),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(sweep.state, v1::SweepState::Failed as i32);
+    let by_name = sweeps
+        .get(v1::GetSweepRequest {
+            sweep_id: 0,
+            name: "grpc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_name, sweep, "a sweep is found by its name too");
     let counts = sweep.counts.unwrap();
     assert_eq!((counts.succeeded, counts.failed), (1, 1));
     assert_eq!(sweep.spec_toml, SPEC);
@@ -345,12 +355,20 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
     );
 
     for sweep_id in [0, 77, u64::MAX] {
-        let err = sweeps
-            .get(v1::GetSweepRequest { sweep_id })
-            .await
-            .unwrap_err();
+        let request = v1::GetSweepRequest {
+            sweep_id,
+            name: String::new(),
+        };
+        let err = sweeps.get(request).await.unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "sweep {sweep_id}");
     }
+    let request = v1::GetSweepRequest {
+        sweep_id: 1,
+        name: "nobody".into(),
+    };
+    let err = sweeps.get(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.message(), r#"sweep "nobody" not found"#);
     let err = workers.lease(lease_request(999, 1, 0)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
@@ -510,7 +528,10 @@ async fn a_restarted_coordinator_keeps_everything() {
         .await
         .expect("the lease outlives the coordinator");
     let counts = sweeps
-        .get(v1::GetSweepRequest { sweep_id })
+        .get(v1::GetSweepRequest {
+            sweep_id,
+            name: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use common::{TestDb, worker};
 use sweep_coordinator::error::Error;
-use sweep_coordinator::planner;
 use sweep_coordinator::store::*;
-use sweep_proto::{SweepId, TaskId, WorkerId};
+use sweep_proto::{CancelOutcome, Lease, LeaseRef, MetricPoint, SweepId, SweepRef, SweepState};
+use sweep_proto::{TaskCounts, TaskId, TaskState, Verdict, WorkerId};
+use sweep_spec::planner::{self, spec_key};
+use sweep_spec::{ExperimentKind, Summary};
 
 const TTL: Duration = Duration::from_secs(60);
 const CPU: Capabilities = Capabilities { cuda: false };
@@ -35,7 +37,15 @@ seed = [{}]
 
 async fn submit(store: &Arc<dyn Store>, spec: &str) -> SweepId {
     let sweep = planner::submission(spec).expect("valid spec");
-    store.create_sweep(sweep).await.expect("create sweep")
+    store.create_sweep(&sweep).await.expect("create sweep")
+}
+
+async fn get_sweep(store: &Arc<dyn Store>, id: SweepId) -> Result<sweep_proto::Sweep, Error> {
+    store.sweep(&id.into()).await
+}
+
+fn summary(values: &[(&str, f64)]) -> Summary {
+    values.iter().map(|(n, v)| (n.to_string(), *v)).collect()
 }
 
 async fn lease_one(store: &Arc<dyn Store>, worker: WorkerId, ttl: Duration) -> Lease {
@@ -70,22 +80,15 @@ fn assert_not_found(result: Result<impl std::fmt::Debug, Error>) {
 async fn sweep_is_stored_with_its_tasks_in_grid_order(db: &mut TestDb) {
     let store = &db.store;
     let id = submit(store, &classify_spec("stored", 3, "")).await;
-    let sweep = store.sweep(id).await.unwrap();
+    let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(sweep.name, "stored");
-    assert_eq!(sweep.experiment, "classify");
+    assert_eq!(sweep.experiment, ExperimentKind::Classify);
     assert_eq!(sweep.state, SweepState::Pending);
     assert_eq!(sweep.counts.queued, 3);
     assert_eq!(sweep.counts.total(), 3);
     assert!(sweep.spec_toml.contains("name = \"stored\""));
     let tasks = store.tasks(id, &[]).await.unwrap();
-    let seeds: Vec<u64> = tasks
-        .iter()
-        .map(|t| {
-            serde_json::from_str::<sweep_proto::params::TaskParams>(&t.params)
-                .unwrap()
-                .seed
-        })
-        .collect();
+    let seeds: Vec<u64> = tasks.iter().map(|t| t.params.seed).collect();
     assert_eq!(seeds, vec![0, 1, 2]);
     assert!(
         tasks
@@ -145,7 +148,7 @@ async fn an_expired_lease_is_requeued_with_a_new_attempt_and_token(db: &mut Test
     // The old lease can change nothing.
     let old = first.to_ref();
     assert_stale(store.record_metrics(&old, &[point("loss", 1, 0.5)]).await);
-    assert_stale(store.complete(&old, &serde_json::json!({})).await);
+    assert_stale(store.complete(&old, &Summary::new()).await);
     assert_stale(store.fail(&old, "late", true).await);
     let artifact = NewArtifact {
         name: "weights/final".into(),
@@ -159,13 +162,13 @@ async fn an_expired_lease_is_requeued_with_a_new_attempt_and_token(db: &mut Test
     assert!(store.metrics(first.task_id).await.unwrap().is_empty());
     // The new one still works.
     store
-        .complete(&second.to_ref(), &serde_json::json!({"acc": 0.9}))
+        .complete(&second.to_ref(), &summary(&[("acc", 0.9)]))
         .await
         .unwrap();
     let task = store.task(first.task_id).await.unwrap();
     assert_eq!(task.state, TaskState::Succeeded);
     assert_eq!(task.error, None);
-    assert_eq!(task.summary.as_deref(), Some(r#"{"acc":0.9}"#));
+    assert_eq!(task.summary, Some(summary(&[("acc", 0.9)])));
 }
 
 async fn exhausting_max_attempts_fails_the_task_with_the_last_error(db: &mut TestDb) {
@@ -185,7 +188,7 @@ async fn exhausting_max_attempts_fails_the_task_with_the_last_error(db: &mut Tes
     assert_eq!(state, TaskState::Failed);
     let task = store.task(lease.task_id).await.unwrap();
     assert_eq!(task.error.as_deref(), Some("boom 2"));
-    let sweep = store.sweep(id).await.unwrap();
+    let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(sweep.state, SweepState::Failed);
     assert!(sweep.finished_at.is_some());
     assert!(store.lease(w, &CPU, 1, TTL).await.unwrap().is_empty());
@@ -250,14 +253,14 @@ async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) 
     assert_eq!(tasks.len(), 3);
     let interpolation = &tasks[2];
     assert_eq!(interpolation.state, TaskState::Blocked);
-    assert_eq!(interpolation.kind, "interpolate");
+    assert_eq!(interpolation.params.experiment, ExperimentKind::Interpolate);
     assert_eq!(interpolation.depends_on, vec![tasks[0].id, tasks[1].id]);
 
     let w = worker(store, "w").await;
     let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
     assert_eq!(leases.len(), 2, "the blocked task is not leased");
     store
-        .complete(&leases[0].to_ref(), &serde_json::json!({}))
+        .complete(&leases[0].to_ref(), &Summary::new())
         .await
         .unwrap();
     assert_eq!(
@@ -265,7 +268,7 @@ async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) 
         TaskState::Blocked
     );
     store
-        .complete(&leases[1].to_ref(), &serde_json::json!({}))
+        .complete(&leases[1].to_ref(), &Summary::new())
         .await
         .unwrap();
     assert_eq!(
@@ -289,7 +292,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
     let tasks = store.tasks(id, &[TaskState::Failed]).await.unwrap();
     assert_eq!(tasks.len(), 2);
     let dependent = &tasks[1];
-    assert_eq!(dependent.kind, "interpolate");
+    assert_eq!(dependent.params.experiment, ExperimentKind::Interpolate);
     let error = dependent.error.clone().unwrap();
     assert!(
         error.contains(&format!("dependency task {} failed", leases[0].task_id)),
@@ -298,7 +301,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
 
     // Retry re-queues the failed training task and blocks the dependent again.
     store
-        .complete(&leases[1].to_ref(), &serde_json::json!({}))
+        .complete(&leases[1].to_ref(), &Summary::new())
         .await
         .unwrap();
     assert_eq!(store.retry_sweep(id).await.unwrap(), 2);
@@ -308,7 +311,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
     assert_eq!(again.task_id, leases[0].task_id);
     assert_eq!(again.attempt, 2);
     store
-        .complete(&again.to_ref(), &serde_json::json!({}))
+        .complete(&again.to_ref(), &Summary::new())
         .await
         .unwrap();
     assert_eq!(
@@ -337,7 +340,7 @@ async fn cancel_stops_queued_tasks_and_tells_the_holders(db: &mut TestDb) {
         store.release(&held.to_ref()).await.unwrap(),
         TaskState::Cancelled
     );
-    let sweep = store.sweep(id).await.unwrap();
+    let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(sweep.state, SweepState::Cancelled);
     assert_eq!(sweep.counts.cancelled, 4);
     // Cancelling again changes nothing; a cancelled sweep is not retried.
@@ -436,12 +439,12 @@ async fn retry_requeues_only_failed_tasks(db: &mut TestDb) {
     let w = worker(store, "w").await;
     let leases = store.lease(w, &CPU, 3, TTL).await.unwrap();
     store
-        .complete(&leases[0].to_ref(), &serde_json::json!({}))
+        .complete(&leases[0].to_ref(), &Summary::new())
         .await
         .unwrap();
     store.fail(&leases[1].to_ref(), "boom", true).await.unwrap();
     assert_eq!(store.retry_sweep(id).await.unwrap(), 1);
-    let sweep = store.sweep(id).await.unwrap();
+    let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(
         sweep.counts,
         TaskCounts {
@@ -459,14 +462,14 @@ async fn retry_requeues_only_failed_tasks(db: &mut TestDb) {
         "the retried task gets a new attempt budget"
     );
     store
-        .complete(&again.to_ref(), &serde_json::json!({}))
+        .complete(&again.to_ref(), &Summary::new())
         .await
         .unwrap();
     store
-        .complete(&leases[2].to_ref(), &serde_json::json!({}))
+        .complete(&leases[2].to_ref(), &Summary::new())
         .await
         .unwrap();
-    let sweep = store.sweep(id).await.unwrap();
+    let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(sweep.state, SweepState::Succeeded);
     assert!(sweep.finished_at.is_some());
 }
@@ -518,13 +521,14 @@ async fn workers_are_listed_with_their_tasks(db: &mut TestDb) {
     let find = |id| workers.iter().find(|w| w.id == id).unwrap();
     assert_eq!(find(busy).running, vec![lease.task_id]);
     assert!(find(idle).running.is_empty());
-    assert_eq!(find(busy).info.devices[0].kind, "cpu");
+    assert_eq!(find(busy).registration.devices[0].kind, "cpu");
     assert!(find(busy).silent_for < Duration::from_secs(30));
 }
 
 async fn unknown_ids_are_not_found(db: &mut TestDb) {
     let store = &db.store;
-    assert_not_found(store.sweep(SweepId(424_242)).await);
+    assert_not_found(get_sweep(store, SweepId(424_242)).await);
+    assert_not_found(store.sweep(&SweepRef::Name("nobody".into())).await);
     assert_not_found(store.tasks(SweepId(424_242), &[]).await);
     assert_not_found(store.task(TaskId(424_242)).await);
     assert_not_found(store.cancel_sweep(SweepId(424_242)).await);
@@ -534,7 +538,7 @@ async fn unknown_ids_are_not_found(db: &mut TestDb) {
         task_id: TaskId(424_242),
         token: "x".into(),
     };
-    assert_not_found(store.complete(&lease, &serde_json::json!({})).await);
+    assert_not_found(store.complete(&lease, &Summary::new()).await);
 }
 
 async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
@@ -547,7 +551,7 @@ async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
         .unwrap();
     db.reopen().await;
     let store = &db.store;
-    let sweep = store.sweep(id).await.unwrap();
+    let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(
         sweep.counts,
         TaskCounts {
@@ -559,7 +563,7 @@ async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
     assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1);
     // The lease survived: the worker can finish its task.
     store
-        .complete(&lease.to_ref(), &serde_json::json!({}))
+        .complete(&lease.to_ref(), &Summary::new())
         .await
         .unwrap();
 }
@@ -580,63 +584,102 @@ seed = [0, 1, 2]
     let id = submit(store, spec).await;
     let w = worker(store, "w").await;
     let leases = store.lease(w, &CPU, 6, TTL).await.unwrap();
-    let batch = |lease: &Lease| -> u64 {
-        let params: serde_json::Value = serde_json::from_str(&lease.params).unwrap();
-        params["batch_size"].as_u64().unwrap()
-    };
-    let (small, large): (Vec<&Lease>, Vec<&Lease>) = leases.iter().partition(|l| batch(l) == 32);
+    let (small, large): (Vec<&Lease>, Vec<&Lease>) =
+        leases.iter().partition(|l| l.params.batch_size == Some(32));
     for (lease, (acc, loss)) in small.iter().zip([(0.80, 1.5), (0.84, 1.25), (0.90, 0.5)]) {
-        let summary =
-            serde_json::json!({"test_acc": acc, "test_loss": loss, "note": "text is skipped"});
-        store.complete(&lease.to_ref(), &summary).await.unwrap();
+        let values = [
+            ("test_acc", acc),
+            ("test_loss", loss),
+            ("lambda_min", f64::NAN),
+        ];
+        store
+            .complete(&lease.to_ref(), &summary(&values))
+            .await
+            .unwrap();
     }
     for (lease, acc) in large.iter().zip([0.5, 0.7]) {
-        let mut summary = serde_json::json!({"test_acc": acc});
+        let mut values = summary(&[("test_acc", acc)]);
         if acc > 0.6 {
-            summary["sensitivity"] = serde_json::json!(3.0);
+            values.set("sensitivity", 3.0);
         }
-        store.complete(&lease.to_ref(), &summary).await.unwrap();
+        store.complete(&lease.to_ref(), &values).await.unwrap();
     }
     store
         .fail(&large[2].to_ref(), "diverged", false)
         .await
         .unwrap();
 
-    let report = store.report(id).await.unwrap();
-    assert_eq!(report.len(), 2, "one row per batch size");
-    let (first, second) = (&report[0], &report[1]);
-    assert!(
-        first.params.contains(r#""batch_size":32"#),
-        "{}",
-        first.params
-    );
+    let settings = store.aggregate(id).await.unwrap();
+    assert_eq!(settings.len(), 2, "one row per batch size");
+    let (first, second) = (&settings[0], &settings[1]);
+    assert_eq!(first.params.batch_size, Some(32), "{:?}", first.params);
     assert_eq!((first.tasks, first.succeeded, first.failed), (3, 3, 0));
     assert_eq!((second.tasks, second.succeeded, second.failed), (3, 2, 1));
     // Hand-computed: mean and sample standard deviation (n - 1).
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-    let acc = first.figures["test_acc"];
+    let acc = first.summary["test_acc"];
     assert_eq!(acc.n, 3);
     assert!(close(acc.mean, 0.846_666_666_666_666_7), "{acc:?}");
     assert!(close(acc.std.unwrap(), 0.050_332_229_568_471_66), "{acc:?}");
-    let loss = first.figures["test_loss"];
+    let loss = first.summary["test_loss"];
     assert!(close(loss.mean, 1.083_333_333_333_333_3), "{loss:?}");
     assert!(
         close(loss.std.unwrap(), 0.520_416_499_866_533_2),
         "{loss:?}"
     );
-    assert!(!first.figures.contains_key("note"));
-    let acc = second.figures["test_acc"];
-    assert_eq!(acc.n, 2, "the failed task has no figures");
+    assert!(
+        !first.summary.contains_key("lambda_min"),
+        "numbers that are not finite are not aggregated"
+    );
+    let acc = second.summary["test_acc"];
+    assert_eq!(acc.n, 2, "the failed task has no summary");
     assert!(close(acc.mean, 0.6) && close(acc.std.unwrap(), 0.141_421_356_237_309_48));
-    let sensitivity = second.figures["sensitivity"];
+    let sensitivity = second.summary["sensitivity"];
     assert_eq!(
         (sensitivity.n, sensitivity.mean, sensitivity.std),
         (1, 3.0, None)
     );
-    assert_not_found(store.report(SweepId(424_242)).await);
+    assert_not_found(store.aggregate(SweepId(424_242)).await);
+}
+
+async fn sweeps_are_found_by_name_and_by_spec_key(db: &mut TestDb) {
+    let store = &db.store;
+    let spec = classify_spec("named", 1, "");
+    let first = submit(store, &spec).await;
+    let second = submit(store, &spec).await;
+    let other = submit(store, &classify_spec("other", 2, "")).await;
+    let named = store.sweep(&SweepRef::Name("named".into())).await.unwrap();
+    assert_eq!(
+        named.id, second,
+        "a name finds the newest sweep of that name"
+    );
+    assert!(first < second);
+    let by_key = store.sweep_with_key(&spec_key(&spec)).await.unwrap();
+    assert_eq!(by_key.map(|s| s.id), Some(second));
+    let edited = format!("{spec}\n# edited\n");
+    assert_eq!(
+        store.sweep_with_key(&spec_key(&edited)).await.unwrap(),
+        None
+    );
+    assert_eq!(get_sweep(store, other).await.unwrap().counts.total(), 2);
+}
+
+async fn sweeps_stored_before_spec_keys_get_theirs_on_open(db: &mut TestDb) {
+    let spec = classify_spec("old", 1, "");
+    let id = submit(&db.store, &spec).await;
+    db.execute("UPDATE sweeps SET spec_key = ''").await;
+    assert_eq!(
+        db.store.sweep_with_key(&spec_key(&spec)).await.unwrap(),
+        None
+    );
+    db.reopen().await;
+    let found = db.store.sweep_with_key(&spec_key(&spec)).await.unwrap();
+    assert_eq!(found.map(|s| s.id), Some(id));
 }
 
 store_suite!(
+    sweeps_are_found_by_name_and_by_spec_key,
+    sweeps_stored_before_spec_keys_get_theirs_on_open,
     reports_aggregate_each_setting_over_its_seeds,
     sweep_is_stored_with_its_tasks_in_grid_order,
     concurrent_leasers_never_get_the_same_task,

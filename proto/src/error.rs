@@ -42,12 +42,16 @@ impl ErrorKind {
         match code {
             Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
             Code::NotFound => Self::NotFound,
-            Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => {
-                Self::FailedPrecondition
-            }
+            Code::FailedPrecondition | Code::AlreadyExists => Self::FailedPrecondition,
             Code::ResourceExhausted => Self::ResourceExhausted,
             Code::Unauthenticated | Code::PermissionDenied => Self::Unauthenticated,
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
+            // A coordinator never sends these: they come from a connection
+            // cut mid-call or a race, and asking again may well succeed.
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Aborted
+            | Code::Unknown => Self::Unavailable,
             _ => Self::Internal,
         }
     }
@@ -62,6 +66,18 @@ impl ErrorKind {
 pub struct WireError {
     pub kind: ErrorKind,
     pub message: String,
+}
+
+impl ErrorKind {
+    pub const ALL: [Self; 7] = [
+        Self::InvalidArgument,
+        Self::NotFound,
+        Self::FailedPrecondition,
+        Self::ResourceExhausted,
+        Self::Unauthenticated,
+        Self::Unavailable,
+        Self::Internal,
+    ];
 }
 
 impl WireError {
@@ -111,18 +127,35 @@ mod tests {
 
     #[test]
     fn kind_and_message_survive_the_status_round_trip() {
-        for kind in [
-            ErrorKind::InvalidArgument,
-            ErrorKind::NotFound,
-            ErrorKind::FailedPrecondition,
-            ErrorKind::ResourceExhausted,
-            ErrorKind::Unauthenticated,
-            ErrorKind::Unavailable,
-            ErrorKind::Internal,
-        ] {
+        for kind in ErrorKind::ALL {
             let err = WireError::new(kind, "grid.seed: [] is empty");
             let back = WireError::from(Status::from(err.clone()));
             assert_eq!(back, err);
+        }
+    }
+
+    #[test]
+    fn a_cut_connection_is_worth_another_try_and_a_refusal_is_not() {
+        for code in [
+            Code::Unavailable,
+            Code::Unknown,
+            Code::Cancelled,
+            Code::Aborted,
+        ] {
+            assert!(
+                WireError::from(Status::new(code, "x")).kind.is_transient(),
+                "{code:?}"
+            );
+        }
+        for code in [
+            Code::InvalidArgument,
+            Code::FailedPrecondition,
+            Code::Internal,
+        ] {
+            assert!(
+                !WireError::from(Status::new(code, "x")).kind.is_transient(),
+                "{code:?}"
+            );
         }
     }
 }

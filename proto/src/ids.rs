@@ -39,6 +39,47 @@ id_type!(SweepId, "sweep");
 id_type!(TaskId, "task");
 id_type!(WorkerId, "worker");
 
+/// A sweep as people name it: by id, or by name for the newest sweep of
+/// that name. Text of digits only is an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SweepRef {
+    Id(SweepId),
+    Name(String),
+}
+
+impl std::str::FromStr for SweepRef {
+    type Err = WireError;
+
+    fn from_str(text: &str) -> Result<Self, WireError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(WireError::invalid("name a sweep by its id or its name"));
+        }
+        match text.parse::<u64>() {
+            Ok(raw) => SweepId::from_wire(raw).map(Self::Id),
+            Err(_) if text.bytes().all(|b| b.is_ascii_digit()) => {
+                Err(WireError::not_found(format!("sweep {text}")))
+            }
+            Err(_) => Ok(Self::Name(text.to_string())),
+        }
+    }
+}
+
+impl From<SweepId> for SweepRef {
+    fn from(id: SweepId) -> Self {
+        Self::Id(id)
+    }
+}
+
+impl fmt::Display for SweepRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "sweep {id}"),
+            Self::Name(name) => write!(f, "sweep {name:?}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +94,24 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::NotFound);
             assert_eq!(err.message, format!("sweep {raw} not found"));
         }
+    }
+
+    #[test]
+    fn sweeps_are_named_by_id_or_by_name() {
+        assert_eq!("12".parse(), Ok(SweepRef::Id(SweepId(12))));
+        let name: SweepRef = "3.2-params-vs-generalization-quick".parse().unwrap();
+        assert_eq!(
+            name,
+            SweepRef::Name("3.2-params-vs-generalization-quick".into())
+        );
+        assert_eq!(
+            name.to_string(),
+            "sweep \"3.2-params-vs-generalization-quick\""
+        );
+        assert_eq!(
+            "0".parse::<SweepRef>().unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert!("  ".parse::<SweepRef>().is_err());
     }
 }

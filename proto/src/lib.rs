@@ -2,20 +2,29 @@
 //!
 //! - [`v1`]: the tonic/prost code generated from `sweep/v1/*.proto` (the
 //!   worker-facing `Coordinator` and the client-facing `Sweeps` services).
-//! - [`ids`]: typed ids for sweeps, tasks and workers, checked at the wire.
-//! - [`params`]: the normalized task parameters the planner writes and a
-//!   worker reads (the JSON in `TaskLease.params_json`), with parameter counts.
+//! - Hand-written types over the generated ones, each with its one
+//!   conversion to and from the wire: [`state`] (task and sweep states,
+//!   task counts), [`sweep`] (a sweep and its tasks), [`lease`] (a lease and
+//!   what a worker reports under it), [`worker`] (registration and listing).
+//! - [`ids`]: typed ids for sweeps, tasks and workers, checked at the wire;
+//!   [`SweepRef`] names a sweep by id or by name.
 //! - [`error`]: the error kinds that cross the gRPC hop, to and from
 //!   `tonic::Status`.
+//! - [`client`]: typed clients for workers and for the cli, with retries
+//!   decided by the error's kind.
 //! - [`bearer`]: the client side of bearer-token auth.
 //! - [`process`]: logging and the ctrl-c / SIGTERM signal, the same in
 //!   every binary.
 
 pub mod bearer;
+pub mod client;
 pub mod error;
 pub mod ids;
-pub mod params;
+pub mod lease;
 pub mod process;
+pub mod state;
+pub mod sweep;
+pub mod worker;
 
 /// Generated protocol code, package `sweep.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -27,4 +36,8 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("sweep_descriptor");
 
 pub use error::{ErrorKind, WireError};
-pub use ids::{SweepId, TaskId, WorkerId};
+pub use ids::{SweepId, SweepRef, TaskId, WorkerId};
+pub use lease::{Ending, Lease, LeaseRef, LeaseStatus, Leased, MetricPoint, Verdict};
+pub use state::{SweepState, TaskCounts, TaskState};
+pub use sweep::{CancelOutcome, Sweep, Task};
+pub use worker::{Device, Registered, Registration, WorkerInfo};

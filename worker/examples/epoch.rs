@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
-use sweep_coordinator::planner;
+use sweep_spec::planner;
 use sweep_worker::device::DeviceChoice;
 use sweep_worker::experiments::{self, Context, Sink};
 

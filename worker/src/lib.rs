@@ -7,20 +7,25 @@
 //! - [`model`]: MLPs and CNNs from a task's shape, weights as a flat vector;
 //!   [`mlp64`]: an MLP's exact loss gradient in f64, for second-order work.
 //! - [`experiments`]: one module per experiment kind.
-//! - [`runner`]: the worker's loop: register, lease, heartbeat, run, end;
-//!   [`client`] connects and retries, [`report`] ships metrics and artifacts.
+//! - [`runner`]: the worker's loop: lease as many tasks as there are free
+//!   slots, run them, hand them back on shutdown.
+//! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
+//!   one leased task from start to end; [`shipper`]: ships its metrics and
+//!   artifacts in the background; [`slots`]: a thread pool per slot.
 //! - [`rng`]: the seeded generator behind weights, data order and shuffles.
 //! - [`error`]: dataset errors.
 
-pub mod client;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiments;
 pub mod mlp64;
 pub mod model;
-pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod session;
+pub mod shipper;
+pub mod slots;
+pub mod task;
 
 pub use runner::{Config, run};

@@ -4,7 +4,7 @@
 //! gradient-norm phase (2.2) need gradients accurate enough to difference,
 //! and the eigenvalues near zero that decide the minimal ratio need f64.
 
-use sweep_proto::params::ModelShape;
+use sweep_spec::ModelShape;
 
 /// Layer widths from input to output, e.g. `[1, 10, 10, 10, 1]`.
 #[derive(Clone, Debug)]

@@ -1,9 +1,9 @@
 //! Models built from a task's [`ModelShape`], with their weights as one flat
-//! vector. The flat form is what the worker stores as a weights artifact
-//! (encoding [`FLAT_F32`]), what interpolation blends and what the Hessian
-//! differentiates: for each conv stage, then each dense layer, the weight
-//! then the bias, row-major in burn's layout (conv `[out, in, k, k]`, dense
-//! `[in, out]`).
+//! vector in the order [`ModelShape::blocks`] gives (for each conv stage,
+//! then each dense layer, the weight then the bias, row-major in burn's
+//! layout). The flat form is what the worker stores as a weights artifact
+//! (see `sweep_spec::weights`), what interpolation blends and what the
+//! Hessian differentiates.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
@@ -11,12 +11,10 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
-use sweep_proto::params::ModelShape;
+use sweep_spec::ModelShape;
+use sweep_spec::shape::Block;
 
 use crate::rng::Rng;
-
-/// The artifact encoding of flat weights: little-endian f32s.
-pub const FLAT_F32: &str = "f32-le";
 
 /// An MLP (no conv stages) or a CNN: ReLU after every layer but the last.
 #[derive(Module, Debug)]
@@ -28,98 +26,11 @@ pub struct Net {
     side: usize,
 }
 
-/// One parameter tensor's place in the flat vector.
-#[derive(Clone, Debug, PartialEq)]
-struct Block {
-    shape: Vec<usize>,
-    /// fan-in and fan-out for Glorot initialisation; `None` for a bias.
-    fans: Option<(usize, usize)>,
-}
-
-impl Block {
-    fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
-
-/// The parameter blocks of a shape, in flat order.
-fn blocks(shape: &ModelShape) -> Vec<Block> {
-    let weight = |shape: Vec<usize>, fans| Block {
-        shape,
-        fans: Some(fans),
-    };
-    let bias = |n: usize| Block {
-        shape: vec![n],
-        fans: None,
-    };
-    let mut out = Vec::new();
-    let dense = |out: &mut Vec<Block>, input: usize, hidden: &[u64], output: u64| {
-        let mut fan_in = input;
-        for &width in hidden.iter().chain([&output]) {
-            let width = width as usize;
-            out.push(weight(vec![fan_in, width], (fan_in, width)));
-            out.push(bias(width));
-            fan_in = width;
-        }
-    };
-    match shape {
-        ModelShape::Mlp {
-            input,
-            hidden,
-            output,
-        } => dense(&mut out, *input as usize, hidden, *output),
-        ModelShape::Cnn {
-            in_channels,
-            image_size,
-            kernel,
-            convs,
-            fc,
-            output,
-        } => {
-            let (k, mut channels, mut side) = (
-                *kernel as usize,
-                *in_channels as usize,
-                *image_size as usize,
-            );
-            for &c in convs {
-                let c = c as usize;
-                out.push(weight(
-                    vec![c, channels, k, k],
-                    (channels * k * k, c * k * k),
-                ));
-                out.push(bias(c));
-                channels = c;
-                side /= 2;
-            }
-            dense(&mut out, side * side * channels, fc, *output);
-        }
-    }
-    out
-}
-
-/// Where the `index`-th weight matrix (or convolution kernel; biases are
-/// not counted) lies in the flat weights: index 1 is the kernel into an
-/// MLP's second hidden layer. `None` past the last one.
-pub fn kernel_range(shape: &ModelShape, index: usize) -> Option<std::ops::Range<usize>> {
-    let mut start = 0;
-    let mut kernels = 0;
-    for block in blocks(shape) {
-        if block.fans.is_some() {
-            if kernels == index {
-                return Some(start..start + block.len());
-            }
-            kernels += 1;
-        }
-        start += block.len();
-    }
-    None
-}
-
 /// Glorot-uniform weights and zero biases, drawn from `seed` alone.
 pub fn initial_weights(shape: &ModelShape, seed: u64) -> Vec<f32> {
     let mut rng = Rng::derived(seed, 0x1417);
     let mut flat = Vec::with_capacity(shape.param_count() as usize);
-    for block in blocks(shape) {
+    for block in shape.blocks() {
         match block.fans {
             Some((fan_in, fan_out)) => {
                 let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
@@ -158,7 +69,7 @@ fn push<const D: usize>(param: &Param<Tensor<D>>, grads: Option<&Gradients>, out
 impl Net {
     /// Builds the model with the given flat weights on `device`.
     pub fn new(shape: &ModelShape, flat: &[f32], device: &Device) -> Self {
-        let blocks = blocks(shape);
+        let blocks = shape.blocks();
         assert_eq!(
             flat.len(),
             blocks.iter().map(Block::len).sum::<usize>(),
@@ -273,21 +184,6 @@ impl Net {
     }
 }
 
-/// Little-endian bytes of flat weights, for an artifact.
-pub fn to_bytes(flat: &[f32]) -> Vec<u8> {
-    flat.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Flat weights from an artifact's bytes.
-pub fn from_bytes(bytes: &[u8]) -> Option<Vec<f32>> {
-    bytes.len().is_multiple_of(4).then(|| {
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,17 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_ranges_skip_the_biases() {
-        let shape = ModelShape::mlp(784, &[100, 200], 10);
-        assert_eq!(kernel_range(&shape, 0), Some(0..78_400));
-        // After the first kernel and its 100 biases: a 100x200 kernel.
-        assert_eq!(kernel_range(&shape, 1), Some(78_500..98_500));
-        assert_eq!(kernel_range(&shape, 2), Some(98_700..100_700));
-        assert_eq!(kernel_range(&shape, 3), None);
-    }
-
-    #[test]
-    fn weights_round_trip_and_depend_only_on_the_seed() {
+    fn weights_depend_only_on_the_seed_and_build_the_net() {
         let device = test_device();
         let shape = cnn(&[4, 8]);
         let flat = initial_weights(&shape, 42);
@@ -345,7 +231,6 @@ mod tests {
         assert_ne!(initial_weights(&shape, 43), flat);
         let net = Net::new(&shape, &flat, &device);
         assert_eq!(net.flat(), flat);
-        assert_eq!(from_bytes(&to_bytes(&flat)).unwrap(), flat);
         let out = net.forward(Tensor::zeros([3, 784], &device));
         assert_eq!(out.dims(), [3, 10]);
         // Glorot bounds for the first conv: sqrt(6 / (1*25 + 4*25)).

@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use sweep_coordinator::planner;
-use sweep_proto::params::TaskParams;
+use sweep_spec::planner;
+use sweep_spec::{Summary, TaskParams};
 use sweep_worker::device::DeviceChoice;
 use sweep_worker::experiments::{self, Context, Sink, TaskError};
 
@@ -44,7 +44,7 @@ impl Recorder {
             .unwrap()
             .clone()
             .expect("final weights");
-        sweep_worker::model::from_bytes(&data).unwrap()
+        sweep_spec::weights::from_bytes(&data).unwrap()
     }
 
     fn values(&self, name: &str) -> Vec<f64> {
@@ -68,7 +68,7 @@ fn tasks(spec: &str) -> Vec<TaskParams> {
         .collect()
 }
 
-fn run(params: &TaskParams, sink: &Recorder) -> Result<serde_json::Value, TaskError> {
+fn run(params: &TaskParams, sink: &Recorder) -> Result<Summary, TaskError> {
     let stop = AtomicBool::new(false);
     let ctx = Context {
         device: DeviceChoice::Cpu.device().unwrap(),
@@ -94,14 +94,14 @@ fn an_mlp_learns_mnist() {
     let params = &tasks(MNIST)[0];
     let sink = Recorder::default();
     let summary = run(params, &sink).unwrap();
-    let test_acc = summary["test_acc"].as_f64().unwrap();
+    let test_acc = summary.get("test_acc").unwrap();
     assert!(test_acc >= 0.85, "test accuracy {test_acc}");
     assert_eq!(sink.values("test_acc").len(), 2, "one evaluation per epoch");
     let batch_loss = sink.values("batch_loss");
     assert_eq!(batch_loss.len(), 2 * 125 / 25);
     assert!(batch_loss.last().unwrap() < &batch_loss[0]);
-    assert_eq!(summary["steps"], 250);
-    assert!(summary["sensitivity"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary.get("steps"), Some(250.0));
+    assert!(summary.get("sensitivity").unwrap() > 0.0);
     let artifacts = sink.artifacts.lock().unwrap();
     assert_eq!(artifacts[0], ("weights/final".to_string(), 4 * 280_645));
 }
@@ -117,8 +117,8 @@ fn shuffled_labels_leave_test_accuracy_near_chance() {
     let sink = Recorder::default();
     let summary = run(&tasks(&spec)[0], &sink).unwrap();
     let (train_acc, test_acc) = (
-        summary["train_acc"].as_f64().unwrap(),
-        summary["test_acc"].as_f64().unwrap(),
+        summary.get("train_acc").unwrap(),
+        summary.get("test_acc").unwrap(),
     );
     assert!(
         test_acc < 0.2,
@@ -165,7 +165,7 @@ fn the_deep_net_fits_the_function_better_than_the_shallow_one() {
     for params in tasks(FIT) {
         let sink = Recorder::default();
         let summary = run(&params, &sink).unwrap();
-        let loss = summary["final_loss"].as_f64().unwrap();
+        let loss = summary.get("final_loss").unwrap();
         assert_eq!(sink.values("loss").len(), 20);
         assert_eq!(sink.values("grad_norm").len(), 20);
         let entry = best
@@ -210,7 +210,7 @@ batch_size = [32, 512]
     for params in &tasks[..2] {
         let sink = Recorder::default();
         let summary = run(params, &sink).unwrap();
-        finals.push(summary["train_loss"].as_f64().unwrap());
+        finals.push(summary.get("train_loss").unwrap());
         weights.push(sink.weights());
     }
     let sink = Recorder::default();
@@ -223,7 +223,7 @@ batch_size = [32, 512]
         stop: &stop,
     };
     let summary = experiments::run(&tasks[2], &ctx).unwrap();
-    assert_eq!(summary["points"], 9);
+    assert_eq!(summary.get("points"), Some(9.0));
     assert_eq!(
         sink.values("alpha"),
         vec![-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
@@ -266,23 +266,23 @@ fn the_gradient_norm_phase_lowers_the_norm_and_the_hessian_is_taken_there() {
         .unwrap()
         .2;
     assert!(
-        summary["min_grad_norm"].as_f64().unwrap() < end_of_mse,
-        "{summary}"
+        summary.get("min_grad_norm").unwrap() < end_of_mse,
+        "{summary:?}"
     );
     assert!(
-        summary["min_grad_norm_step"].as_u64().unwrap() > 300,
+        summary.get("min_grad_norm_step").unwrap() > 300.0,
         "the minimum is in the phase"
     );
-    assert_eq!(summary["eigenvalues"], 251);
+    assert_eq!(summary.get("eigenvalues"), Some(251.0));
     let fractions = ["positive_fraction", "negative_fraction", "zero_fraction"]
-        .map(|k| summary[k].as_f64().unwrap());
+        .map(|k| summary.get(k).unwrap());
     assert!(
         (fractions.iter().sum::<f64>() - 1.0).abs() < 1e-9,
-        "{summary}"
+        "{summary:?}"
     );
-    let minimal_ratio = summary["minimal_ratio"].as_f64().unwrap();
+    let minimal_ratio = summary.get("minimal_ratio").unwrap();
     assert!((0.0..=1.0).contains(&minimal_ratio));
-    assert!(summary["lambda_max"].as_f64().unwrap() > 0.0);
+    assert!(summary.get("lambda_max").unwrap() > 0.0);
     let artifacts = sink.artifacts.lock().unwrap();
     assert_eq!(artifacts[0], ("hessian/eigenvalues".to_string(), 251 * 8));
 }

@@ -1,20 +1,29 @@
 //! `sweep plot`: the report's figures from a sweep's stored results.
 //!
-//! Figures are computed as data first ([`Figure`]: named series of points,
-//! in [`figures`]) and then drawn by one renderer ([`render`]), so what a
-//! figure shows can be checked against the store without reading pictures.
-//! [`pca`] projects weight snapshots onto their two main directions.
+//! Figures are computed as data first ([`Figure`]: named series of points)
+//! and then drawn by one renderer ([`render`]), so what a figure shows can be
+//! checked against the store without reading pictures. [`figures`] loads the
+//! sweep's succeeded tasks once (`runs`) and asks each family for its
+//! figures: `curves` per setting, `versus` a swept axis (and loss against
+//! minimal ratio), `interpolation` paths and optimization `paths`; each
+//! figure is left out when the sweep has nothing for it. [`pca`] projects
+//! weight snapshots onto their two main directions.
 
-mod figures;
+mod curves;
+mod interpolation;
+mod paths;
 pub mod pca;
 mod render;
+mod runs;
+mod versus;
 
 use std::path::{Path, PathBuf};
 
-use sweep_coordinator::store::Store;
+use sweep_coordinator::store::ResultStore;
+use sweep_proto::SweepRef;
 
-pub use figures::figures;
 pub use render::render;
+use versus::Versus;
 
 /// One figure: a title, two axes and named series of (x, y) points.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,18 +87,31 @@ pub enum ImageFormat {
     Png,
 }
 
+/// Every figure the sweep's succeeded tasks support.
+pub async fn figures(store: &dyn ResultStore, which: &SweepRef) -> anyhow::Result<Vec<Figure>> {
+    let sweep = store.sweep(which).await?;
+    let runs = runs::load(store, sweep.id).await?;
+    let mut out = curves::curves(&runs);
+    out.extend(versus::versus(&runs, Versus::Params));
+    out.extend(versus::versus(&runs, Versus::BatchSize));
+    out.extend(versus::minimal_ratio(&runs));
+    out.extend(interpolation::interpolation(&runs));
+    out.extend(paths::paths(&runs));
+    Ok(out)
+}
+
 /// Writes every figure the sweep's results support into `dir` and returns
 /// the files written.
 pub async fn plot(
-    store: &dyn Store,
-    sweep: u64,
+    store: &dyn ResultStore,
+    which: &SweepRef,
     dir: &Path,
     format: ImageFormat,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let figures = figures(store, sweep).await?;
+    let figures = figures(store, which).await?;
     anyhow::ensure!(
         !figures.is_empty(),
-        "sweep {sweep} has no results to plot yet (no task has succeeded)"
+        "{which} has no results to plot yet (no task has succeeded)"
     );
     std::fs::create_dir_all(dir)
         .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", dir.display()))?;
@@ -105,4 +127,13 @@ pub async fn plot(
             Ok(path)
         })
         .collect()
+}
+
+/// "Loss" from "loss", for titles.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

@@ -7,15 +7,17 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use sweep_proto::v1::coordinator_server::Coordinator;
 use sweep_proto::v1::{self, artifact_download, artifact_upload};
-use sweep_proto::{TaskId, WireError, WorkerId};
+use sweep_proto::{Lease, LeaseRef, MetricPoint, Registered, Registration, TaskId, WireError};
+use sweep_proto::{TaskState, WorkerId};
+use sweep_spec::Summary;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{RECHECK, device_from_wire, lease_ref, task_state};
+use super::RECHECK;
 use crate::config::Config;
 use crate::error::Error;
-use crate::store::{Capabilities, Lease, MetricPoint, NewArtifact, NewWorker, Store, Verdict};
+use crate::store::{Capabilities, NewArtifact, Store};
 
 /// Artifacts go back to workers in chunks of this size.
 const CHUNK: usize = 256 << 10;
@@ -70,29 +72,8 @@ impl CoordinatorService {
     }
 }
 
-fn lease_to_wire(lease: Lease) -> v1::TaskLease {
-    v1::TaskLease {
-        task_id: lease.task_id.to_wire(),
-        sweep_id: lease.sweep_id.to_wire(),
-        lease_token: lease.token,
-        attempt: lease.attempt,
-        kind: lease.kind,
-        params_json: lease.params,
-        depends_on: lease.depends_on.iter().map(|t| t.to_wire()).collect(),
-        lease_expires_at_ms: lease.expires_at,
-    }
-}
-
-fn verdict_to_wire(verdict: Verdict) -> v1::LeaseVerdict {
-    match verdict {
-        Verdict::Keep => v1::LeaseVerdict::Keep,
-        Verdict::Cancel => v1::LeaseVerdict::Cancel,
-        Verdict::Lost => v1::LeaseVerdict::Lost,
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+fn state_to_wire(state: TaskState) -> i32 {
+    v1::TaskState::from(state) as i32
 }
 
 type DownloadStream = Pin<Box<dyn Stream<Item = Result<v1::ArtifactDownload, Status>> + Send>>;
@@ -103,26 +84,15 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::RegisterResponse>, Status> {
-        let req = request.into_inner();
-        if req.slots == 0 {
-            return Err(WireError::invalid("a worker needs at least one slot").into());
-        }
-        let worker = NewWorker {
-            name: req.name,
-            host: req.host,
-            backend: req.backend,
-            devices: req.devices.into_iter().map(device_from_wire).collect(),
-            slots: req.slots,
-            version: req.version,
+        let worker = Registration::try_from(request.into_inner())?;
+        let id = self.store.register_worker(&worker).await?;
+        tracing::info!(worker = %id, name = %worker.name, host = %worker.host, "worker registered");
+        let registered = Registered {
+            worker_id: id,
+            lease_ttl: self.config.lease_ttl,
+            heartbeat_interval: self.config.lease_ttl / 3,
         };
-        let (name, host) = (worker.name.clone(), worker.host.clone());
-        let id = self.store.register_worker(worker).await?;
-        tracing::info!(worker = %id, %name, %host, "worker registered");
-        Ok(Response::new(v1::RegisterResponse {
-            worker_id: id.to_wire(),
-            lease_ttl_ms: millis(self.config.lease_ttl),
-            heartbeat_interval_ms: millis(self.config.lease_ttl / 3),
-        }))
+        Ok(Response::new(registered.into()))
     }
 
     async fn lease(
@@ -141,7 +111,7 @@ impl Coordinator for CoordinatorService {
             tracing::info!(worker = %worker, task = %lease.task_id, attempt = lease.attempt, "task leased");
         }
         Ok(Response::new(v1::LeaseResponse {
-            leases: leases.into_iter().map(lease_to_wire).collect(),
+            leases: leases.iter().map(Into::into).collect(),
         }))
     }
 
@@ -154,21 +124,14 @@ impl Coordinator for CoordinatorService {
         let leases = req
             .leases
             .into_iter()
-            .map(|lease| lease_ref(Some(lease)))
+            .map(|lease| LeaseRef::from_wire(Some(lease)))
             .collect::<Result<Vec<_>, _>>()?;
         let statuses = self
             .store
             .heartbeat(worker, &leases, self.config.lease_ttl)
             .await?;
         Ok(Response::new(v1::HeartbeatResponse {
-            leases: statuses
-                .into_iter()
-                .map(|status| v1::LeaseStatus {
-                    task_id: status.task_id.to_wire(),
-                    verdict: verdict_to_wire(status.verdict) as i32,
-                    lease_expires_at_ms: status.expires_at.unwrap_or_default(),
-                })
-                .collect(),
+            leases: statuses.iter().map(Into::into).collect(),
         }))
     }
 
@@ -180,17 +143,8 @@ impl Coordinator for CoordinatorService {
         let (mut stored, mut received) = (0, 0);
         while let Some(batch) = batches.next().await {
             let batch = batch?;
-            let lease = lease_ref(batch.lease)?;
-            let points: Vec<MetricPoint> = batch
-                .points
-                .into_iter()
-                .map(|p| MetricPoint {
-                    name: p.name,
-                    step: p.step,
-                    epoch: p.epoch,
-                    value: p.value,
-                })
-                .collect();
+            let lease = LeaseRef::from_wire(batch.lease)?;
+            let points: Vec<MetricPoint> = batch.points.into_iter().map(Into::into).collect();
             received += points.len() as u64;
             stored += self.store.record_metrics(&lease, &points).await?;
         }
@@ -211,7 +165,7 @@ impl Coordinator for CoordinatorService {
                 return Err(WireError::invalid("an artifact upload starts with its header").into());
             }
         };
-        let lease = lease_ref(header.lease)?;
+        let lease = LeaseRef::from_wire(header.lease)?;
         if header.name.is_empty() {
             return Err(WireError::invalid("an artifact needs a name").into());
         }
@@ -279,16 +233,9 @@ impl Coordinator for CoordinatorService {
         request: Request<v1::CompleteRequest>,
     ) -> Result<Response<v1::CompleteResponse>, Status> {
         let req = request.into_inner();
-        let lease = lease_ref(req.lease)?;
-        let summary = match req.summary_json.trim() {
-            "" => serde_json::json!({}),
-            text => serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .filter(|value| value.is_object())
-                .ok_or_else(|| {
-                    WireError::invalid(format!("summary_json is not a JSON object: {text:.200}"))
-                })?,
-        };
+        let lease = LeaseRef::from_wire(req.lease)?;
+        let summary = Summary::from_json(&req.summary_json)
+            .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
         self.store.complete(&lease, &summary).await?;
         tracing::info!(task = %lease.task_id, "task succeeded");
         Ok(Response::new(v1::CompleteResponse {}))
@@ -299,11 +246,11 @@ impl Coordinator for CoordinatorService {
         request: Request<v1::FailRequest>,
     ) -> Result<Response<v1::FailResponse>, Status> {
         let req = request.into_inner();
-        let lease = lease_ref(req.lease)?;
+        let lease = LeaseRef::from_wire(req.lease)?;
         let state = self.store.fail(&lease, &req.error, req.retryable).await?;
         tracing::warn!(task = %lease.task_id, error = %req.error, %state, "task attempt failed");
         Ok(Response::new(v1::FailResponse {
-            state: task_state(state) as i32,
+            state: state_to_wire(state),
         }))
     }
 
@@ -312,11 +259,11 @@ impl Coordinator for CoordinatorService {
         request: Request<v1::ReleaseRequest>,
     ) -> Result<Response<v1::ReleaseResponse>, Status> {
         let req = request.into_inner();
-        let lease = lease_ref(req.lease)?;
+        let lease = LeaseRef::from_wire(req.lease)?;
         let state = self.store.release(&lease).await?;
         tracing::info!(task = %lease.task_id, reason = %req.reason, %state, "task handed back");
         Ok(Response::new(v1::ReleaseResponse {
-            state: task_state(state) as i32,
+            state: state_to_wire(state),
         }))
     }
 }

@@ -4,17 +4,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use sweep_proto::SweepId;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
+use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WorkerInfo};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{RECHECK, sweep_info, task_info, task_state_from_wire, worker_info};
+use super::RECHECK;
 use crate::config::Config;
-use crate::planner;
-use crate::store::{Store, Sweep};
+use crate::error::Error;
+use crate::store::{Store, Worker};
 
 const DEFAULT_LIST: u32 = 50;
 const MAX_LIST: u32 = 1000;
@@ -59,7 +59,7 @@ async fn follow(
             _ = tokio::time::sleep(RECHECK) => {}
         }
         changes.borrow_and_update();
-        let sweep = match store.sweep(id).await {
+        let sweep = match store.sweep(&id.into()).await {
             Ok(sweep) => sweep,
             Err(err) => {
                 let _ = out.send(Err(err.into())).await;
@@ -67,7 +67,7 @@ async fn follow(
             }
         };
         if sweep != last {
-            if out.send(Ok(sweep_info(&sweep, false))).await.is_err() {
+            if out.send(Ok(sweep.to_wire(false))).await.is_err() {
                 return;
             }
             last = sweep;
@@ -81,11 +81,11 @@ impl Sweeps for SweepsService {
         &self,
         request: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        let sweep = planner::submission(&request.into_inner().spec_toml)
-            .map_err(crate::error::Error::from)?;
+        let sweep = sweep_spec::planner::submission(&request.into_inner().spec_toml)
+            .map_err(Error::from)?;
         let task_count = sweep.plan.tasks.len() as u32;
         let name = sweep.plan.name.clone();
-        let id = self.store.create_sweep(sweep).await?;
+        let id = self.store.create_sweep(&sweep).await?;
         tracing::info!(sweep = %id, %name, tasks = task_count, "sweep submitted");
         Ok(Response::new(v1::SubmitResponse {
             sweep_id: id.to_wire(),
@@ -97,9 +97,14 @@ impl Sweeps for SweepsService {
         &self,
         request: Request<v1::GetSweepRequest>,
     ) -> Result<Response<v1::SweepInfo>, Status> {
-        let id = SweepId::from_wire(request.into_inner().sweep_id)?;
-        let sweep = self.store.sweep(id).await?;
-        Ok(Response::new(sweep_info(&sweep, true)))
+        let req = request.into_inner();
+        let which = if req.name.is_empty() {
+            SweepRef::Id(SweepId::from_wire(req.sweep_id)?)
+        } else {
+            SweepRef::Name(req.name)
+        };
+        let sweep = self.store.sweep(&which).await?;
+        Ok(Response::new(sweep.to_wire(true)))
     }
 
     async fn list(
@@ -112,7 +117,7 @@ impl Sweeps for SweepsService {
         };
         let sweeps = self.store.sweeps(limit).await?;
         Ok(Response::new(v1::ListSweepsResponse {
-            sweeps: sweeps.iter().map(|s| sweep_info(s, false)).collect(),
+            sweeps: sweeps.iter().map(|s| s.to_wire(false)).collect(),
         }))
     }
 
@@ -148,9 +153,9 @@ impl Sweeps for SweepsService {
         request: Request<v1::WatchSweepRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let id = SweepId::from_wire(request.into_inner().sweep_id)?;
-        let first = self.store.sweep(id).await?;
+        let first = self.store.sweep(&id.into()).await?;
         let (out, stream) = mpsc::channel(16);
-        out.send(Ok(sweep_info(&first, false)))
+        out.send(Ok(first.to_wire(false)))
             .await
             .map_err(|_| Status::cancelled("the watcher went away"))?;
         tokio::spawn(follow(
@@ -172,11 +177,11 @@ impl Sweeps for SweepsService {
         let states = req
             .states
             .into_iter()
-            .map(task_state_from_wire)
+            .map(TaskState::from_wire)
             .collect::<Result<Vec<_>, _>>()?;
         let tasks = self.store.tasks(id, &states).await?;
         Ok(Response::new(v1::ListTasksResponse {
-            tasks: tasks.iter().map(task_info).collect(),
+            tasks: tasks.iter().map(Into::into).collect(),
         }))
     }
 
@@ -188,8 +193,19 @@ impl Sweeps for SweepsService {
         Ok(Response::new(v1::ListWorkersResponse {
             workers: workers
                 .iter()
-                .map(|w| worker_info(w, self.config.lease_ttl))
+                .map(|w| v1::WorkerInfo::from(&worker_info(w, &self.config)))
                 .collect(),
         }))
+    }
+}
+
+/// A worker counts as lost once it has been silent for longer than a lease.
+fn worker_info(worker: &Worker, config: &Config) -> WorkerInfo {
+    WorkerInfo {
+        id: worker.id,
+        registration: worker.registration.clone(),
+        last_heartbeat_at: worker.last_heartbeat_at,
+        alive: worker.silent_for <= config.lease_ttl,
+        running: worker.running.clone(),
     }
 }

@@ -1,10 +1,15 @@
-//! The durable state of the coordinator behind one trait, [`Store`], with two
-//! backends: [`postgres`] for a cluster and [`sqlite`] (a file, the embedded
-//! default) for one machine. Both run the same SQL ([`sql`]) and pass the same
-//! test suite; they differ only where the databases do (see [`sql::Dialect`]).
+//! The durable state of the coordinator behind four traits, one per job, and
+//! [`Store`], which is all four: [`SweepStore`] (the catalog of submitted
+//! sweeps), [`WorkerStore`] (registered workers), [`QueueStore`] (leases and
+//! everything a worker reports under one) and [`ResultStore`] (read-only
+//! views for reports, plots and listings). Two backends implement them with
+//! the same SQL ([`sql`]): [`postgres`] for a cluster and [`sqlite`] (a file,
+//! the embedded default) for one machine; they differ only where the
+//! databases do (see [`sql::Dialect`]) and pass the same test suite.
 //!
 //! Everything a coordinator knows lives here, so a coordinator can restart, or
-//! run as several replicas, without losing anything.
+//! run as several replicas, without losing anything. Rows are typed at this
+//! edge: task parameters and summaries are stored as JSON and parsed here.
 
 mod model;
 pub mod postgres;
@@ -16,34 +21,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sweep_proto::{SweepId, TaskId, WorkerId};
+use sweep_proto::{
+    CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
+    SweepRef, Task, TaskId, TaskState, WorkerId,
+};
+use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 pub use model::*;
 
-/// The coordinator's state. Every method is atomic: it either happens whole or
-/// not at all. Methods that take a [`LeaseRef`] are fenced: unless the token
-/// names the task's current lease they change nothing and return
-/// [`Error::StaleLease`] ([`Error::NotFound`] for an unknown task).
+/// The catalog of sweeps. Every method is atomic.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait SweepStore: Send + Sync + 'static {
     /// Stores a sweep and all its tasks. Tasks without dependencies start
     /// queued, the others blocked.
-    async fn create_sweep(&self, sweep: NewSweep) -> Result<SweepId>;
+    async fn create_sweep(&self, sweep: &Submission) -> Result<SweepId>;
 
-    /// The sweep with its task counts, or [`Error::NotFound`].
-    async fn sweep(&self, id: SweepId) -> Result<Sweep>;
+    /// The newest sweep submitted with this spec key (see
+    /// [`sweep_spec::planner::spec_key`]), if any.
+    async fn sweep_with_key(&self, spec_key: &str) -> Result<Option<Sweep>>;
 
     /// The newest sweeps first, at most `limit`.
     async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>>;
-
-    /// The sweep's tasks in grid order, only those in `states` unless it is
-    /// empty. [`Error::NotFound`] for an unknown sweep.
-    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>>;
-
-    /// One task, or [`Error::NotFound`].
-    async fn task(&self, id: TaskId) -> Result<Task>;
 
     /// Cancels the sweep: queued and blocked tasks become cancelled at once,
     /// leased ones are flagged so that the next heartbeat tells their worker.
@@ -55,18 +55,29 @@ pub trait Store: Send + Sync + 'static {
     /// Returns how many were re-queued. [`Error::Precondition`] for a cancelled
     /// sweep.
     async fn retry_sweep(&self, id: SweepId) -> Result<u64>;
+}
 
+/// The workers that registered.
+#[async_trait]
+pub trait WorkerStore: Send + Sync + 'static {
     /// Records a worker; a restarted worker registers again and gets a new id.
-    async fn register_worker(&self, worker: NewWorker) -> Result<WorkerId>;
+    async fn register_worker(&self, worker: &Registration) -> Result<WorkerId>;
 
     /// All registered workers with the tasks they hold, newest first.
     async fn workers(&self) -> Result<Vec<Worker>>;
+}
 
+/// The task queue. Every method is atomic: it either happens whole or not at
+/// all. Methods that take a [`LeaseRef`] are fenced: unless the token names
+/// the task's current lease they change nothing and return
+/// [`Error::StaleLease`] ([`Error::NotFound`] for an unknown task).
+#[async_trait]
+pub trait QueueStore: Send + Sync + 'static {
     /// Claims up to `max` queued tasks that fit the worker, highest priority
     /// first, then oldest. Each claimed task gets `attempt + 1`, a fresh lease
     /// token and a lease that expires after `ttl`. Never hands one task to two
     /// callers, however many call at once. Returns at once; waiting for work is
-    /// the caller's (see [`Store::changes`]). [`Error::NotFound`] for an
+    /// the caller's (see [`QueueStore::changes`]). [`Error::NotFound`] for an
     /// unknown worker.
     async fn lease(
         &self,
@@ -91,26 +102,13 @@ pub trait Store: Send + Sync + 'static {
     /// Returns how many points were new. Fenced.
     async fn record_metrics(&self, lease: &LeaseRef, points: &[MetricPoint]) -> Result<u64>;
 
-    /// The metric points of the task's latest attempt, by name and step.
-    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>>;
-
     /// Stores an artifact under the lease's attempt, replacing one of the same
     /// name from the same attempt. Fenced.
     async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
 
-    /// The sweep's swept settings in grid order, each with its task counts
-    /// and the mean ± std over seeds of every figure its succeeded tasks'
-    /// summaries hold. Reads the figures kept at completion, never the raw
-    /// metrics, so it stays fast however many metric points there are.
-    /// [`Error::NotFound`] for an unknown sweep.
-    async fn report(&self, sweep: SweepId) -> Result<Vec<SettingReport>>;
-
-    /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
-    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
-
     /// Ends the attempt in success with its summary; dependents whose
     /// dependencies have now all succeeded become queued. Fenced.
-    async fn complete(&self, lease: &LeaseRef, summary: &serde_json::Value) -> Result<()>;
+    async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()>;
 
     /// Ends the attempt with an error. A retryable error queues the task again
     /// while attempts remain; otherwise the task fails with this error and so
@@ -134,6 +132,40 @@ pub trait Store: Send + Sync + 'static {
     /// Long polls wait on it instead of sleeping.
     fn changes(&self) -> watch::Receiver<u64>;
 }
+
+/// What sweeps produced, read-only: what `sweep report`, `plot` and
+/// `export` read, and what the listings show.
+#[async_trait]
+pub trait ResultStore: Send + Sync + 'static {
+    /// The sweep with its task counts, by id or by name (the newest of that
+    /// name), or [`Error::NotFound`].
+    async fn sweep(&self, which: &SweepRef) -> Result<Sweep>;
+
+    /// The sweep's tasks in grid order, only those in `states` unless it is
+    /// empty. [`Error::NotFound`] for an unknown sweep.
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>>;
+
+    /// One task, or [`Error::NotFound`].
+    async fn task(&self, id: TaskId) -> Result<Task>;
+
+    /// The metric points of the task's latest attempt, by name and step.
+    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>>;
+
+    /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
+    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
+
+    /// The sweep's swept settings in grid order, each with its task counts
+    /// and the mean ± std over seeds of every number its succeeded tasks'
+    /// summaries hold. Reads the numbers kept at completion, never the raw
+    /// metrics, so it stays fast however many metric points there are.
+    /// [`Error::NotFound`] for an unknown sweep.
+    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>>;
+}
+
+/// Everything the coordinator keeps.
+pub trait Store: SweepStore + WorkerStore + QueueStore + ResultStore {}
+
+impl<T: SweepStore + WorkerStore + QueueStore + ResultStore> Store for T {}
 
 /// Opens the store a URL names (`postgres://...` or `sqlite://...`, or a plain
 /// file path for SQLite), creating the SQLite file if needed, and applies the

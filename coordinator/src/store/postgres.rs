@@ -33,7 +33,9 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     sqlx::migrate!("../migrations/postgres").run(&pool).await?;
     let signal = Signal::new();
     let listener = tokio::spawn(listen(url.to_string(), signal.clone()));
-    Ok(SqlStore::new(pool, DIALECT, signal).with_background(listener))
+    let store = SqlStore::new(pool, DIALECT, signal).with_background(listener);
+    store.backfill_spec_keys().await?;
+    Ok(store)
 }
 
 /// Turns notifications into bumps of the change counter, reconnecting after

@@ -62,5 +62,7 @@ pub async fn open(url: &str) -> Result<SqlStore> {
         .execute(&pool)
         .await?;
     sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-    Ok(SqlStore::new(pool, DIALECT, Signal::new()))
+    let store = SqlStore::new(pool, DIALECT, Signal::new());
+    store.backfill_spec_keys().await?;
+    Ok(store)
 }

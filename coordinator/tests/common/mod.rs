@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use sqlx::{Connection, Executor, PgConnection};
-use sweep_coordinator::store::{self, Device, NewWorker, Store};
-use sweep_proto::WorkerId;
+use sqlx::{AnyConnection, Connection, Executor, PgConnection};
+use sweep_coordinator::store::{self, Store};
+use sweep_proto::{Device, Registration, WorkerId};
 
 /// Where the tests find PostgreSQL (`SWEEP_TEST_POSTGRES_URL`, default the
 /// local server with trust auth). The tests fail, not skip, without one.
@@ -64,6 +64,15 @@ impl TestDb {
         self.store = store::connect(&self.url).await.expect("reopen store");
     }
 
+    /// Runs one statement on the database directly, as an operator would.
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect(&self.url).await.expect("connect");
+        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .expect("run the statement");
+    }
+
     pub async fn cleanup(self) {
         drop(self.store);
         if let Cleanup::Database(name) = self.cleanup {
@@ -110,7 +119,7 @@ macro_rules! store_suite {
 /// Registers a worker with one CPU device and two slots.
 pub async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
     store
-        .register_worker(NewWorker {
+        .register_worker(&Registration {
             name: name.into(),
             host: "localhost".into(),
             backend: "flex".into(),

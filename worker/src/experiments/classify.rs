@@ -6,12 +6,13 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use serde_json::json;
-use sweep_proto::params::{ModelShape, TaskParams, artifacts};
+use sweep_spec::metric;
+use sweep_spec::summary::{self, Summary};
+use sweep_spec::{ModelShape, TaskParams, weights};
 
 use super::{Context, TaskError, check_finite, optimizer};
 use crate::data::{self, Split};
-use crate::model::{self, FLAT_F32, Net, initial_weights};
+use crate::model::{Net, initial_weights};
 use crate::rng::Rng;
 
 /// Examples per forward pass when evaluating.
@@ -86,7 +87,7 @@ pub(crate) fn dataset(
     Ok(data)
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
     let classify = params.classify.as_ref().ok_or_else(|| {
         TaskError::InvalidParams("a classify task needs classify parameters".into())
     })?;
@@ -124,9 +125,9 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
                 check_finite(step, value)?;
                 let accuracy = correct(logits, y) as f64 / chunk.len() as f64;
                 ctx.sink
-                    .metric("batch_loss", step as i64, Some(epoch as i64), value);
+                    .metric(metric::BATCH_LOSS, step as i64, Some(epoch as i64), value);
                 ctx.sink
-                    .metric("batch_acc", step as i64, Some(epoch as i64), accuracy);
+                    .metric(metric::BATCH_ACC, step as i64, Some(epoch as i64), accuracy);
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(params.lr, model, grads);
@@ -136,10 +137,10 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
         let test = evaluate(&inference, &data.test, &eval_device);
         check_finite(step, train.0)?;
         for (name, value) in [
-            ("train_loss", train.0),
-            ("train_acc", train.1),
-            ("test_loss", test.0),
-            ("test_acc", test.1),
+            (metric::TRAIN_LOSS, train.0),
+            (metric::TRAIN_ACC, train.1),
+            (metric::TEST_LOSS, test.0),
+            (metric::TEST_ACC, test.1),
         ] {
             ctx.sink
                 .metric(name, epoch as i64, Some(epoch as i64), value);
@@ -148,45 +149,43 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
             .snapshot_every
             .is_some_and(|every| epoch % every == 0)
         {
-            let name = artifacts::snapshot(epoch);
-            ctx.sink
-                .artifact(&name, FLAT_F32, model::to_bytes(&inference.flat()));
+            let name = weights::snapshot(epoch);
+            let bytes = weights::to_bytes(&inference.flat());
+            ctx.sink.artifact(&name, weights::FLAT_F32, bytes);
         }
         last = (train, test);
     }
-    let weights = model.valid().flat();
-    let mut summary = json!({});
+    let final_weights = model.valid().flat();
+    let mut out = Summary::new();
     if classify.sensitivity {
-        let (whole, per_sample) = sensitivity(&params.model, &weights, &data.test, &train_device);
-        ctx.sink.metric("sensitivity", step as i64, None, whole);
+        let (whole, per_sample) =
+            sensitivity(&params.model, &final_weights, &data.test, &train_device);
         ctx.sink
-            .metric("sensitivity_per_sample", step as i64, None, per_sample);
-        summary = json!({"sensitivity": whole, "sensitivity_per_sample": per_sample});
+            .metric(metric::SENSITIVITY, step as i64, None, whole);
+        ctx.sink.metric(
+            metric::SENSITIVITY_PER_SAMPLE,
+            step as i64,
+            None,
+            per_sample,
+        );
+        out.set(summary::SENSITIVITY, whole)
+            .set(summary::SENSITIVITY_PER_SAMPLE, per_sample);
     }
     if classify.save_weights {
-        ctx.sink.artifact(
-            artifacts::FINAL_WEIGHTS,
-            FLAT_F32,
-            model::to_bytes(&weights),
-        );
+        let bytes = weights::to_bytes(&final_weights);
+        ctx.sink.artifact(weights::FINAL, weights::FLAT_F32, bytes);
     }
     let ((train_loss, train_acc), (test_loss, test_acc)) = last;
-    let figures = json!({
-        "train_loss": train_loss,
-        "train_acc": train_acc,
-        "test_loss": test_loss,
-        "test_acc": test_acc,
-        "steps": step,
-        "epochs": classify.epochs,
-        "param_count": params.param_count,
-        "train_examples": data.train.len(),
-        "test_examples": data.test.len(),
-    });
-    summary
-        .as_object_mut()
-        .expect("an object")
-        .extend(figures.as_object().expect("an object").clone());
-    Ok(summary)
+    out.set(summary::TRAIN_LOSS, train_loss)
+        .set(summary::TRAIN_ACC, train_acc)
+        .set(summary::TEST_LOSS, test_loss)
+        .set(summary::TEST_ACC, test_acc)
+        .set(summary::STEPS, step as f64)
+        .set(summary::EPOCHS, classify.epochs as f64)
+        .set(summary::PARAM_COUNT, params.param_count as f64)
+        .set(summary::TRAIN_EXAMPLES, data.train.len() as f64)
+        .set(summary::TEST_EXAMPLES, data.test.len() as f64);
+    Ok(out)
 }
 
 /// The sensitivity of 3.4: the Frobenius norm of the gradient of the mean

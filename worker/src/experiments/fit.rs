@@ -7,10 +7,11 @@
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use serde_json::json;
-use sweep_proto::params::{
+use sweep_spec::metric;
+use sweep_spec::params::{
     FitParams, FitTarget, GradNormObjective, GradNormPhase, Optimizer, TaskParams,
 };
+use sweep_spec::summary::{self, Summary};
 
 use super::{Context, TaskError, check_finite, optimizer};
 use crate::mlp64::Mlp64;
@@ -47,20 +48,20 @@ pub struct Flattest {
     pub grad_norm: f64,
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
     let fitted = train(params, ctx)?;
     Ok(summary(params, &fitted))
 }
 
-pub fn summary(params: &TaskParams, fitted: &Fitted) -> serde_json::Value {
-    json!({
-        "final_loss": fitted.final_loss,
-        "min_loss": fitted.min_loss,
-        "steps": fitted.steps,
-        "min_grad_norm": fitted.flattest.grad_norm,
-        "min_grad_norm_step": fitted.flattest.step,
-        "param_count": params.param_count,
-    })
+pub fn summary(params: &TaskParams, fitted: &Fitted) -> Summary {
+    let mut out = Summary::new();
+    out.set(summary::FINAL_LOSS, fitted.final_loss)
+        .set(summary::MIN_LOSS, fitted.min_loss)
+        .set(summary::STEPS, fitted.steps as f64)
+        .set(summary::MIN_GRAD_NORM, fitted.flattest.grad_norm)
+        .set(summary::MIN_GRAD_NORM_STEP, fitted.flattest.step as f64)
+        .set(summary::PARAM_COUNT, params.param_count as f64);
+    out
 }
 
 fn fit_params(params: &TaskParams) -> Result<&FitParams, TaskError> {
@@ -123,10 +124,14 @@ fn mse_phase(
         check_finite(step, value)?;
         let grads = loss.backward();
         if step.is_multiple_of(fit.record_every) || step == fit.steps {
-            ctx.sink.metric("loss", step as i64, None, value);
+            ctx.sink.metric(metric::LOSS, step as i64, None, value);
             if fit.record_grad_norm {
-                ctx.sink
-                    .metric("grad_norm", step as i64, None, model.grad_norm(&grads));
+                ctx.sink.metric(
+                    metric::GRAD_NORM,
+                    step as i64,
+                    None,
+                    model.grad_norm(&grads),
+                );
             }
         }
         (last, best) = (value, best.min(value));
@@ -196,8 +201,9 @@ fn grad_norm_phase(
             };
         }
         if step.is_multiple_of(fit.record_every) || k == phase.steps {
-            ctx.sink.metric("loss", step as i64, None, loss);
-            ctx.sink.metric("grad_norm", step as i64, None, grad_norm);
+            ctx.sink.metric(metric::LOSS, step as i64, None, loss);
+            ctx.sink
+                .metric(metric::GRAD_NORM, step as i64, None, grad_norm);
         }
         fitted.final_loss = loss;
         fitted.min_loss = fitted.min_loss.min(loss);
@@ -275,7 +281,7 @@ impl FlatOptimizer {
 mod tests {
     use super::*;
     use crate::rng::Rng;
-    use sweep_proto::params::ModelShape;
+    use sweep_spec::ModelShape;
 
     #[test]
     fn hessian_vector_products_match_a_second_difference() {

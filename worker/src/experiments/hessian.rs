@@ -4,8 +4,8 @@
 //! f64 gradients; the eigenvalues come from a symmetric eigensolver.
 
 use nalgebra::{DMatrix, SymmetricEigen};
-use serde_json::json;
-use sweep_proto::params::TaskParams;
+use sweep_spec::TaskParams;
+use sweep_spec::summary::{self, Summary};
 
 use super::fit::{self, points};
 use super::{Context, TaskError};
@@ -76,7 +76,7 @@ pub fn split(values: &[f64], tol: f64) -> Split {
     }
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
     let tol = params
         .hessian
         .as_ref()
@@ -94,23 +94,23 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     ctx.sink
         .artifact("hessian/eigenvalues", EIGENVALUES_F64, bytes);
-    let mut summary = fit::summary(params, &fitted);
-    let figures = json!({
-        "loss_at_min_grad_norm": fitted.flattest.loss,
-        "minimal_ratio": parts.minimal_ratio,
-        "positive_fraction": parts.positive,
-        "negative_fraction": parts.negative,
-        "zero_fraction": parts.zero,
-        "tol": tol,
-        "lambda_min": values.first().copied().unwrap_or(f64::NAN),
-        "lambda_max": values.last().copied().unwrap_or(f64::NAN),
-        "eigenvalues": values.len(),
-    });
-    summary
-        .as_object_mut()
-        .expect("an object")
-        .extend(figures.as_object().expect("an object").clone());
-    Ok(summary)
+    let mut out = fit::summary(params, &fitted);
+    out.set(summary::LOSS_AT_MIN_GRAD_NORM, fitted.flattest.loss)
+        .set(summary::MINIMAL_RATIO, parts.minimal_ratio)
+        .set(summary::POSITIVE_FRACTION, parts.positive)
+        .set(summary::NEGATIVE_FRACTION, parts.negative)
+        .set(summary::ZERO_FRACTION, parts.zero)
+        .set(summary::TOL, tol)
+        .set(
+            summary::LAMBDA_MIN,
+            values.first().copied().unwrap_or(f64::NAN),
+        )
+        .set(
+            summary::LAMBDA_MAX,
+            values.last().copied().unwrap_or(f64::NAN),
+        )
+        .set(summary::EIGENVALUES, values.len() as f64);
+    Ok(out)
 }
 
 #[cfg(test)]

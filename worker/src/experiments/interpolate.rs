@@ -2,8 +2,9 @@
 //! for every α of the grid, where θ₁ and θ₂ are the final weights of the
 //! task's two dependencies (3.3).
 
-use serde_json::json;
-use sweep_proto::params::TaskParams;
+use sweep_spec::TaskParams;
+use sweep_spec::metric;
+use sweep_spec::summary::{self, Summary};
 
 use super::classify::{dataset, evaluate};
 use super::{Context, TaskError};
@@ -15,7 +16,7 @@ pub fn alphas(from: f64, to: f64, step: f64) -> Vec<f64> {
     (0..count).map(|i| from + i as f64 * step).collect()
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
     let grid = params
         .interpolate
         .as_ref()
@@ -47,16 +48,16 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
         let model = Net::new(&params.model, &blend, &ctx.device);
         let (train_loss, train_acc) = evaluate(&model, &data.train, &ctx.device);
         let (test_loss, test_acc) = evaluate(&model, &data.test, &ctx.device);
-        let figures = [
-            ("alpha", *alpha),
-            ("train_loss", train_loss),
-            ("train_acc", train_acc),
-            ("test_loss", test_loss),
-            ("test_acc", test_acc),
+        let point = [
+            (metric::ALPHA, *alpha),
+            (metric::TRAIN_LOSS, train_loss),
+            (metric::TRAIN_ACC, train_acc),
+            (metric::TEST_LOSS, test_loss),
+            (metric::TEST_ACC, test_acc),
         ];
         // Far from both models the loss can overflow; such points are left
         // out rather than stored as infinities.
-        for (name, value) in figures.into_iter().filter(|(_, v)| v.is_finite()) {
+        for (name, value) in point.into_iter().filter(|(_, v)| v.is_finite()) {
             ctx.sink.metric(name, step as i64, None, value);
         }
         curve.push((*alpha, train_loss, test_acc));
@@ -76,13 +77,13 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, 
         .filter(|(alpha, _, _)| (0.0..=1.0).contains(alpha))
         .map(|(alpha, loss, _)| loss - ((1.0 - alpha) * start + alpha * end))
         .fold(f64::NEG_INFINITY, f64::max);
-    Ok(json!({
-        "points": curve.len(),
-        "train_loss_at_0": start,
-        "train_loss_at_1": end,
-        "train_loss_barrier": barrier,
-        "param_count": params.param_count,
-    }))
+    let mut out = Summary::new();
+    out.set(summary::POINTS, curve.len() as f64)
+        .set(summary::TRAIN_LOSS_AT_0, start)
+        .set(summary::TRAIN_LOSS_AT_1, end)
+        .set(summary::TRAIN_LOSS_BARRIER, barrier)
+        .set(summary::PARAM_COUNT, params.param_count as f64);
+    Ok(out)
 }
 
 #[cfg(test)]

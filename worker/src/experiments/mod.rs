@@ -1,6 +1,6 @@
 //! One module per experiment kind. Each trains from a task's parameters,
 //! reports metrics and artifacts through a [`Sink`] and returns the task's
-//! summary (the figures reports aggregate).
+//! summary (the numbers reports aggregate).
 //!
 //! - [`fit`]: regression on y = 2·x·cos(x) + 2 (1.1), with gradient norms (2.2).
 //! - [`classify`]: MNIST-format classification (1.2, 1.3, 2.1, 3.1, 3.2, 3.4).
@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
-use sweep_proto::params::{ExperimentKind, Optimizer, TaskParams};
+use sweep_spec::params::Optimizer;
+use sweep_spec::{ExperimentKind, Summary, TaskParams};
 
 use crate::error::DataError;
 
@@ -74,7 +75,7 @@ impl TaskError {
 }
 
 /// Runs one task to its summary.
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<serde_json::Value, TaskError> {
+pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
     match params.experiment {
         ExperimentKind::Fit => fit::run(params, ctx),
         ExperimentKind::Classify => classify::run(params, ctx),

@@ -1,133 +1,37 @@
-//! Normalized task parameters: what the coordinator's planner resolves a sweep
-//! spec into, one value per task, and what a worker reads to train. They travel
-//! as JSON (`TaskLease.params_json`) and are stored as JSON, so reports can
-//! group by any field (`model_name`, `param_count`, `batch_size`, `lr`, ...).
-
-use std::fmt;
+//! Normalized task parameters: what the planner resolves a sweep spec into,
+//! one value per task, and what a worker reads to train. They travel as JSON
+//! (`TaskLease.params_json`) and are stored as JSON, parsed back only at those
+//! two edges.
 
 use serde::{Deserialize, Serialize};
 
-/// What a task does; one worker module each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExperimentKind {
-    /// Regression on a 1-D function (1.1, 2.2).
-    Fit,
-    /// A fit followed by the Hessian's spectrum at the flattest point (2.3).
-    Hessian,
-    /// MNIST-format classification (1.2, 1.3, 2.1, 3.1, 3.2, 3.3, 3.4).
-    Classify,
-    /// Loss and accuracy along the line between two trained models (3.3).
-    Interpolate,
-}
+use crate::shape::ModelShape;
 
-impl ExperimentKind {
-    pub const ALL: [Self; 4] = [Self::Fit, Self::Hessian, Self::Classify, Self::Interpolate];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fit => "fit",
-            Self::Hessian => "hessian",
-            Self::Classify => "classify",
-            Self::Interpolate => "interpolate",
-        }
+crate::text_enum!(
+    /// What a task does; one worker module each.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    ExperimentKind {
+        /// Regression on a 1-D function (1.1, 2.2).
+        Fit = "fit",
+        /// A fit followed by the Hessian's spectrum at the flattest point (2.3).
+        Hessian = "hessian",
+        /// MNIST-format classification (1.2, 1.3, 2.1, 3.1, 3.2, 3.3, 3.4).
+        Classify = "classify",
+        /// Loss and accuracy along the line between two trained models (3.3).
+        Interpolate = "interpolate",
     }
+);
 
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+crate::text_enum!(
+    /// What a task needs from a worker.
+    Requirement {
+        /// Any worker (CUDA workers run these too).
+        Cpu = "cpu",
+        /// Only a worker with a CUDA device.
+        Cuda = "cuda",
     }
-}
-
-impl fmt::Display for ExperimentKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A model's exact architecture. Hidden layers use ReLU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ModelShape {
-    /// Fully connected: `input - hidden[0] - ... - output`.
-    Mlp {
-        input: u64,
-        hidden: Vec<u64>,
-        output: u64,
-    },
-    /// Each entry of `convs` is a `kernel`x`kernel` convolution with "same"
-    /// padding and that many output channels, followed by a 2x2 max-pool
-    /// (the side is halved, rounding down); then fully connected layers `fc`
-    /// and the output layer.
-    Cnn {
-        in_channels: u64,
-        image_size: u64,
-        kernel: u64,
-        convs: Vec<u64>,
-        fc: Vec<u64>,
-        output: u64,
-    },
-}
-
-impl ModelShape {
-    pub fn mlp(input: u64, hidden: &[u64], output: u64) -> Self {
-        Self::Mlp {
-            input,
-            hidden: hidden.to_vec(),
-            output,
-        }
-    }
-
-    /// A CNN for MNIST-format images (1x28x28, ten classes) with 5x5 kernels.
-    pub fn mnist_cnn(convs: &[u64], fc: &[u64]) -> Self {
-        Self::Cnn {
-            in_channels: 1,
-            image_size: 28,
-            kernel: 5,
-            convs: convs.to_vec(),
-            fc: fc.to_vec(),
-            output: 10,
-        }
-    }
-
-    /// Weights plus biases.
-    pub fn param_count(&self) -> u64 {
-        match self {
-            Self::Mlp {
-                input,
-                hidden,
-                output,
-            } => dense_params(*input, hidden, *output),
-            Self::Cnn {
-                in_channels,
-                image_size,
-                kernel,
-                convs,
-                fc,
-                output,
-            } => {
-                let mut channels = *in_channels;
-                let mut side = *image_size;
-                let mut count = 0;
-                for &out in convs {
-                    count += channels * out * kernel * kernel + out;
-                    channels = out;
-                    side /= 2;
-                }
-                count + dense_params(side * side * channels, fc, *output)
-            }
-        }
-    }
-}
-
-fn dense_params(input: u64, hidden: &[u64], output: u64) -> u64 {
-    let mut count = 0;
-    let mut fan_in = input;
-    for &width in hidden.iter().chain(std::iter::once(&output)) {
-        count += fan_in * width + width;
-        fan_in = width;
-    }
-    count
-}
+);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
@@ -184,18 +88,6 @@ impl TaskParams {
             ..self.clone()
         };
         serde_json::to_string(&unseeded).expect("task parameters serialize")
-    }
-}
-
-/// The names of the weight artifacts a `classify` task stores, which
-/// interpolation tasks and plots read back.
-pub mod artifacts {
-    /// The weights after the last epoch.
-    pub const FINAL_WEIGHTS: &str = "weights/final";
-
-    /// The weights after `epoch` (a snapshot for optimization paths).
-    pub fn snapshot(epoch: u64) -> String {
-        format!("weights/epoch-{epoch:03}")
     }
 }
 
@@ -288,41 +180,11 @@ pub struct InterpolateParams {
 mod tests {
     use super::*;
 
-    fn mlp(input: u64, hidden: &[u64], output: u64) -> ModelShape {
-        ModelShape::mlp(input, hidden, output)
-    }
-
-    fn cnn(convs: &[u64]) -> ModelShape {
-        ModelShape::mnist_cnn(convs, &[128])
-    }
-
-    #[test]
-    fn parameter_counts_match_the_report() {
-        assert_eq!(mlp(1, &[5, 10, 10, 10, 10, 10, 5], 1).param_count(), 571);
-        assert_eq!(mlp(1, &[190], 1).param_count(), 571);
-        let dnn1 = [100, 200, 200, 200, 200, 200, 100];
-        assert_eq!(mlp(784, &dnn1, 10).param_count(), 280_610);
-        assert_eq!(mlp(784, &[353], 10).param_count(), 280_645);
-        assert_eq!(mlp(1, &[10, 10, 10], 1).param_count(), 251);
-        let dnn1_original = [100, 200, 200, 200, 20, 200, 100];
-        assert_eq!(mlp(784, &dnn1_original, 10).param_count(), 208_430);
-        assert_eq!(cnn(&[16, 36]).param_count(), 242_062);
-        assert_eq!(cnn(&[16, 36, 144]).param_count(), 311_902);
-    }
-
-    #[test]
-    fn width_sweep_follows_the_report_formula() {
-        for w in (10..=100).step_by(10) {
-            let count = mlp(784, &[w; 5], 10).param_count();
-            assert_eq!(count, 4 * w * w + 799 * w + 10, "width {w}");
-        }
-    }
-
     fn classify_params() -> TaskParams {
         TaskParams {
             experiment: ExperimentKind::Classify,
             model_name: "deep".into(),
-            model: mlp(784, &[100, 200], 10),
+            model: ModelShape::mlp(784, &[100, 200], 10),
             param_count: 99_710,
             width: Some(200),
             budget: None,
@@ -345,6 +207,16 @@ mod tests {
                 save_weights: true,
             }),
             interpolate: None,
+        }
+    }
+
+    #[test]
+    fn experiment_kinds_serialize_by_their_names() {
+        for kind in ExperimentKind::ALL {
+            assert_eq!(
+                serde_json::to_string(kind).unwrap(),
+                format!("{:?}", kind.as_str())
+            );
         }
     }
 

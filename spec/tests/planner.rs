@@ -1,10 +1,10 @@
 //! Spec parsing, validation and grid expansion, including the report's exact
 //! parameter counts.
 
-use sweep_coordinator::error::SpecError;
-use sweep_coordinator::planner::{self, Plan};
-use sweep_coordinator::spec::SweepSpec;
-use sweep_proto::params::{ExperimentKind, ModelShape};
+use sweep_spec::SpecError;
+use sweep_spec::SweepSpec;
+use sweep_spec::planner::{self, Plan};
+use sweep_spec::{ExperimentKind, ModelShape};
 
 fn plan(toml: &str) -> Result<Plan, SpecError> {
     planner::plan(&SweepSpec::from_toml(toml)?)
@@ -336,4 +336,16 @@ fn submission_keeps_the_spec_verbatim_and_as_json() {
     let json: serde_json::Value = serde_json::from_str(&sweep.spec_json).unwrap();
     assert_eq!(json["name"], "ok");
     assert_eq!(json["train"]["epochs"], 1);
+    assert_eq!(sweep.spec_key, planner::spec_key(VALID));
+}
+
+#[test]
+fn the_spec_key_is_a_stable_hash_of_the_exact_text() {
+    let key = planner::spec_key("name = \"a\"\n");
+    // SHA-256 (as `sha256sum` gives it), the same on every machine and release.
+    assert_eq!(
+        key,
+        "368c8ca93e1105e439fd6eb88181582ff854556d1c59ecbf4148120b2933e3e1"
+    );
+    assert_ne!(planner::spec_key("name = \"a\" \n"), key);
 }

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use sweep_coordinator::planner;
-use sweep_coordinator::store::NewSweep;
-use sweep_proto::params::ExperimentKind;
+use sweep_spec::planner::{self, Submission};
 
-fn shipped(scale: &str) -> BTreeMap<String, NewSweep> {
+use sweep_spec::ExperimentKind;
+
+fn shipped(scale: &str) -> BTreeMap<String, Submission> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../sweeps")
         .join(scale);
@@ -24,7 +24,7 @@ fn shipped(scale: &str) -> BTreeMap<String, NewSweep> {
     sweeps
 }
 
-fn models(sweep: &NewSweep) -> BTreeSet<(String, u64)> {
+fn models(sweep: &Submission) -> BTreeSet<(String, u64)> {
     sweep
         .plan
         .tasks

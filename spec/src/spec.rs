@@ -106,7 +106,7 @@ pub struct TrainSpec {
     /// classify: the minibatch size when the grid has no batch_size axis.
     #[serde(default)]
     pub batch_size: Option<i64>,
-    /// Record running figures every this many steps.
+    /// Record running metrics every this many steps.
     #[serde(default)]
     pub record_every: Option<i64>,
 }

@@ -2,15 +2,16 @@
 //! machine, the cluster verbs against a real coordinator, and one clear line
 //! and a non-zero exit for each kind of bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sweep_coordinator::store::TaskState;
-use tokio::sync::oneshot;
+use sweep_coordinator::store;
+use sweep_proto::{SweepId, TaskState};
+use sweep_tests::{Coordinator, binary, repo};
 
 fn sweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sweep"))
+    Command::new(binary("sweep"))
         .args(args)
         .env_remove("SWEEP_ENDPOINT")
         .env_remove("SWEEP_TOKEN")
@@ -53,31 +54,12 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
-}
-
-struct Coordinator {
-    endpoint: String,
-    stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn coordinator(client_token: Option<&str>) -> Coordinator {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    let mut config = sweep_coordinator::Config::new(url);
-    config.client_token = client_token.map(str::to_string);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sweep_coordinator::run(config, listener, async move {
-        let _ = stopped.await;
-    }));
-    Coordinator {
-        endpoint,
-        stop,
-        _dir: dir,
+/// A coordinator whose client service wants `token`, when there is one.
+async fn coordinator(with_token: bool) -> Coordinator {
+    if with_token {
+        Coordinator::start(|config| config.client_token = Some("s3cret".into())).await
+    } else {
+        Coordinator::start(|_| {}).await
     }
 }
 
@@ -130,6 +112,19 @@ fn sweep_run_trains_a_quick_spec_and_reports_every_grid_point() {
     let report = sweep(&["report", "1", "--database-url", &url, "--format", "csv"]);
     assert!(report.status.success(), "{}", stderr(&report));
     assert_eq!(stdout(&report).lines().count(), 3, "{}", stdout(&report));
+    let by_name = sweep(&[
+        "report",
+        "1.2-deep-vs-shallow-mnist-quick",
+        "--database-url",
+        &url,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        stdout(&by_name),
+        stdout(&report),
+        "a sweep is named by its name too"
+    );
     let export = sweep(&["export", "1", "--database-url", &url]);
     let text = stdout(&export);
     assert!(text.starts_with("task_id,model,params,"), "{text}");
@@ -178,6 +173,49 @@ seed = [0]
     );
 }
 
+#[test]
+fn a_run_resumes_the_sweep_of_the_same_spec_text_and_an_edit_starts_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tiny.db");
+    let text = "name = \"tiny\"\nexperiment = \"fit\"\nmodel = { kind = \"mlp\", hidden = [4] }\n";
+    let spec = write(
+        &dir,
+        "tiny.toml",
+        &format!("{text}train = {{ lr = 1e-3, steps = 5 }}\n"),
+    );
+    let edited = write(
+        &dir,
+        "edited.toml",
+        &format!("{text}train = {{ lr = 1e-3, steps = 6 }}\n"),
+    );
+    let run = |spec: &PathBuf| {
+        let output = sweep(&["run", spec.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    assert!(run(&spec).contains("sweep 1: 1 tasks"));
+    assert!(
+        run(&edited).contains("sweep 2: 1 tasks"),
+        "an edited spec is a new sweep"
+    );
+    assert!(
+        run(&spec).contains("resuming sweep 1"),
+        "found by its text, not its name"
+    );
+    let url = format!("sqlite://{}", db.display());
+    let report = |which: &str| {
+        let output = sweep(&["report", which, "--database-url", &url, "--format", "json"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(
+        report("tiny"),
+        report("2"),
+        "a name means the newest sweep of that name"
+    );
+    assert_ne!(report("1"), report("2"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_hands_tasks_back_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,7 +242,7 @@ seed = [0, 1]
         "--db",
         db.to_str().unwrap(),
     ];
-    let child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+    let child = Command::new(binary("sweep"))
         .args(args)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
@@ -212,10 +250,10 @@ seed = [0, 1]
         .spawn()
         .unwrap();
     let url = format!("sqlite://{}", db.display());
-    let sweep_id = sweep_proto::SweepId(1);
+    let sweep_id = SweepId(1);
     let started = std::time::Instant::now();
     loop {
-        if let Ok(store) = sweep_coordinator::store::connect_existing(&url).await
+        if let Ok(store) = store::connect_existing(&url).await
             && let Ok(tasks) = store.tasks(sweep_id, &[TaskState::Leased]).await
             && !tasks.is_empty()
         {
@@ -235,9 +273,7 @@ seed = [0, 1]
         err.contains("run the same command again to resume sweep 1"),
         "{err}"
     );
-    let store = sweep_coordinator::store::connect_existing(&url)
-        .await
-        .unwrap();
+    let store = store::connect_existing(&url).await.unwrap();
     let tasks = store.tasks(sweep_id, &[]).await.unwrap();
     assert!(
         tasks.iter().all(|t| t.state != TaskState::Leased),
@@ -266,8 +302,9 @@ seed = [0, 1]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_verbs_submit_list_cancel_and_retry() {
-    let coordinator = coordinator(None).await;
-    let endpoint = coordinator.endpoint.as_str();
+    let mut coordinator = coordinator(false).await;
+    let endpoint = coordinator.url.clone();
+    let endpoint = endpoint.as_str();
     let spec = repo("sweeps/quick/3.4-sensitivity.toml");
     let submitted = sweep(&["submit", spec.to_str().unwrap(), "--endpoint", endpoint]);
     assert!(submitted.status.success(), "{}", stderr(&submitted));
@@ -292,8 +329,10 @@ async fn cluster_verbs_submit_list_cancel_and_retry() {
         "{}",
         stdout(&cancelled)
     );
-    let status = sweep(&["status", &id, "--endpoint", endpoint, "--format", "json"]);
+    let name = "3.4-sensitivity-quick";
+    let status = sweep(&["status", name, "--endpoint", endpoint, "--format", "json"]);
     let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(status[0]["id"], 1);
     assert_eq!(status[0]["state"], "cancelled");
     assert_eq!(status[0]["tasks"], count);
 
@@ -331,16 +370,26 @@ async fn cluster_verbs_submit_list_cancel_and_retry() {
     let completions = sweep(&["completions", "bash"]);
     assert!(completions.status.success());
     assert!(stdout(&completions).contains("_sweep()") && stdout(&completions).contains("report"));
-    let _ = coordinator.stop.send(());
+    coordinator.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
-    let coordinator = coordinator(Some("s3cret")).await;
-    let endpoint = coordinator.endpoint.as_str();
+    let mut coordinator = coordinator(true).await;
+    let endpoint = coordinator.url.clone();
+    let endpoint = endpoint.as_str();
 
     let unknown = sweep(&["status", "999", "--endpoint", endpoint, "--token", "s3cret"]);
     assert_fails_with(&unknown, "sweep 999 not found");
+    let args = [
+        "cancel",
+        "nobody",
+        "--endpoint",
+        endpoint,
+        "--token",
+        "s3cret",
+    ];
+    assert_fails_with(&sweep(&args), "sweep \"nobody\" not found");
     let bad_token = sweep(&["status", "--endpoint", endpoint, "--token", "wrong"]);
     assert_fails_with(&bad_token, "refused");
     let refused = sweep(&["status", "--endpoint", "http://127.0.0.1:1"]);
@@ -376,7 +425,11 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     let db = dir.path().join("run.db");
     let run = sweep(&["run", spec.to_str().unwrap(), "--db", db.to_str().unwrap()]);
     assert_fails_with(&run, "batch_size");
+    assert!(
+        !db.exists(),
+        "a spec that cannot be planned creates no database"
+    );
     let no_spec = sweep(&["run", "no/such/spec.toml"]);
     assert_fails_with(&no_spec, "cannot read the spec no/such/spec.toml");
-    let _ = coordinator.stop.send(());
+    coordinator.stop().await;
 }

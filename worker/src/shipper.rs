@@ -6,20 +6,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sweep_proto::v1::{self, artifact_upload};
+use sweep_proto::client::{WorkerClient, retry};
+use sweep_proto::{ErrorKind, LeaseRef, MetricPoint, WireError};
 use tokio::sync::mpsc;
-use tonic::Code;
 
-use crate::client::{Client, retry};
 use crate::experiments::Sink;
 
 /// Points per `ReportMetrics` batch.
 const BATCH: usize = 500;
-/// Bytes per artifact chunk, well under gRPC's 4 MiB message limit.
-const CHUNK: usize = 1 << 20;
 
 pub enum Event {
-    Metric(v1::MetricPoint),
+    Metric(MetricPoint),
     Artifact {
         name: String,
         encoding: String,
@@ -32,7 +29,7 @@ pub struct ChannelSink(pub mpsc::UnboundedSender<Event>);
 
 impl Sink for ChannelSink {
     fn metric(&self, name: &str, step: i64, epoch: Option<i64>, value: f64) {
-        let point = v1::MetricPoint {
+        let point = MetricPoint {
             name: name.to_string(),
             step,
             epoch,
@@ -66,8 +63,8 @@ pub enum Shipped {
 /// Sends everything the task reports until its sink is dropped. When the
 /// coordinator refuses a report it sets `stop`, so the task ends early.
 pub async fn ship(
-    mut client: Client,
-    lease: v1::LeaseRef,
+    client: WorkerClient,
+    lease: LeaseRef,
     mut events: mpsc::UnboundedReceiver<Event>,
     stop: Arc<AtomicBool>,
 ) -> Shipped {
@@ -81,79 +78,45 @@ pub async fn ship(
                 if points.len() < BATCH && !events.is_empty() {
                     continue;
                 }
-                send_points(&mut client, &lease, std::mem::take(&mut points)).await
+                send_points(&client, &lease, std::mem::take(&mut points)).await
             }
             Event::Artifact {
                 name,
                 encoding,
                 data,
-            } => {
-                let flushed = send_points(&mut client, &lease, std::mem::take(&mut points)).await;
-                let put = || send_artifact(client.clone(), &lease, &name, &encoding, &data);
-                match flushed {
-                    Ok(()) => retry(put).await.map(|_| ()),
-                    err => err,
-                }
-            }
+            } => match send_points(&client, &lease, std::mem::take(&mut points)).await {
+                Ok(()) => retry(|| client.put_artifact(&lease, &name, &encoding, &data)).await,
+                err => err,
+            },
         };
-        if let Err(status) = sent {
-            tracing::warn!(task = lease.task_id, error = %status.message(), "report refused; stopping the task");
+        if let Err(err) = sent {
+            tracing::warn!(task = %lease.task_id, error = %err, "report refused; stopping the task");
             stop.store(true, Ordering::Relaxed);
-            return refusal(status);
+            return refusal(err);
         }
     }
-    match send_points(&mut client, &lease, points).await {
+    match send_points(&client, &lease, points).await {
         Ok(()) => Shipped::All,
-        Err(status) => refusal(status),
+        Err(err) => refusal(err),
     }
 }
 
-fn refusal(status: tonic::Status) -> Shipped {
-    match status.code() {
-        Code::FailedPrecondition | Code::NotFound => Shipped::LeaseLost,
-        _ => Shipped::Refused(status.message().to_string()),
+fn refusal(err: WireError) -> Shipped {
+    match err.kind {
+        ErrorKind::FailedPrecondition | ErrorKind::NotFound => Shipped::LeaseLost,
+        _ => Shipped::Refused(err.message),
     }
 }
 
 async fn send_points(
-    client: &mut Client,
-    lease: &v1::LeaseRef,
-    points: Vec<v1::MetricPoint>,
-) -> Result<(), tonic::Status> {
+    client: &WorkerClient,
+    lease: &LeaseRef,
+    points: Vec<MetricPoint>,
+) -> Result<(), WireError> {
     if points.is_empty() {
         return Ok(());
     }
-    let batch = v1::MetricBatch {
-        lease: Some(lease.clone()),
-        points,
-    };
-    retry(|| {
-        let mut client = client.clone();
-        let batch = batch.clone();
-        async move { client.report_metrics(futures::stream::iter([batch])).await }
-    })
-    .await
-    .map(|_| ())
-}
-
-async fn send_artifact(
-    mut client: Client,
-    lease: &v1::LeaseRef,
-    name: &str,
-    encoding: &str,
-    data: &[u8],
-) -> Result<tonic::Response<v1::PutArtifactResponse>, tonic::Status> {
-    let header = v1::ArtifactUpload {
-        part: Some(artifact_upload::Part::Header(v1::ArtifactHeader {
-            lease: Some(lease.clone()),
-            name: name.to_string(),
-            encoding: encoding.to_string(),
-        })),
-    };
-    let parts: Vec<v1::ArtifactUpload> = std::iter::once(header)
-        .chain(data.chunks(CHUNK).map(|chunk| v1::ArtifactUpload {
-            part: Some(artifact_upload::Part::Data(chunk.to_vec())),
-        }))
-        .collect();
-    client.put_artifact(futures::stream::iter(parts)).await
+    retry(|| client.send_metrics(lease, &points))
+        .await
+        .map(|_| ())
 }

@@ -1,0 +1,87 @@
+//! Loss and accuracy along the line between two trained models, one
+//! series per interpolation task (3.3).
+
+use std::collections::BTreeMap;
+
+use sweep_spec::{ExperimentKind, metric};
+
+use super::runs::{Run, labels};
+use super::{Axis, Figure, Series, capitalized};
+
+/// Loss and accuracy along θ(α) = (1-α)·θ₁ + α·θ₂, one series per task (3.3).
+pub fn interpolation(runs: &[Run]) -> Vec<Figure> {
+    let paths: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.params.experiment == ExperimentKind::Interpolate)
+        .collect();
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    let labels = labels(&paths, &[]);
+    let along = |metric: &str| -> Vec<(String, Vec<(f64, f64)>)> {
+        paths
+            .iter()
+            .zip(&labels)
+            .map(|(run, label)| {
+                let alphas: BTreeMap<i64, f64> = run
+                    .metric(metric::ALPHA)
+                    .into_iter()
+                    .map(|(s, a)| (s as i64, a))
+                    .collect();
+                let points = run
+                    .metric(metric)
+                    .into_iter()
+                    .filter_map(|(step, value)| Some((*alphas.get(&(step as i64))?, value)))
+                    .collect();
+                let name = format!("{label} seed {}", run.params.seed);
+                (name.trim().to_string(), points)
+            })
+            .collect()
+    };
+    let figure = |file: &str, what: &str, log: bool, metrics: [(&str, &str); 2]| {
+        let mut series = Vec::new();
+        for (metric, split) in metrics {
+            for (name, points) in along(metric) {
+                let points: Vec<(f64, f64)> = points
+                    .into_iter()
+                    .filter(|(_, v)| !log || *v > 0.0)
+                    .collect();
+                if !points.is_empty() {
+                    series.push(Series::new(format!("{name} {split}"), points));
+                }
+            }
+        }
+        (!series.is_empty()).then(|| Figure {
+            file: file.into(),
+            title: format!(
+                "{} along the line between two trained models",
+                capitalized(what)
+            ),
+            x: Axis::linear("α (0: first model, 1: second)"),
+            y: if log {
+                Axis::log(what)
+            } else {
+                Axis::linear(what)
+            },
+            series,
+            scatter: false,
+        })
+    };
+    [
+        figure(
+            "interpolation-loss",
+            "loss",
+            true,
+            [(metric::TRAIN_LOSS, "train"), (metric::TEST_LOSS, "test")],
+        ),
+        figure(
+            "interpolation-accuracy",
+            "accuracy",
+            false,
+            [(metric::TRAIN_ACC, "train"), (metric::TEST_ACC, "test")],
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

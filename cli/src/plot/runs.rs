@@ -1,0 +1,116 @@
+//! A sweep's succeeded tasks as the figures read them, loaded once from the
+//! store (weight snapshots included), grouped by setting, and the
+//! statistics the figures draw (medians over seeds).
+
+use std::collections::BTreeMap;
+
+use sweep_coordinator::store::{Metric, ResultStore};
+use sweep_proto::{SweepId, TaskId, TaskState};
+use sweep_spec::{Summary, TaskParams, weights};
+
+use crate::columns::setting_labels;
+
+/// A succeeded task with what the figures read from it.
+pub struct Run {
+    pub params: TaskParams,
+    /// [`TaskParams::setting_key`]: runs that share it differ only in seeds.
+    pub setting: String,
+    pub summary: Summary,
+    pub metrics: Vec<Metric>,
+    /// Weight snapshots (2.1) in epoch order: `(epoch, flat weights)`.
+    pub snapshots: Vec<(u64, Vec<f32>)>,
+}
+
+impl Run {
+    /// The points of one metric, by step.
+    pub fn metric(&self, name: &str) -> Vec<(f64, f64)> {
+        self.metrics
+            .iter()
+            .filter(|m| m.point.name == name)
+            .map(|m| (m.point.step as f64, m.point.value))
+            .collect()
+    }
+}
+
+/// Every succeeded task of the sweep with its metrics and snapshots.
+pub async fn load(store: &dyn ResultStore, sweep: SweepId) -> anyhow::Result<Vec<Run>> {
+    let tasks = store.tasks(sweep, &[TaskState::Succeeded]).await?;
+    let mut runs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let snapshots = snapshots(store, task.id, &task.params).await?;
+        runs.push(Run {
+            setting: task.params.setting_key(),
+            summary: task.summary.unwrap_or_default(),
+            metrics: store.metrics(task.id).await?,
+            params: task.params,
+            snapshots,
+        });
+    }
+    Ok(runs)
+}
+
+/// The weight snapshots a classify task stored every `snapshot_every` epochs.
+async fn snapshots(
+    store: &dyn ResultStore,
+    task: TaskId,
+    params: &TaskParams,
+) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
+    let Some(classify) = &params.classify else {
+        return Ok(Vec::new());
+    };
+    let Some(every) = classify.snapshot_every.filter(|e| *e > 0) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for epoch in (every..=classify.epochs).step_by(every as usize) {
+        let artifact = store.artifact(task, &weights::snapshot(epoch)).await?;
+        let flat = weights::from_bytes(&artifact.data).ok_or_else(|| {
+            anyhow::anyhow!("task {task}: snapshot of epoch {epoch} is not whole f32 values")
+        })?;
+        out.push((epoch, flat));
+    }
+    Ok(out)
+}
+
+/// Labels for the runs' settings, leaving out the `skip` parameters.
+pub fn labels(runs: &[&Run], skip: &[&str]) -> Vec<String> {
+    let params: Vec<&TaskParams> = runs.iter().map(|run| &run.params).collect();
+    setting_labels(&params, skip)
+}
+
+/// Runs grouped by setting, in first-seen order, with each group's label.
+pub fn by_setting<'a>(runs: &[&'a Run], skip: &[&str]) -> Vec<(String, Vec<&'a Run>)> {
+    let labels = labels(runs, skip);
+    let mut groups: Vec<(String, Vec<&Run>)> = Vec::new();
+    for (run, label) in runs.iter().zip(labels) {
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, group)) => group.push(run),
+            None => groups.push((label, vec![run])),
+        }
+    }
+    groups
+}
+
+/// The median over a group's runs of a metric at each step: one diverged
+/// or collapsed seed should not hide what the others did (1.1 has one).
+pub fn median_curve(group: &[&Run], metric: &str) -> Vec<(f64, f64)> {
+    let mut steps: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for run in group {
+        for (step, value) in run.metric(metric) {
+            steps.entry(step as i64).or_default().push(value);
+        }
+    }
+    steps
+        .into_iter()
+        .map(|(step, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let middle = values.len() / 2;
+            let median = if values.len() % 2 == 0 {
+                (values[middle - 1] + values[middle]) / 2.0
+            } else {
+                values[middle]
+            };
+            (step as f64, median)
+        })
+        .collect()
+}

@@ -1,0 +1,196 @@
+//! Summary numbers against a swept axis: one point per setting (the mean
+//! over its seeds) against parameter count (3.2) or batch size (3.4), and
+//! one point per task of loss against minimal ratio (2.3).
+
+use std::collections::BTreeMap;
+
+use sweep_spec::{ExperimentKind, TaskParams, summary};
+
+use super::runs::{Run, by_setting};
+use super::{Axis, Figure, Series, capitalized};
+
+/// The swept axes figures are drawn against.
+#[derive(Clone, Copy)]
+pub enum Versus {
+    Params,
+    BatchSize,
+}
+
+impl Versus {
+    fn value(self, params: &TaskParams) -> Option<f64> {
+        match self {
+            Self::Params => Some(params.param_count as f64),
+            Self::BatchSize => params.batch_size.map(|b| b as f64),
+        }
+    }
+
+    /// Parameters that move together with this axis.
+    fn skip(self) -> &'static [&'static str] {
+        match self {
+            Self::Params => &["param_count", "width", "budget"],
+            Self::BatchSize => &["batch_size"],
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Self::Params => "params",
+            Self::BatchSize => "batch-size",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Params => "parameters",
+            Self::BatchSize => "batch size",
+        }
+    }
+}
+
+/// Final figures against parameter count (3.2) or batch size (3.4): one
+/// point per setting (mean over seeds), one series per everything else.
+pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
+    let trained: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.params.experiment != ExperimentKind::Interpolate)
+        .collect();
+    let mut values: Vec<f64> = trained
+        .iter()
+        .filter_map(|r| axis.value(&r.params))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    if values.len() < 2 {
+        return Vec::new();
+    }
+    let groups = by_setting(&trained, axis.skip());
+    let mut out = Vec::new();
+    for Summarized {
+        file,
+        label,
+        figures,
+        log,
+    } in SUMMARIZED
+    {
+        let mut series = Vec::new();
+        for (group_label, group) in &groups {
+            for (figure, suffix) in figures {
+                let points = setting_means(group, axis, figure);
+                if !points.is_empty() {
+                    let name = format!("{group_label} {suffix}").trim().to_string();
+                    series.push(Series::new(name, points));
+                }
+            }
+        }
+        // A line needs two settings that differ only along the axis.
+        if series.iter().any(|s| s.points.len() > 1) {
+            out.push(Figure {
+                file: format!("{file}-vs-{}", axis.file()),
+                title: format!(
+                    "{} against {} (mean over seeds)",
+                    capitalized(label),
+                    axis.label()
+                ),
+                x: Axis::log(axis.label()),
+                y: if log {
+                    Axis::log(label)
+                } else {
+                    Axis::linear(label)
+                },
+                series,
+                scatter: false,
+            });
+        }
+    }
+    out
+}
+
+/// A figure of summary values against a swept axis.
+struct Summarized {
+    file: &'static str,
+    label: &'static str,
+    /// (summary figure, series suffix)
+    figures: &'static [(&'static str, &'static str)],
+    log: bool,
+}
+
+const SUMMARIZED: [Summarized; 4] = [
+    Summarized {
+        file: "loss",
+        label: "loss",
+        figures: &[
+            (summary::TRAIN_LOSS, "train"),
+            (summary::TEST_LOSS, "test"),
+            (summary::FINAL_LOSS, ""),
+        ],
+        log: true,
+    },
+    Summarized {
+        file: "accuracy",
+        label: "accuracy",
+        figures: &[(summary::TRAIN_ACC, "train"), (summary::TEST_ACC, "test")],
+        log: false,
+    },
+    Summarized {
+        file: "sensitivity",
+        label: "sensitivity ‖∂L/∂x‖",
+        figures: &[(summary::SENSITIVITY, "")],
+        log: true,
+    },
+    Summarized {
+        file: "minimal-ratio",
+        label: "minimal ratio",
+        figures: &[(summary::MINIMAL_RATIO, "")],
+        log: false,
+    },
+];
+
+/// (axis value, mean of a summary figure) per setting in the group, by axis value.
+fn setting_means(group: &[&Run], axis: Versus, figure: &str) -> Vec<(f64, f64)> {
+    let mut settings: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+    for run in group {
+        if let (Some(x), Some(y)) = (axis.value(&run.params), run.summary.get(figure)) {
+            let entry = settings.entry(&run.setting).or_insert((x, 0.0, 0.0));
+            entry.1 += y;
+            entry.2 += 1.0;
+        }
+    }
+    let mut points: Vec<(f64, f64)> = settings.values().map(|(x, sum, n)| (*x, sum / n)).collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    points
+}
+
+/// Loss at the flattest point against the Hessian's minimal ratio, one
+/// point per task (2.3).
+pub fn minimal_ratio(runs: &[Run]) -> Option<Figure> {
+    let hessian: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.params.experiment == ExperimentKind::Hessian)
+        .collect();
+    let groups = by_setting(&hessian, &[]);
+    let series: Vec<Series> = groups
+        .into_iter()
+        .map(|(label, group)| Series {
+            name: label,
+            notes: Vec::new(),
+            points: group
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        r.summary.get(summary::MINIMAL_RATIO)?,
+                        r.summary.get(summary::LOSS_AT_MIN_GRAD_NORM)?,
+                    ))
+                })
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    (!series.is_empty()).then(|| Figure {
+        file: "loss-vs-minimal-ratio".into(),
+        title: "Loss against minimal ratio at the smallest gradient norm".into(),
+        x: Axis::linear("minimal ratio (fraction of eigenvalues > 0)"),
+        y: Axis::log("loss"),
+        series,
+        scatter: true,
+    })
+}

@@ -1,0 +1,223 @@
+//! What every fenced call shares: checking that a lease is the task's current
+//! one, and ending an attempt (with what that does to the task's dependents).
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sweep_proto::{LeaseRef, SweepId, TaskId, TaskState};
+use sweep_spec::Summary;
+
+use super::{INSERT_BATCH, SqlStore, parse_state, placeholders};
+use crate::error::{Error, Result};
+
+/// What a fenced call learns about the task whose lease it checked.
+pub(super) struct Fenced {
+    pub(super) sweep_id: SweepId,
+    pub(super) attempt: i64,
+    pub(super) handbacks: i64,
+    pub(super) max_attempts: i64,
+    pub(super) cancel_requested: bool,
+}
+
+impl Fenced {
+    pub(super) fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            sweep_id: SweepId(row.try_get("sweep_id")?),
+            attempt: row.try_get("attempt")?,
+            handbacks: row.try_get("handbacks")?,
+            max_attempts: row.try_get("max_attempts")?,
+            cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        })
+    }
+
+    /// The state a task goes to when its attempt ends without success.
+    pub(super) fn after_failure(&self, retryable: bool) -> TaskState {
+        if self.cancel_requested {
+            TaskState::Cancelled
+        } else if retryable && self.attempt - self.handbacks < self.max_attempts {
+            TaskState::Queued
+        } else {
+            TaskState::Failed
+        }
+    }
+}
+
+/// How an attempt ends.
+pub(super) struct Ending<'a> {
+    pub(super) state: TaskState,
+    pub(super) error: Option<&'a str>,
+    pub(super) summary: Option<String>,
+    /// 1 when the worker handed the task back (the attempt does not count).
+    pub(super) handback: i64,
+}
+
+impl SqlStore {
+    /// Checks that `lease` is the task's current lease and locks the task's
+    /// row until the transaction ends, so the lease cannot change under the
+    /// caller. The error tells an unknown task from a stale lease.
+    pub(super) async fn fence(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        lease: &LeaseRef,
+    ) -> Result<Fenced> {
+        let row = sqlx::query(self.sql(
+            "SELECT sweep_id, attempt, handbacks, max_attempts, cancel_requested FROM tasks \
+             WHERE id = $1 AND state = 'leased' AND lease_token = $2{lock}",
+        ))
+        .bind(lease.task_id.0)
+        .bind(lease.token.clone())
+        .fetch_optional(&mut **tx)
+        .await?;
+        match row {
+            Some(row) => Fenced::from_row(&row),
+            None => Err(self.not_leased(tx, lease.task_id).await),
+        }
+    }
+
+    pub(super) async fn not_leased(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+    ) -> Error {
+        let state = sqlx::query_scalar::<_, String>("SELECT state FROM tasks WHERE id = $1")
+            .bind(task.0)
+            .fetch_optional(&mut **tx)
+            .await;
+        match state {
+            Ok(None) => Error::not_found("task", task),
+            Ok(Some(state)) => match parse_state(&state) {
+                Ok(state) => Error::StaleLease { task, state },
+                Err(err) => err,
+            },
+            Err(err) => err.into(),
+        }
+    }
+
+    /// Ends the current attempt of a task whose lease was fenced, then
+    /// unblocks or fails its dependents as the new state requires.
+    pub(super) async fn end_attempt(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+        ending: Ending<'_>,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE tasks SET state = $2, \
+             error = CASE WHEN $2 = 'succeeded' THEN NULL ELSE COALESCE($3, error) END, \
+             summary = COALESCE($4, summary), handbacks = handbacks + $5, \
+             finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
+             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1",
+        ))
+        .bind(task.0)
+        .bind(ending.state.as_str())
+        .bind(ending.error.map(str::to_string))
+        .bind(ending.summary)
+        .bind(ending.handback)
+        .bind(i64::from(ending.state.is_final()))
+        .execute(&mut **tx)
+        .await?;
+        match ending.state {
+            TaskState::Succeeded => self.unblock_dependents(tx, task).await,
+            TaskState::Failed => self.fail_dependents(tx, task).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Queues the dependents of `task` whose dependencies have all succeeded.
+    pub(super) async fn unblock_dependents(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+    ) -> Result<()> {
+        // Lock the dependents first: two dependencies finishing at once then
+        // take turns, and the second sees the first's success.
+        sqlx::query(self.sql(
+            "SELECT id FROM tasks WHERE state = 'blocked' \
+             AND id IN (SELECT task_id FROM task_deps WHERE depends_on = $1){lock}",
+        ))
+        .bind(task.0)
+        .fetch_all(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE tasks SET state = 'queued' WHERE state = 'blocked' \
+             AND id IN (SELECT task_id FROM task_deps WHERE depends_on = $1) \
+             AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks t ON t.id = d.depends_on \
+                             WHERE d.task_id = tasks.id AND t.state <> 'succeeded')",
+        )
+        .bind(task.0)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Fails every task that waits, directly or not, on `task`.
+    pub(super) async fn fail_dependents(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "WITH RECURSIVE doomed(id) AS ( \
+                 SELECT task_id FROM task_deps WHERE depends_on = $1 \
+                 UNION SELECT d.task_id FROM task_deps d JOIN doomed ON d.depends_on = doomed.id) \
+             UPDATE tasks SET state = 'failed', error = $2, finished_at = {now} \
+             WHERE state = 'blocked' AND id IN (SELECT id FROM doomed)",
+        ))
+        .bind(task.0)
+        .bind(format!("dependency task {task} failed"))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps the finite numbers of a completed task's summary for reports.
+    pub(super) async fn insert_summary(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+        summary: &Summary,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM summary_values WHERE task_id = $1")
+            .bind(task.0)
+            .execute(&mut **tx)
+            .await?;
+        let values: Vec<(&str, f64)> = summary.finite().collect();
+        for chunk in values.chunks(INSERT_BATCH) {
+            let sql = format!(
+                "INSERT INTO summary_values (task_id, name, value) VALUES {}",
+                placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (name, value) in chunk {
+                query = query.bind(task.0).bind(name.to_string()).bind(*value);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fenced(attempt: i64, handbacks: i64, cancel_requested: bool) -> Fenced {
+        Fenced {
+            sweep_id: SweepId(1),
+            attempt,
+            handbacks,
+            max_attempts: 3,
+            cancel_requested,
+        }
+    }
+
+    #[test]
+    fn a_failed_attempt_is_retried_while_attempts_remain() {
+        assert_eq!(fenced(2, 0, false).after_failure(true), TaskState::Queued);
+        assert_eq!(fenced(3, 0, false).after_failure(true), TaskState::Failed);
+        // Hand-backs do not use up attempts.
+        assert_eq!(fenced(4, 2, false).after_failure(true), TaskState::Queued);
+        assert_eq!(fenced(1, 0, false).after_failure(false), TaskState::Failed);
+        assert_eq!(fenced(1, 0, true).after_failure(true), TaskState::Cancelled);
+    }
+}

@@ -1,0 +1,310 @@
+//! The one implementation of the store traits over SQL, shared by PostgreSQL
+//! and SQLite through sqlx's `Any` driver. The schema is the same on both
+//! (times as BIGINT milliseconds, JSON as text) and so are the queries, except
+//! for the few fragments in [`Dialect`]. Writing the queue logic once is what
+//! keeps the two backends from drifting apart; the shared test suite checks
+//! both.
+//!
+//! One module per trait: [`sweeps`], [`workers`], [`queue`] (with
+//! [`attempt`]: fencing and how an attempt ends) and [`results`]. This module
+//! holds the store itself and the reads they share; rows become typed values
+//! here (task parameters and summaries are parsed from their JSON).
+
+mod attempt;
+mod queue;
+mod results;
+mod sweeps;
+mod workers;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+use sweep_proto::WorkerId;
+use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, Task, TaskCounts, TaskId, TaskState};
+use sweep_spec::{ExperimentKind, Summary, TaskParams};
+use tokio::task::JoinHandle;
+
+use super::signal::Signal;
+use crate::error::{Error, Result};
+
+/// What differs between the databases. Query templates name these fragments
+/// as `{now}`, `{token}`, `{lock}` and `{skip_locked}`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dialect {
+    /// Milliseconds since the Unix epoch by the database's clock, so that
+    /// coordinators on different hosts agree on when a lease expires.
+    pub now: &'static str,
+    /// A fresh random lease token, different for each row of one statement.
+    pub token: &'static str,
+    /// Locks the rows a fenced read returns until the transaction ends.
+    /// SQLite needs none: it has one writer at a time.
+    pub lock: &'static str,
+    /// Lets concurrent claimers and reapers pass over each other's rows.
+    pub skip_locked: &'static str,
+    /// Run inside a transaction that changed task states, to wake the long
+    /// polls of other coordinators on the same database.
+    pub notify: Option<&'static str>,
+}
+
+/// Rows per multi-row INSERT: well under both databases' parameter limits.
+pub(super) const INSERT_BATCH: usize = 500;
+
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    signal: Signal,
+    /// Background work tied to this store (the PostgreSQL listener).
+    background: Option<JoinHandle<()>>,
+}
+
+impl Drop for SqlStore {
+    fn drop(&mut self) {
+        if let Some(task) = &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// The columns of `tasks` that [`task_from_row`] reads.
+const TASK_COLUMNS: &str = "id, sweep_id, state, params, attempt, max_attempts, \
+                            lease_owner, error, summary";
+
+/// The columns of `sweeps` that [`SqlStore::sweeps_from_rows`] reads.
+const SWEEP_COLUMNS: &str = "id, name, experiment, priority, created_at, cancelled_at, spec_toml";
+
+impl SqlStore {
+    pub(crate) fn new(pool: AnyPool, dialect: Dialect, signal: Signal) -> Self {
+        Self {
+            pool,
+            dialect,
+            signal,
+            background: None,
+        }
+    }
+
+    pub(crate) fn with_background(mut self, task: JoinHandle<()>) -> Self {
+        self.background = Some(task);
+        self
+    }
+
+    /// Fills the dialect's fragments into a query template. The result is
+    /// built only from constant text, never from input, so it is safe SQL.
+    pub(super) fn sql(&self, template: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(
+            template
+                .replace("{now}", self.dialect.now)
+                .replace("{token}", self.dialect.token)
+                .replace("{skip_locked}", self.dialect.skip_locked)
+                .replace("{lock}", self.dialect.lock),
+        )
+    }
+
+    /// Commits a transaction that changed task states and wakes the waiters.
+    pub(super) async fn commit_change(&self, mut tx: Transaction<'static, Any>) -> Result<()> {
+        if let Some(notify) = self.dialect.notify {
+            sqlx::query(notify).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.signal.bump();
+        Ok(())
+    }
+
+    pub(super) async fn now(&self, tx: &mut Transaction<'static, Any>) -> Result<i64> {
+        Ok(sqlx::query_scalar(self.sql("SELECT {now}"))
+            .fetch_one(&mut **tx)
+            .await?)
+    }
+
+    /// The sweep's row, by id or by name (the newest of that name).
+    pub(super) async fn sweep_row(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        which: &SweepRef,
+    ) -> Result<AnyRow> {
+        let query = match which {
+            SweepRef::Id(id) => sqlx::query(AssertSqlSafe(format!(
+                "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = $1"
+            )))
+            .bind(id.0),
+            SweepRef::Name(name) => sqlx::query(AssertSqlSafe(format!(
+                "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE name = $1 ORDER BY id DESC LIMIT 1"
+            )))
+            .bind(name.clone()),
+        };
+        query
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| match which {
+                SweepRef::Id(id) => Error::not_found("sweep", id),
+                SweepRef::Name(name) => Error::not_found("sweep", format!("{name:?}")),
+            })
+    }
+
+    /// Task counts and the latest finish time of each sweep named.
+    async fn sweep_counts(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ids: &[SweepId],
+    ) -> Result<HashMap<SweepId, (TaskCounts, Option<i64>)>> {
+        let mut counts: HashMap<SweepId, (TaskCounts, Option<i64>)> = HashMap::new();
+        for id in ids {
+            let rows = sqlx::query(
+                "SELECT state, COUNT(*) AS n, MAX(finished_at) AS finished \
+                 FROM tasks WHERE sweep_id = $1 GROUP BY state",
+            )
+            .bind(id.0)
+            .fetch_all(&mut **tx)
+            .await?;
+            let entry = counts.entry(*id).or_default();
+            for row in rows {
+                let state = parse_state(&row.try_get::<String, _>("state")?)?;
+                entry.0.add(state, row.try_get::<i64, _>("n")? as u64);
+                let finished: Option<i64> = row.try_get("finished")?;
+                entry.1 = entry.1.max(finished);
+            }
+        }
+        Ok(counts)
+    }
+
+    pub(super) async fn sweeps_from_rows(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        rows: Vec<AnyRow>,
+    ) -> Result<Vec<Sweep>> {
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get("id").map(SweepId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counts = self.sweep_counts(tx, &ids).await?;
+        rows.iter()
+            .map(|row| {
+                let id = SweepId(row.try_get("id")?);
+                let (counts, last_finish) = counts.get(&id).copied().unwrap_or_default();
+                let cancelled_at: Option<i64> = row.try_get("cancelled_at")?;
+                let state = match cancelled_at {
+                    Some(_) => SweepState::Cancelled,
+                    None => SweepState::of(&counts),
+                };
+                let finished_at = match state {
+                    SweepState::Cancelled => cancelled_at,
+                    state if state.is_final() => last_finish,
+                    _ => None,
+                };
+                let experiment: String = row.try_get("experiment")?;
+                Ok(Sweep {
+                    id,
+                    name: row.try_get("name")?,
+                    experiment: ExperimentKind::parse(&experiment).ok_or_else(|| {
+                        Error::Corrupt(format!("sweep {id}: unknown experiment {experiment:?}"))
+                    })?,
+                    state,
+                    priority: row.try_get("priority")?,
+                    created_at: row.try_get("created_at")?,
+                    finished_at,
+                    counts,
+                    spec_toml: row.try_get("spec_toml")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The dependencies of the tasks named, in order.
+    pub(super) async fn dependencies(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tasks: &[TaskId],
+    ) -> Result<HashMap<TaskId, Vec<TaskId>>> {
+        let mut deps: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+        for task in tasks {
+            let rows: Vec<i64> = sqlx::query_scalar(
+                "SELECT depends_on FROM task_deps WHERE task_id = $1 ORDER BY position",
+            )
+            .bind(task.0)
+            .fetch_all(&mut **tx)
+            .await?;
+            if !rows.is_empty() {
+                deps.insert(*task, rows.into_iter().map(TaskId).collect());
+            }
+        }
+        Ok(deps)
+    }
+
+    pub(super) async fn tasks_from_rows(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        rows: Vec<AnyRow>,
+    ) -> Result<Vec<Task>> {
+        let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
+        let mut deps = self.dependencies(tx, &ids).await?;
+        for task in &mut tasks {
+            task.depends_on = deps.remove(&task.id).unwrap_or_default();
+        }
+        Ok(tasks)
+    }
+}
+
+/// `($1, $2, $3), ($4, $5, $6), ...` for a multi-row INSERT.
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|col| format!("${}", row * columns + col))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn parse_state(text: &str) -> Result<TaskState> {
+    TaskState::parse(text).ok_or_else(|| Error::Corrupt(format!("unknown task state {text:?}")))
+}
+
+pub(super) fn task_from_row(row: &AnyRow) -> Result<Task> {
+    let id = TaskId(row.try_get("id")?);
+    let summary: Option<String> = row.try_get("summary")?;
+    Ok(Task {
+        id,
+        sweep_id: SweepId(row.try_get("sweep_id")?),
+        state: parse_state(&row.try_get::<String, _>("state")?)?,
+        params: params_from_row(row, id)?,
+        depends_on: Vec::new(),
+        attempt: row.try_get::<i64, _>("attempt")? as u32,
+        max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+        lease_owner: row.try_get::<Option<i64>, _>("lease_owner")?.map(WorkerId),
+        error: row.try_get("error")?,
+        summary: summary
+            .map(|text| Summary::from_json(&text))
+            .transpose()
+            .map_err(|err| Error::Corrupt(format!("task {id}: {err}")))?,
+    })
+}
+
+/// The task parameters a row keeps as JSON.
+pub(super) fn params_from_row(row: &AnyRow, task: TaskId) -> Result<TaskParams> {
+    let json: String = row.try_get("params")?;
+    serde_json::from_str(&json)
+        .map_err(|err| Error::Corrupt(format!("task {task}: unreadable parameters: {err}")))
+}
+
+/// Parameters as a row keeps them.
+pub(super) fn params_json(params: &TaskParams) -> String {
+    sweep_proto::sweep::params_json(params)
+}
+
+pub(super) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_every_cell() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}

@@ -1,0 +1,266 @@
+//! [`QueueStore`] over SQL: leases, heartbeats and the fenced reports a
+//! worker makes under a lease.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Row};
+use sweep_proto::{Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId, TaskState};
+use sweep_proto::{Verdict, WorkerId};
+use sweep_spec::Summary;
+use tokio::sync::watch;
+
+use super::attempt::{Ending, Fenced};
+use super::{INSERT_BATCH, SqlStore, millis, params_from_row, placeholders};
+use crate::error::{Error, Result};
+use crate::store::{Capabilities, NewArtifact, QueueStore, ReapOutcome};
+
+#[async_trait]
+impl QueueStore for SqlStore {
+    async fn lease(
+        &self,
+        worker: WorkerId,
+        fit: &Capabilities,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>> {
+        let mut tx = self.pool.begin().await?;
+        self.touch_worker(&mut tx, worker).await?;
+        if max == 0 {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(self.sql(
+            // MATERIALIZED: PostgreSQL may otherwise run the LIMIT sub-select
+            // more than once and claim more than `max` rows.
+            "WITH picked AS MATERIALIZED ( \
+               SELECT id FROM tasks WHERE state = 'queued' AND (requires = 'cpu' OR $3 = 1) \
+               ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
+             UPDATE tasks SET state = 'leased', attempt = attempt + 1, lease_owner = $1, \
+               lease_token = {token}, lease_expires_at = {now} + $2, cancel_requested = 0, \
+               started_at = COALESCE(started_at, {now}) \
+             WHERE state = 'queued' AND id IN (SELECT id FROM picked) \
+             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at",
+        ))
+        .bind(worker.0)
+        .bind(millis(ttl))
+        .bind(i64::from(fit.cuda))
+        .bind(i64::from(max))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leases = rows
+            .iter()
+            .map(|row| {
+                let task_id = TaskId(row.try_get("id")?);
+                Ok(Lease {
+                    task_id,
+                    sweep_id: SweepId(row.try_get("sweep_id")?),
+                    token: row.try_get("lease_token")?,
+                    attempt: row.try_get::<i64, _>("attempt")? as u32,
+                    params: params_from_row(row, task_id)?,
+                    depends_on: Vec::new(),
+                    expires_at: row.try_get("lease_expires_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<TaskId> = leases.iter().map(|l| l.task_id).collect();
+        let mut deps = self.dependencies(&mut tx, &ids).await?;
+        tx.commit().await?;
+        leases.sort_by_key(|lease| lease.task_id);
+        for lease in &mut leases {
+            lease.depends_on = deps.remove(&lease.task_id).unwrap_or_default();
+        }
+        Ok(leases)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: WorkerId,
+        leases: &[LeaseRef],
+        ttl: Duration,
+    ) -> Result<Vec<LeaseStatus>> {
+        let mut tx = self.pool.begin().await?;
+        self.touch_worker(&mut tx, worker).await?;
+        let mut statuses = Vec::with_capacity(leases.len());
+        for lease in leases {
+            let row = sqlx::query(self.sql(
+                "UPDATE tasks SET lease_expires_at = {now} + $3 \
+                 WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
+                 RETURNING cancel_requested, lease_expires_at",
+            ))
+            .bind(lease.task_id.0)
+            .bind(lease.token.clone())
+            .bind(millis(ttl))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let status = match row {
+                Some(row) => LeaseStatus {
+                    task_id: lease.task_id,
+                    verdict: if row.try_get::<i64, _>("cancel_requested")? != 0 {
+                        Verdict::Cancel
+                    } else {
+                        Verdict::Keep
+                    },
+                    expires_at: Some(row.try_get("lease_expires_at")?),
+                },
+                None => LeaseStatus {
+                    task_id: lease.task_id,
+                    verdict: Verdict::Lost,
+                    expires_at: None,
+                },
+            };
+            statuses.push(status);
+        }
+        tx.commit().await?;
+        Ok(statuses)
+    }
+
+    async fn record_metrics(&self, lease: &LeaseRef, points: &[MetricPoint]) -> Result<u64> {
+        if let Some(bad) = points.iter().find(|p| !p.value.is_finite()) {
+            return Err(Error::InvalidRequest(format!(
+                "metric {:?} at step {} is {}: metric values must be finite",
+                bad.name, bad.step, bad.value
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        let fenced = self.fence(&mut tx, lease).await?;
+        let mut stored = 0;
+        for chunk in points.chunks(INSERT_BATCH) {
+            let sql = format!(
+                "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) VALUES {} \
+                 ON CONFLICT (task_id, attempt, name, step) DO NOTHING",
+                placeholders(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for point in chunk {
+                query = query
+                    .bind(lease.task_id.0)
+                    .bind(fenced.attempt)
+                    .bind(point.name.clone())
+                    .bind(point.step)
+                    .bind(point.epoch)
+                    .bind(point.value);
+            }
+            stored += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let fenced = self.fence(&mut tx, lease).await?;
+        let size = artifact.data.len() as i64;
+        sqlx::query(self.sql(
+            "INSERT INTO artifacts (task_id, attempt, name, encoding, size, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, {now}) \
+             ON CONFLICT (task_id, attempt, name) DO UPDATE SET encoding = excluded.encoding, \
+               size = excluded.size, data = excluded.data, created_at = excluded.created_at",
+        ))
+        .bind(lease.task_id.0)
+        .bind(fenced.attempt)
+        .bind(artifact.name)
+        .bind(artifact.encoding)
+        .bind(size)
+        .bind(artifact.data)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        self.fence(&mut tx, lease).await?;
+        let ending = Ending {
+            state: TaskState::Succeeded,
+            error: None,
+            summary: Some(summary.to_json()),
+            handback: 0,
+        };
+        self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.insert_summary(&mut tx, lease.task_id, summary).await?;
+        self.commit_change(tx).await
+    }
+
+    async fn fail(&self, lease: &LeaseRef, error: &str, retryable: bool) -> Result<TaskState> {
+        let mut tx = self.pool.begin().await?;
+        let fenced = self.fence(&mut tx, lease).await?;
+        let state = fenced.after_failure(retryable);
+        let ending = Ending {
+            state,
+            error: Some(error),
+            summary: None,
+            handback: 0,
+        };
+        self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.commit_change(tx).await?;
+        Ok(state)
+    }
+
+    async fn release(&self, lease: &LeaseRef) -> Result<TaskState> {
+        let mut tx = self.pool.begin().await?;
+        let fenced = self.fence(&mut tx, lease).await?;
+        let state = if fenced.cancel_requested {
+            TaskState::Cancelled
+        } else {
+            TaskState::Queued
+        };
+        let ending = Ending {
+            state,
+            error: None,
+            summary: None,
+            handback: 1,
+        };
+        self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.commit_change(tx).await?;
+        Ok(state)
+    }
+
+    async fn reap_expired(&self) -> Result<ReapOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(self.sql(
+            "SELECT id, sweep_id, attempt, handbacks, max_attempts, cancel_requested, lease_owner \
+             FROM tasks WHERE state = 'leased' AND lease_expires_at < {now} \
+             ORDER BY id{skip_locked}",
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut outcome = ReapOutcome::default();
+        for row in rows {
+            let task = TaskId(row.try_get("id")?);
+            let fenced = Fenced::from_row(&row)?;
+            let owner: Option<i64> = row.try_get("lease_owner")?;
+            let error = format!(
+                "lease expired: worker {} stopped heartbeating during attempt {} of {}",
+                owner.unwrap_or_default(),
+                fenced.attempt - fenced.handbacks,
+                fenced.max_attempts
+            );
+            let state = fenced.after_failure(true);
+            let ending = Ending {
+                state,
+                error: Some(&error),
+                summary: None,
+                handback: 0,
+            };
+            self.end_attempt(&mut tx, task, ending).await?;
+            tracing::info!(task = %task, sweep = %fenced.sweep_id, %state, "reaped an expired lease");
+            match state {
+                TaskState::Queued => outcome.requeued.push(task),
+                TaskState::Cancelled => outcome.cancelled.push(task),
+                _ => outcome.failed.push(task),
+            }
+        }
+        if outcome.is_empty() {
+            tx.commit().await?;
+        } else {
+            self.commit_change(tx).await?;
+        }
+        Ok(outcome)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.signal.subscribe()
+    }
+}

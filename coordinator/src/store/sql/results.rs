@@ -1,0 +1,177 @@
+//! [`ResultStore`] over SQL: sweeps, tasks, metrics and artifacts as they
+//! were stored, and per-setting statistics of the tasks' summaries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskId, TaskState};
+
+use super::{SqlStore, TASK_COLUMNS, params_from_row};
+use crate::error::{Error, Result};
+use crate::store::{Artifact, Metric, ResultStore, SettingStats, Stats};
+
+/// The task's latest attempt, whose metrics and artifacts are the ones read.
+async fn latest_attempt(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<i64> {
+    sqlx::query_scalar("SELECT attempt FROM tasks WHERE id = $1")
+        .bind(task.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::not_found("task", task))
+}
+
+#[async_trait]
+impl ResultStore for SqlStore {
+    async fn sweep(&self, which: &SweepRef) -> Result<Sweep> {
+        let mut tx = self.pool.begin().await?;
+        let row = self.sweep_row(&mut tx, which).await?;
+        let mut sweeps = self.sweeps_from_rows(&mut tx, vec![row]).await?;
+        tx.commit().await?;
+        sweeps
+            .pop()
+            .ok_or_else(|| Error::not_found("sweep", which.to_string()))
+    }
+
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>> {
+        let mut tx = self.pool.begin().await?;
+        self.sweep_row(&mut tx, &sweep.into()).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE sweep_id = $1 ORDER BY ordinal"
+        )))
+        .bind(sweep.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut tasks = self.tasks_from_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        if !states.is_empty() {
+            tasks.retain(|task| states.contains(&task.state));
+        }
+        Ok(tasks)
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Task> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("task", id))?;
+        let mut tasks = self.tasks_from_rows(&mut tx, vec![row]).await?;
+        tx.commit().await?;
+        tasks.pop().ok_or_else(|| Error::not_found("task", id))
+    }
+
+    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {
+        let mut tx = self.pool.begin().await?;
+        let attempt = latest_attempt(&mut tx, task).await?;
+        let rows = sqlx::query(
+            "SELECT name, step, epoch, value FROM metrics \
+             WHERE task_id = $1 AND attempt = $2 ORDER BY name, step",
+        )
+        .bind(task.0)
+        .bind(attempt)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Metric {
+                    attempt: attempt as u32,
+                    point: MetricPoint {
+                        name: row.try_get("name")?,
+                        step: row.try_get("step")?,
+                        epoch: row.try_get("epoch")?,
+                        value: row.try_get("value")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact> {
+        let mut tx = self.pool.begin().await?;
+        let attempt = latest_attempt(&mut tx, task).await?;
+        let row = sqlx::query(
+            "SELECT encoding, data FROM artifacts WHERE task_id = $1 AND attempt = $2 AND name = $3",
+        )
+        .bind(task.0)
+        .bind(attempt)
+        .bind(name.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("artifact", format!("{name:?} of task {task}")))?;
+        tx.commit().await?;
+        Ok(Artifact {
+            task_id: task,
+            attempt: attempt as u32,
+            name: name.to_string(),
+            encoding: row.try_get("encoding")?,
+            data: row.try_get("data")?,
+        })
+    }
+
+    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>> {
+        let mut tx = self.pool.begin().await?;
+        self.sweep_row(&mut tx, &sweep.into()).await?;
+        let settings = sqlx::query(
+            "SELECT g.setting, g.tasks, g.succeeded, g.failed, p.id, p.params FROM \
+               (SELECT setting, MIN(ordinal) AS first, COUNT(*) AS tasks, \
+                  SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END) AS succeeded, \
+                  SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed \
+                FROM tasks WHERE sweep_id = $1 GROUP BY setting) g \
+             JOIN tasks p ON p.sweep_id = $2 AND p.ordinal = g.first \
+             ORDER BY g.first",
+        )
+        .bind(sweep.0)
+        .bind(sweep.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Two passes (mean, then squared deviations from it) keep the
+        // standard deviation exact where a sum of squares would cancel.
+        let values = sqlx::query(
+            "WITH v AS (SELECT t.setting, f.name, f.value FROM summary_values f \
+               JOIN tasks t ON t.id = f.task_id \
+               WHERE t.sweep_id = $1 AND t.state = 'succeeded'), \
+             m AS (SELECT setting, name, COUNT(*) AS n, AVG(value) AS mean FROM v \
+               GROUP BY setting, name) \
+             SELECT m.setting, m.name, m.n, m.mean, \
+               SUM((v.value - m.mean) * (v.value - m.mean)) AS squares \
+             FROM m JOIN v ON v.setting = m.setting AND v.name = m.name \
+             GROUP BY m.setting, m.name, m.n, m.mean",
+        )
+        .bind(sweep.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_setting: HashMap<String, BTreeMap<String, Stats>> = HashMap::new();
+        for row in values {
+            let n: i64 = row.try_get("n")?;
+            let squares: f64 = row.try_get("squares")?;
+            let stats = Stats {
+                n: n as u64,
+                mean: row.try_get("mean")?,
+                std: (n > 1).then(|| (squares / (n - 1) as f64).sqrt()),
+            };
+            by_setting
+                .entry(row.try_get("setting")?)
+                .or_default()
+                .insert(row.try_get("name")?, stats);
+        }
+        let reports = settings
+            .iter()
+            .map(|row| {
+                let setting: String = row.try_get("setting")?;
+                Ok(SettingStats {
+                    params: params_from_row(row, TaskId(row.try_get("id")?))?,
+                    tasks: row.try_get::<i64, _>("tasks")? as u64,
+                    succeeded: row.try_get::<i64, _>("succeeded")? as u64,
+                    failed: row.try_get::<i64, _>("failed")? as u64,
+                    summary: by_setting.remove(&setting).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(reports)
+    }
+}

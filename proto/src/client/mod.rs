@@ -1,0 +1,172 @@
+//! Typed clients over the generated ones: [`WorkerClient`] for workers and
+//! [`SweepsClient`] for people's tools. They speak the hand-written types of
+//! this crate, answer every failure as a [`WireError`] that says which
+//! coordinator it came from, and leave retrying to [`retry`], which decides
+//! from the error's [`ErrorKind`].
+
+mod sweeps;
+mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
+use tonic::{Response, Status};
+
+pub use sweeps::{SweepsClient, Watch};
+pub use worker::WorkerClient;
+
+use crate::bearer::Bearer;
+use crate::error::{ErrorKind, WireError};
+
+type Channel = InterceptedService<tonic::transport::Channel, Bearer>;
+
+/// Which coordinator a client talks to, for the errors it explains.
+#[derive(Debug)]
+struct Target {
+    url: String,
+    /// Where the token comes from ("--token or SWEEP_TOKEN"), for the hint
+    /// on a refusal.
+    token_source: &'static str,
+}
+
+impl Target {
+    /// Parses `address` (`http://HOST:PORT`, or `HOST:PORT`) and the token.
+    fn new(
+        address: &str,
+        token: Option<&str>,
+        token_source: &'static str,
+    ) -> Result<(Arc<Self>, Endpoint, Bearer), WireError> {
+        let url = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|_| {
+                WireError::invalid(format!(
+                    "coordinator address {address:?} is not a valid address (expected http://HOST:PORT)"
+                ))
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let bearer = Bearer::new(token)
+            .map_err(|err| WireError::invalid(format!("{token_source}: {err}")))?;
+        let target = Self { url, token_source };
+        Ok((Arc::new(target), endpoint, bearer))
+    }
+
+    /// A failed call as one line that says what to do.
+    fn explain(&self, status: Status) -> WireError {
+        let err = WireError::from(status);
+        let message = match err.kind {
+            ErrorKind::Unavailable => {
+                format!(
+                    "cannot reach the coordinator at {}: {}",
+                    self.url, err.message
+                )
+            }
+            ErrorKind::Unauthenticated => format!(
+                "the coordinator at {} refused the request: {} (set {})",
+                self.url, err.message, self.token_source
+            ),
+            _ => return err,
+        };
+        WireError::new(err.kind, message)
+    }
+}
+
+/// A generated client and the coordinator it talks to.
+#[derive(Clone)]
+struct Connection<C> {
+    inner: C,
+    target: Arc<Target>,
+}
+
+impl<C: Clone> Connection<C> {
+    /// Makes one call on a clone of the client (cheap: clones share the
+    /// channel) and explains a failure.
+    async fn call<Req, Res, Fut>(
+        &self,
+        request: Req,
+        method: impl FnOnce(C, Req) -> Fut,
+    ) -> Result<Res, WireError>
+    where
+        Fut: Future<Output = Result<Response<Res>, Status>>,
+    {
+        method(self.inner.clone(), request)
+            .await
+            .map(Response::into_inner)
+            .map_err(|status| self.target.explain(status))
+    }
+}
+
+/// Runs `call` until it succeeds or fails for a reason other than the
+/// coordinator being away, waiting 100 ms, 200 ms, ... up to 5 s between tries.
+pub async fn retry<T, F, Fut>(mut call: F) -> Result<T, WireError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WireError>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(err) if err.kind.is_transient() => {
+                tracing::debug!(error = %err, wait_ms = wait.as_millis() as u64, "coordinator away; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An error with its causes, "outer: inner: innermost".
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text = format!("{text}: {line}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_get_a_scheme_and_bad_ones_are_named() {
+        let (target, _, _) = Target::new("127.0.0.1:50051", None, "--token").unwrap();
+        assert_eq!(target.url, "http://127.0.0.1:50051");
+        let err = Target::new("http://bad host:1", None, "--token").unwrap_err();
+        assert!(err.message.contains("is not a valid address"), "{err}");
+        let err = Target::new("http://h:1", Some("a\nb"), "--token").unwrap_err();
+        assert!(err.message.starts_with("--token: "), "{err}");
+    }
+
+    #[test]
+    fn refusals_and_absences_name_the_coordinator() {
+        let (target, _, _) = Target::new("http://h:1", None, "--token or SWEEP_TOKEN").unwrap();
+        let away = target.explain(Status::unavailable("connection refused"));
+        assert_eq!(away.kind, ErrorKind::Unavailable);
+        assert_eq!(
+            away.message,
+            "cannot reach the coordinator at http://h:1: connection refused"
+        );
+        let refused = target.explain(Status::unauthenticated("the bearer token is wrong"));
+        assert!(
+            refused.message.ends_with("(set --token or SWEEP_TOKEN)"),
+            "{refused}"
+        );
+        let missing = target.explain(Status::not_found("sweep 9 not found"));
+        assert_eq!(missing.message, "sweep 9 not found");
+    }
+}

@@ -1,0 +1,169 @@
+//! [`SweepsClient`]: the client side of the `Sweeps` service, for the cli
+//! and scripts.
+
+use std::sync::Arc;
+
+use tonic::Streaming;
+
+use super::{Channel, Connection, Target, chain};
+use crate::error::WireError;
+use crate::ids::{SweepId, SweepRef};
+use crate::state::TaskState;
+use crate::sweep::{CancelOutcome, Sweep, Task};
+use crate::v1;
+use crate::v1::sweeps_client::SweepsClient as Generated;
+use crate::worker::WorkerInfo;
+
+/// A connection to a coordinator's `Sweeps` service.
+#[derive(Clone)]
+pub struct SweepsClient(Connection<Generated<Channel>>);
+
+/// A sweep's progress as it changes; see [`SweepsClient::watch`].
+pub struct Watch {
+    stream: Streaming<v1::SweepInfo>,
+    target: Arc<Target>,
+}
+
+impl Watch {
+    /// The next change, or `None` once the sweep is final.
+    pub async fn next(&mut self) -> Result<Option<Sweep>, WireError> {
+        match self.stream.message().await {
+            Ok(Some(info)) => Sweep::try_from(info).map(Some),
+            Ok(None) => Ok(None),
+            Err(status) => Err(self.target.explain(status)),
+        }
+    }
+}
+
+impl SweepsClient {
+    /// Connects now, so that a wrong or unreachable address fails here.
+    pub async fn connect(address: &str, token: Option<&str>) -> Result<Self, WireError> {
+        let (target, endpoint, bearer) = Target::new(address, token, "--token or SWEEP_TOKEN")?;
+        let channel = endpoint.connect().await.map_err(|err| {
+            WireError::new(
+                crate::ErrorKind::Unavailable,
+                format!(
+                    "cannot reach the coordinator at {}: {}",
+                    target.url,
+                    chain(&err)
+                ),
+            )
+        })?;
+        let inner = Generated::with_interceptor(channel, bearer);
+        Ok(Self(Connection { inner, target }))
+    }
+
+    /// The coordinator's address, as connected.
+    pub fn url(&self) -> &str {
+        &self.0.target.url
+    }
+
+    /// Plans and queues a spec; returns the new sweep and its task count.
+    pub async fn submit(&self, spec_toml: &str) -> Result<(SweepId, u32), WireError> {
+        let request = v1::SubmitRequest {
+            spec_toml: spec_toml.to_string(),
+        };
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.submit(r).await })
+            .await?;
+        Ok((SweepId::from_wire(response.sweep_id)?, response.task_count))
+    }
+
+    /// One sweep, by id or by name (the newest of that name), with its spec.
+    pub async fn sweep(&self, which: &SweepRef) -> Result<Sweep, WireError> {
+        let request = match which {
+            SweepRef::Id(id) => v1::GetSweepRequest {
+                sweep_id: id.to_wire(),
+                name: String::new(),
+            },
+            SweepRef::Name(name) => v1::GetSweepRequest {
+                sweep_id: 0,
+                name: name.clone(),
+            },
+        };
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.get(r).await })
+            .await?;
+        Sweep::try_from(response)
+    }
+
+    /// The newest sweeps first; `limit` 0 is the coordinator's default.
+    pub async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>, WireError> {
+        let response = (self.0)
+            .call(v1::ListSweepsRequest { limit }, |mut c, r| async move {
+                c.list(r).await
+            })
+            .await?;
+        response.sweeps.into_iter().map(Sweep::try_from).collect()
+    }
+
+    pub async fn cancel(&self, sweep: SweepId) -> Result<CancelOutcome, WireError> {
+        let request = v1::CancelSweepRequest {
+            sweep_id: sweep.to_wire(),
+        };
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.cancel(r).await })
+            .await?;
+        Ok(CancelOutcome {
+            cancelled: response.cancelled.into(),
+            signalled: response.signalled.into(),
+        })
+    }
+
+    /// Queues the sweep's failed tasks again; returns how many.
+    pub async fn retry(&self, sweep: SweepId) -> Result<u64, WireError> {
+        let request = v1::RetrySweepRequest {
+            sweep_id: sweep.to_wire(),
+        };
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.retry(r).await })
+            .await?;
+        Ok(response.requeued.into())
+    }
+
+    /// The sweep now, then each time it changes until it is final.
+    pub async fn watch(&self, sweep: SweepId) -> Result<Watch, WireError> {
+        let request = v1::WatchSweepRequest {
+            sweep_id: sweep.to_wire(),
+        };
+        let stream = (self.0)
+            .call(request, |mut c, r| async move { c.watch(r).await })
+            .await?;
+        Ok(Watch {
+            stream,
+            target: self.0.target.clone(),
+        })
+    }
+
+    /// The sweep's tasks in grid order, only those in `states` unless empty.
+    pub async fn tasks(
+        &self,
+        sweep: SweepId,
+        states: &[TaskState],
+    ) -> Result<Vec<Task>, WireError> {
+        let request = v1::ListTasksRequest {
+            sweep_id: sweep.to_wire(),
+            states: states
+                .iter()
+                .map(|s| v1::TaskState::from(*s) as i32)
+                .collect(),
+        };
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.list_tasks(r).await })
+            .await?;
+        response.tasks.into_iter().map(Task::try_from).collect()
+    }
+
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, WireError> {
+        let response = (self.0)
+            .call(v1::ListWorkersRequest {}, |mut c, r| async move {
+                c.list_workers(r).await
+            })
+            .await?;
+        response
+            .workers
+            .into_iter()
+            .map(WorkerInfo::try_from)
+            .collect()
+    }
+}

@@ -1,0 +1,251 @@
+//! A task's lease and everything a worker says under it: heartbeats'
+//! verdicts, metric points and how the attempt ends, with their wire forms.
+
+use sweep_spec::{ExperimentKind, Summary, TaskParams};
+
+use crate::error::WireError;
+use crate::ids::{SweepId, TaskId};
+use crate::sweep::{params_json, parse_params, task_ids};
+use crate::v1;
+
+/// Names one lease of one task; every report carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseRef {
+    pub task_id: TaskId,
+    pub token: String,
+}
+
+impl LeaseRef {
+    /// The lease a request names; a request without one is a bad request.
+    pub fn from_wire(wire: Option<v1::LeaseRef>) -> Result<Self, WireError> {
+        let wire = wire.ok_or_else(|| WireError::invalid("the request names no lease"))?;
+        Ok(Self {
+            task_id: TaskId::from_wire(wire.task_id)?,
+            token: wire.lease_token,
+        })
+    }
+}
+
+impl From<&LeaseRef> for v1::LeaseRef {
+    fn from(lease: &LeaseRef) -> Self {
+        Self {
+            task_id: lease.task_id.to_wire(),
+            lease_token: lease.token.clone(),
+        }
+    }
+}
+
+/// A task handed to a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    pub task_id: TaskId,
+    pub sweep_id: SweepId,
+    pub token: String,
+    /// 1 for the first attempt; metrics are stored per attempt.
+    pub attempt: u32,
+    pub params: TaskParams,
+    /// Tasks whose results this one needs, in the order its parameters use them.
+    pub depends_on: Vec<TaskId>,
+    /// Milliseconds since the Unix epoch, by the database's clock.
+    pub expires_at: i64,
+}
+
+impl Lease {
+    pub fn to_ref(&self) -> LeaseRef {
+        LeaseRef {
+            task_id: self.task_id,
+            token: self.token.clone(),
+        }
+    }
+}
+
+impl From<&Lease> for v1::TaskLease {
+    fn from(lease: &Lease) -> Self {
+        Self {
+            task_id: lease.task_id.to_wire(),
+            sweep_id: lease.sweep_id.to_wire(),
+            lease_token: lease.token.clone(),
+            attempt: lease.attempt,
+            kind: lease.params.experiment.as_str().to_string(),
+            params_json: params_json(&lease.params),
+            depends_on: lease.depends_on.iter().map(|t| t.to_wire()).collect(),
+            lease_expires_at_ms: lease.expires_at,
+        }
+    }
+}
+
+/// What a worker got from a lease call: a task it can run, or one it cannot
+/// read (another version's kind or parameters), which it must fail.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Leased {
+    Task(Box<Lease>),
+    Unreadable { lease: LeaseRef, error: String },
+}
+
+impl Leased {
+    pub fn from_wire(wire: v1::TaskLease) -> Result<Self, WireError> {
+        let lease = LeaseRef {
+            task_id: TaskId::from_wire(wire.task_id)?,
+            token: wire.lease_token.clone(),
+        };
+        if ExperimentKind::parse(&wire.kind).is_none() {
+            let error = format!(
+                "task kind {:?} is not one this worker runs (fit, hessian, classify, interpolate)",
+                wire.kind
+            );
+            return Ok(Self::Unreadable { lease, error });
+        }
+        let params = match parse_params(&wire.params_json) {
+            Ok(params) => params,
+            Err(err) => {
+                let error = err.message;
+                return Ok(Self::Unreadable { lease, error });
+            }
+        };
+        Ok(Self::Task(Box::new(Lease {
+            task_id: lease.task_id,
+            sweep_id: SweepId::from_wire(wire.sweep_id)?,
+            token: lease.token,
+            attempt: wire.attempt,
+            params,
+            depends_on: task_ids(&wire.depends_on)?,
+            expires_at: wire.lease_expires_at_ms,
+        })))
+    }
+}
+
+/// What a heartbeat says about one lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The lease was extended.
+    Keep,
+    /// The sweep was cancelled: stop and release the task.
+    Cancel,
+    /// The lease is not this worker's any more: stop, report nothing.
+    Lost,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseStatus {
+    pub task_id: TaskId,
+    pub verdict: Verdict,
+    /// The new expiry, for a kept or cancelled lease.
+    pub expires_at: Option<i64>,
+}
+
+impl From<&LeaseStatus> for v1::LeaseStatus {
+    fn from(status: &LeaseStatus) -> Self {
+        let verdict = match status.verdict {
+            Verdict::Keep => v1::LeaseVerdict::Keep,
+            Verdict::Cancel => v1::LeaseVerdict::Cancel,
+            Verdict::Lost => v1::LeaseVerdict::Lost,
+        };
+        Self {
+            task_id: status.task_id.to_wire(),
+            verdict: verdict as i32,
+            lease_expires_at_ms: status.expires_at.unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<v1::LeaseStatus> for LeaseStatus {
+    type Error = WireError;
+
+    fn try_from(wire: v1::LeaseStatus) -> Result<Self, WireError> {
+        let verdict = match v1::LeaseVerdict::try_from(wire.verdict) {
+            Ok(v1::LeaseVerdict::Keep) => Verdict::Keep,
+            Ok(v1::LeaseVerdict::Cancel) => Verdict::Cancel,
+            Ok(v1::LeaseVerdict::Lost) => Verdict::Lost,
+            _ => {
+                let message = format!("lease verdict {} is not a known verdict", wire.verdict);
+                return Err(WireError::invalid(message));
+            }
+        };
+        Ok(Self {
+            task_id: TaskId::from_wire(wire.task_id)?,
+            expires_at: (verdict != Verdict::Lost).then_some(wire.lease_expires_at_ms),
+            verdict,
+        })
+    }
+}
+
+/// One value of one metric at one step of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricPoint {
+    pub name: String,
+    pub step: i64,
+    pub epoch: Option<i64>,
+    pub value: f64,
+}
+
+impl From<MetricPoint> for v1::MetricPoint {
+    fn from(point: MetricPoint) -> Self {
+        Self {
+            name: point.name,
+            step: point.step,
+            epoch: point.epoch,
+            value: point.value,
+        }
+    }
+}
+
+impl From<v1::MetricPoint> for MetricPoint {
+    fn from(point: v1::MetricPoint) -> Self {
+        Self {
+            name: point.name,
+            step: point.step,
+            epoch: point.epoch,
+            value: point.value,
+        }
+    }
+}
+
+/// How an attempt ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    /// Success, with the summary reports aggregate.
+    Complete(Summary),
+    /// An error; a retryable one queues the task again while attempts remain.
+    Fail { error: String, retryable: bool },
+    /// Handed back unfinished (shutdown, cancel): the attempt does not count.
+    Release { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_round_trip_and_a_lost_lease_has_no_expiry() {
+        for verdict in [Verdict::Keep, Verdict::Cancel, Verdict::Lost] {
+            let status = LeaseStatus {
+                task_id: TaskId(7),
+                verdict,
+                expires_at: (verdict != Verdict::Lost).then_some(1234),
+            };
+            let back = LeaseStatus::try_from(v1::LeaseStatus::from(&status)).unwrap();
+            assert_eq!(back, status);
+        }
+    }
+
+    #[test]
+    fn a_lease_of_an_unknown_kind_is_unreadable_but_keeps_its_reference() {
+        let wire = v1::TaskLease {
+            task_id: 3,
+            sweep_id: 1,
+            lease_token: "t".into(),
+            attempt: 1,
+            kind: "dance".into(),
+            params_json: "{}".into(),
+            depends_on: vec![],
+            lease_expires_at_ms: 0,
+        };
+        match Leased::from_wire(wire).unwrap() {
+            Leased::Unreadable { lease, error } => {
+                assert_eq!(lease.task_id, TaskId(3));
+                assert!(error.contains("\"dance\""), "{error}");
+            }
+            other => panic!("expected an unreadable lease, got {other:?}"),
+        }
+    }
+}

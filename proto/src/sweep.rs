@@ -1,0 +1,156 @@
+//! A sweep and its tasks as the coordinator, its store and its clients see
+//! them, with the one conversion each way to the wire's `SweepInfo` and
+//! `TaskInfo`. Task parameters and summaries are typed here and travel as
+//! JSON; they are parsed back only at this edge and the store's.
+
+use sweep_spec::{ExperimentKind, Summary, TaskParams};
+
+use crate::error::WireError;
+use crate::ids::{SweepId, TaskId, WorkerId};
+use crate::state::{SweepState, TaskCounts, TaskState};
+use crate::v1;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub id: SweepId,
+    pub name: String,
+    pub experiment: ExperimentKind,
+    pub state: SweepState,
+    pub priority: i64,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub counts: TaskCounts,
+    /// The spec as submitted; empty in listings.
+    pub spec_toml: String,
+}
+
+impl Sweep {
+    /// The wire form; `with_spec` sends the spec's text too (only `Get` does).
+    pub fn to_wire(&self, with_spec: bool) -> v1::SweepInfo {
+        v1::SweepInfo {
+            id: self.id.to_wire(),
+            name: self.name.clone(),
+            experiment: self.experiment.as_str().to_string(),
+            state: v1::SweepState::from(self.state) as i32,
+            priority: self.priority.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+            created_at_ms: self.created_at,
+            finished_at_ms: self.finished_at,
+            counts: Some((&self.counts).into()),
+            spec_toml: if with_spec {
+                self.spec_toml.clone()
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+impl TryFrom<v1::SweepInfo> for Sweep {
+    type Error = WireError;
+
+    fn try_from(info: v1::SweepInfo) -> Result<Self, WireError> {
+        Ok(Self {
+            id: SweepId::from_wire(info.id)?,
+            experiment: experiment(&info.experiment)?,
+            state: SweepState::from_wire(info.state)?,
+            name: info.name,
+            priority: info.priority.into(),
+            created_at: info.created_at_ms,
+            finished_at: info.finished_at_ms,
+            counts: info.counts.unwrap_or_default().into(),
+            spec_toml: info.spec_toml,
+        })
+    }
+}
+
+fn experiment(name: &str) -> Result<ExperimentKind, WireError> {
+    ExperimentKind::parse(name)
+        .ok_or_else(|| WireError::invalid(format!("experiment kind {name:?} is not a known kind")))
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub sweep_id: SweepId,
+    pub state: TaskState,
+    /// What the task trains; its kind is `params.experiment`.
+    pub params: TaskParams,
+    pub depends_on: Vec<TaskId>,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// The worker holding its lease.
+    pub lease_owner: Option<WorkerId>,
+    pub error: Option<String>,
+    /// The summary of the attempt that succeeded.
+    pub summary: Option<Summary>,
+}
+
+impl From<&Task> for v1::TaskInfo {
+    fn from(task: &Task) -> Self {
+        Self {
+            id: task.id.to_wire(),
+            sweep_id: task.sweep_id.to_wire(),
+            kind: task.params.experiment.as_str().to_string(),
+            state: v1::TaskState::from(task.state) as i32,
+            params_json: params_json(&task.params),
+            depends_on: task.depends_on.iter().map(|t| t.to_wire()).collect(),
+            attempt: task.attempt,
+            max_attempts: task.max_attempts,
+            worker_id: task.lease_owner.map(|w| w.to_wire()),
+            error: task.error.clone().unwrap_or_default(),
+            summary_json: task
+                .summary
+                .as_ref()
+                .map(Summary::to_json)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<v1::TaskInfo> for Task {
+    type Error = WireError;
+
+    fn try_from(info: v1::TaskInfo) -> Result<Self, WireError> {
+        let summary = match info.summary_json.as_str() {
+            "" => None,
+            text => Some(Summary::from_json(text).map_err(WireError::invalid)?),
+        };
+        Ok(Self {
+            id: TaskId::from_wire(info.id)?,
+            sweep_id: SweepId::from_wire(info.sweep_id)?,
+            state: TaskState::from_wire(info.state)?,
+            params: parse_params(&info.params_json)?,
+            depends_on: task_ids(&info.depends_on)?,
+            attempt: info.attempt,
+            max_attempts: info.max_attempts,
+            lease_owner: info.worker_id.map(WorkerId::from_wire).transpose()?,
+            error: Some(info.error).filter(|e| !e.is_empty()),
+            summary,
+        })
+    }
+}
+
+/// A task's parameters as the wire carries them.
+pub fn params_json(params: &TaskParams) -> String {
+    serde_json::to_string(params).expect("task parameters serialize")
+}
+
+/// Parameters from the wire; an error says what could not be read.
+pub fn parse_params(json: &str) -> Result<TaskParams, WireError> {
+    serde_json::from_str(json)
+        .map_err(|err| WireError::invalid(format!("unreadable task parameters: {err}")))
+}
+
+pub(crate) fn task_ids(raw: &[u64]) -> Result<Vec<TaskId>, WireError> {
+    raw.iter().map(|id| TaskId::from_wire(*id)).collect()
+}
+
+/// What cancelling a sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CancelOutcome {
+    /// Tasks cancelled at once (queued or blocked).
+    pub cancelled: u64,
+    /// Leased tasks whose workers will be told at their next heartbeat.
+    pub signalled: u64,
+}

@@ -1,0 +1,34 @@
+//! Sweep specs and what they plan into: the bottom of the workspace, shared
+//! by the coordinator, the worker and the cli, with no networking and no
+//! database.
+//!
+//! - [`spec`]: the sweep spec (TOML) as written, parsed strictly.
+//! - [`planner`]: checks a spec and expands it into tasks ([`planner::plan`],
+//!   [`planner::submission`]).
+//! - [`params`]: the typed parameters of one task ([`TaskParams`]), the
+//!   experiment kinds and what a task requires of a worker.
+//! - [`shape`]: model architectures, their exact parameter counts and the
+//!   order of their flat weights; [`weights`]: how those weights travel as
+//!   artifacts.
+//! - [`summary`]: a task's final numbers ([`Summary`]) and their names;
+//!   [`metric`]: the names of what a task records while it trains.
+//! - [`error`]: [`SpecError`], which names the field and the value.
+//! - [`text_enum!`]: enums with one name each in the database, on the wire
+//!   and on screen.
+
+pub mod error;
+pub mod metric;
+pub mod params;
+pub mod planner;
+pub mod shape;
+pub mod spec;
+pub mod summary;
+mod text_enum;
+pub mod weights;
+
+pub use error::SpecError;
+pub use params::{ExperimentKind, Requirement, TaskParams};
+pub use planner::{Plan, PlannedTask, Submission};
+pub use shape::ModelShape;
+pub use spec::SweepSpec;
+pub use summary::Summary;

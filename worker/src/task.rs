@@ -1,0 +1,197 @@
+//! One leased task from start to end: fetch what it depends on, train it on
+//! a free slot while its metrics ship in the background, then tell the
+//! coordinator how it ended.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use sweep_proto::client::retry;
+use sweep_proto::{Ending, Lease, LeaseRef};
+use sweep_spec::{Summary, TaskParams, weights};
+use tokio::sync::mpsc;
+
+use crate::error::panic_message;
+use crate::experiments::{self, Context, TaskError};
+use crate::session::{Session, StopReason};
+use crate::shipper::{self, ChannelSink, Shipped};
+use crate::slots::Slots;
+
+/// What a task runs with from its worker.
+#[derive(Clone)]
+pub struct Env {
+    pub session: Session,
+    pub slots: Slots,
+    pub device: burn::tensor::Device,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Trains one leased task and reports how it ended.
+pub async fn run(env: Env, lease: Lease) {
+    let reference = lease.to_ref();
+    let task = lease.task_id;
+    tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.experiment, model = %lease.params.model_name, "task started");
+    let stop = Arc::new(AtomicBool::new(false));
+    env.session.board.start(&reference, stop.clone());
+    let dependencies = match dependency_weights(&env, &lease).await {
+        Ok(weights) => weights,
+        Err(error) => {
+            env.session.board.finish(task);
+            let ending = Ending::Fail {
+                error,
+                retryable: false,
+            };
+            return end(&env.session, &reference, ending).await;
+        }
+    };
+    let (events, receiver) = mpsc::unbounded_channel();
+    let shipper = tokio::spawn(shipper::ship(
+        env.session.client.clone(),
+        reference.clone(),
+        receiver,
+        stop.clone(),
+    ));
+    let outcome = train(&env, lease.params, dependencies, ChannelSink(events), stop).await;
+    let shipped = shipper.await.unwrap_or(Shipped::LeaseLost);
+    let reason = env.session.board.finish(task);
+    match ending(outcome, shipped, reason) {
+        Some(ending) => end(&env.session, &reference, ending).await,
+        None => tracing::warn!(%task, "lease lost; the task's results are dropped"),
+    }
+}
+
+/// How a task ended, from what training, shipping and the heartbeat said;
+/// none when the lease is lost and there is nobody to tell.
+fn ending(
+    outcome: Result<Summary, TaskError>,
+    shipped: Shipped,
+    reason: Option<StopReason>,
+) -> Option<Ending> {
+    let release = |reason: &str| Ending::Release {
+        reason: reason.to_string(),
+    };
+    Some(match (outcome, shipped, reason) {
+        (_, Shipped::LeaseLost, _) | (_, _, Some(StopReason::Lost)) => return None,
+        (_, Shipped::Refused(error), _) => Ending::Fail {
+            error,
+            retryable: false,
+        },
+        (Err(TaskError::Stopped), _, Some(StopReason::Cancelled)) => release("sweep cancelled"),
+        (Err(TaskError::Stopped), _, _) => release("worker shutting down"),
+        (Ok(summary), Shipped::All, _) => Ending::Complete(summary),
+        (Err(err), Shipped::All, _) => Ending::Fail {
+            error: err.to_string(),
+            retryable: err.retryable(),
+        },
+    })
+}
+
+/// The final weights of the task's dependencies (interpolation needs them).
+async fn dependency_weights(env: &Env, lease: &Lease) -> Result<Vec<Vec<f32>>, String> {
+    let client = &env.session.client;
+    let mut all = Vec::with_capacity(lease.depends_on.len());
+    for &dependency in &lease.depends_on {
+        let bytes = retry(|| client.artifact(dependency, weights::FINAL))
+            .await
+            .map_err(|err| format!("cannot fetch the weights of task {dependency}: {err}"))?;
+        let flat = weights::from_bytes(&bytes)
+            .ok_or_else(|| format!("the weights of task {dependency} are not whole f32 values"))?;
+        all.push(flat);
+    }
+    Ok(all)
+}
+
+/// Runs the experiment on a slot's threads, turning a panic into an error.
+async fn train(
+    env: &Env,
+    params: TaskParams,
+    dependencies: Vec<Vec<f32>>,
+    sink: ChannelSink,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, TaskError> {
+    let (device, data_dir) = (env.device.clone(), env.data_dir.clone());
+    let outcome = env
+        .slots
+        .run(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let ctx = Context {
+                    device,
+                    data_dir,
+                    sink: &sink,
+                    dependencies,
+                    stop: &stop,
+                };
+                experiments::run(&params, &ctx)
+            }))
+        })
+        .await;
+    match outcome {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(TaskError::Panicked(panic_message(panic.as_ref()))),
+        Err(join) => Err(TaskError::Panicked(join.to_string())),
+    }
+}
+
+/// Tells the coordinator how the task ended, retrying while it is away.
+pub async fn end(session: &Session, lease: &LeaseRef, ending: Ending) {
+    let task = lease.task_id;
+    match retry(|| session.client.end(lease, &ending)).await {
+        Ok(()) => match &ending {
+            Ending::Complete(_) => tracing::info!(%task, "task succeeded"),
+            Ending::Fail { error, retryable } => {
+                tracing::warn!(%task, %error, retryable, "task failed")
+            }
+            Ending::Release { reason } => tracing::info!(%task, %reason, "task handed back"),
+        },
+        Err(err) => {
+            tracing::warn!(%task, error = %err, "the coordinator refused the task's end")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_ends_by_what_happened_to_it() {
+        let done = || Ok(Summary::new());
+        assert_eq!(
+            ending(done(), Shipped::All, None),
+            Some(Ending::Complete(Summary::new()))
+        );
+        assert_eq!(ending(done(), Shipped::LeaseLost, None), None);
+        assert_eq!(ending(done(), Shipped::All, Some(StopReason::Lost)), None);
+        let refused = ending(done(), Shipped::Refused("too big".into()), None);
+        assert_eq!(
+            refused,
+            Some(Ending::Fail {
+                error: "too big".into(),
+                retryable: false
+            })
+        );
+        let cancelled = ending(
+            Err(TaskError::Stopped),
+            Shipped::All,
+            Some(StopReason::Cancelled),
+        );
+        assert!(
+            matches!(cancelled, Some(Ending::Release { reason }) if reason == "sweep cancelled")
+        );
+        let diverged = ending(
+            Err(TaskError::Diverged {
+                step: 3,
+                loss: f64::NAN,
+            }),
+            Shipped::All,
+            None,
+        );
+        assert!(matches!(
+            diverged,
+            Some(Ending::Fail {
+                retryable: false,
+                ..
+            })
+        ));
+    }
+}
