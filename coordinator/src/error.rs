@@ -58,12 +58,25 @@ fn is_transient(err: &sqlx::Error) -> bool {
     )
 }
 
+/// The one conversion to the wire. The database's own words (table names,
+/// constraint names, the server's messages) stay in the coordinator's log;
+/// a client learns only that the database failed or is away.
 impl From<Error> for WireError {
     fn from(err: Error) -> Self {
-        if err.kind() == ErrorKind::Internal {
-            tracing::error!(error = %err, "request failed");
-        }
-        WireError::new(err.kind(), err.to_string())
+        let kind = err.kind();
+        let message = match &err {
+            Error::Database(_) | Error::Migrate(_) | Error::Corrupt(_) | Error::Server(_) => {
+                if kind == ErrorKind::Unavailable {
+                    tracing::warn!(error = %err, "request failed: database unavailable");
+                    "the coordinator's database is unavailable; try again".to_string()
+                } else {
+                    tracing::error!(error = %err, "request failed");
+                    "the coordinator's database failed; its log has the details".to_string()
+                }
+            }
+            _ => err.to_string(),
+        };
+        WireError::new(kind, message)
     }
 }
 

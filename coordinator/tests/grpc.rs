@@ -1,5 +1,8 @@
 //! The coordinator over real gRPC: a server on 127.0.0.1:0 with a SQLite file
-//! and tonic clients driving whole task life cycles.
+//! (or a fresh PostgreSQL database) and tonic clients driving whole task life
+//! cycles.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -445,6 +448,203 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
         })
         .await
         .unwrap();
+    server.stop().await;
+}
+
+/// A spec whose grid has 4,000 seeds on one line, one of them `bad`.
+fn long_line_spec(bad: &str) -> String {
+    let mut seeds: Vec<String> = (0..4000).map(|s| s.to_string()).collect();
+    seeds[2500] = bad.to_string();
+    SPEC.replace("seed = [0, 1]", &format!("seed = [{}]", seeds.join(", ")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_on_a_long_line_comes_back_whole_and_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (_, mut sweeps) = server.clients().await;
+    let batches = vec!["64"; 4000].join(", ");
+    let full_batch = format!(
+        "name = \"fit\"\nexperiment = \"fit\"\nmodel = {{ kind = \"mlp\", hidden = [4] }}\n\
+         train = {{ lr = 1e-3, steps = 5 }}\n[grid]\nbatch_size = [{batches}]\n"
+    );
+    let cases = [
+        // The TOML parser's message quotes the line it failed on.
+        (long_line_spec("\"x\""), vec!["\"x\"", "line 8"]),
+        // The planner names the field and the value.
+        (long_line_spec("-3"), vec!["grid.seed = -3", "not negative"]),
+        // ... and the value may be a whole axis.
+        (full_batch, vec!["grid.batch_size = [64, 64", "full batch"]),
+    ];
+    for (spec, parts) in cases {
+        assert!(spec.len() > 15_000);
+        let err = sweeps
+            .submit(v1::SubmitRequest { spec_toml: spec })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(err.message().len() <= 1024, "{} bytes", err.message().len());
+        for part in parts {
+            assert!(
+                err.message().contains(part),
+                "{:?} lacks {part:?}",
+                err.message()
+            );
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_from_outside_is_checked_and_database_errors_stay_inside() {
+    // PostgreSQL, which cannot store a NUL byte at all.
+    let db = common::TestDb::postgres().await;
+    let server = Server::start(Config::new(db.url.clone())).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let nul_name = SPEC.replace("name = \"grpc\"", "name = \"a\\u0000b\"");
+    let request = v1::SubmitRequest {
+        spec_toml: nul_name,
+    };
+    let err = sweeps.submit(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("invalid spec: name = \"a\\0b\": control"),
+        "{}",
+        err.message()
+    );
+    let mut bad_worker = register_request();
+    bad_worker.name = "w\0".into();
+    let err = workers.register(bad_worker).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("worker name"),
+        "{}",
+        err.message()
+    );
+
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner();
+    let request = v1::SubmitRequest {
+        spec_toml: SPEC.into(),
+    };
+    let submitted = sweeps.submit(request).await.unwrap().into_inner();
+    let leases = workers
+        .lease(lease_request(worker.worker_id, 2, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases;
+    let mut batch = metric_batch(&leases[0], 0..1);
+    batch.points[0].name = "loss\0".into();
+    let err = workers
+        .report_metrics(futures::stream::iter([batch]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    let fail = v1::FailRequest {
+        lease: lease_ref(&leases[0]),
+        error: "diverged\0 at step 3".into(),
+        retryable: false,
+    };
+    workers.fail(fail).await.unwrap();
+    let request = v1::ListTasksRequest {
+        sweep_id: submitted.sweep_id,
+        states: vec![v1::TaskState::Failed as i32],
+    };
+    let failed = sweeps.list_tasks(request).await.unwrap().into_inner().tasks;
+    assert_eq!(
+        failed[0].error, "diverged\u{fffd} at step 3",
+        "kept, cleaned"
+    );
+
+    // The database fails under the coordinator: the client learns that much,
+    // not the database's own words.
+    db.execute("DROP TABLE metrics").await;
+    let batch = metric_batch(&leases[1], 0..1);
+    let err = workers
+        .report_metrics(futures::stream::iter([batch]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(
+        err.message(),
+        "the coordinator's database failed; its log has the details"
+    );
+    server.stop().await;
+    db.cleanup().await;
+}
+
+/// A codec that sends and receives bytes as they are.
+#[derive(Clone, Default)]
+struct Raw;
+
+impl tonic::codec::Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = bytes::Buf::copy_to_bytes(buf, bytes::Buf::remaining(buf));
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_does_not_decode_is_a_bad_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    // A length-delimited field whose length runs past the message's end.
+    let garbage = vec![0x0a, 0xff, 0x01, 0x00];
+    for path in ["/sweep.v1.Sweeps/Submit", "/sweep.v1.Coordinator/Register"] {
+        let mut grpc = tonic::client::Grpc::new(server.channel().await);
+        grpc.ready().await.unwrap();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+        let err = grpc
+            .unary(Request::new(garbage.clone()), path, Raw)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(
+            err.message().contains("does not decode"),
+            "{}",
+            err.message()
+        );
+    }
     server.stop().await;
 }
 

@@ -103,10 +103,29 @@ impl fmt::Display for WireError {
     }
 }
 
+/// The longest message a status carries, in bytes. It travels in an HTTP/2
+/// header (percent-encoded, so up to three times longer), and a header over
+/// the peer's limit (16 KiB by default) breaks the call instead of carrying
+/// the error.
+pub const MAX_MESSAGE: usize = 1024;
+
 impl From<WireError> for Status {
     fn from(err: WireError) -> Self {
-        Status::new(err.kind.code(), err.message)
+        Status::new(err.kind.code(), bounded(err.message))
     }
+}
+
+/// `message` cut to [`MAX_MESSAGE`] bytes at a character boundary.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
 }
 
 impl From<Status> for WireError {
@@ -132,6 +151,19 @@ mod tests {
             let back = WireError::from(Status::from(err.clone()));
             assert_eq!(back, err);
         }
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        let err = WireError::invalid("é".repeat(2000));
+        let status = Status::from(err);
+        assert!(status.message().len() <= MAX_MESSAGE);
+        assert!(
+            status.message().ends_with("é…"),
+            "cut at a character boundary"
+        );
+        let short = Status::from(WireError::invalid("grid.seed = -3"));
+        assert_eq!(short.message(), "grid.seed = -3");
     }
 
     #[test]

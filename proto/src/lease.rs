@@ -6,7 +6,7 @@ use sweep_spec::{ExperimentKind, Summary, TaskParams};
 use crate::error::WireError;
 use crate::ids::{SweepId, TaskId};
 use crate::sweep::{params_json, parse_params, task_ids};
-use crate::v1;
+use crate::{text, v1};
 
 /// Names one lease of one task; every report carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +19,7 @@ impl LeaseRef {
     /// The lease a request names; a request without one is a bad request.
     pub fn from_wire(wire: Option<v1::LeaseRef>) -> Result<Self, WireError> {
         let wire = wire.ok_or_else(|| WireError::invalid("the request names no lease"))?;
+        text::name("lease token", &wire.lease_token)?;
         Ok(Self {
             task_id: TaskId::from_wire(wire.task_id)?,
             token: wire.lease_token,
@@ -189,14 +190,17 @@ impl From<MetricPoint> for v1::MetricPoint {
     }
 }
 
-impl From<v1::MetricPoint> for MetricPoint {
-    fn from(point: v1::MetricPoint) -> Self {
-        Self {
+impl TryFrom<v1::MetricPoint> for MetricPoint {
+    type Error = WireError;
+
+    fn try_from(point: v1::MetricPoint) -> Result<Self, WireError> {
+        text::name("metric", &point.name)?;
+        Ok(Self {
             name: point.name,
             step: point.step,
             epoch: point.epoch,
             value: point.value,
-        }
+        })
     }
 }
 

@@ -9,21 +9,25 @@
 //! - [`ids`]: typed ids for sweeps, tasks and workers, checked at the wire;
 //!   [`SweepRef`] names a sweep by id or by name.
 //! - [`error`]: the error kinds that cross the gRPC hop, to and from
-//!   `tonic::Status`.
+//!   `tonic::Status`; [`text`]: checks of the text that arrives.
 //! - [`client`]: typed clients for workers and for the cli, with retries
 //!   decided by the error's kind.
+//! - [`codec`]: prost's codec, with INVALID_ARGUMENT for a message that
+//!   does not decode.
 //! - [`bearer`]: the client side of bearer-token auth.
 //! - [`process`]: logging and the ctrl-c / SIGTERM signal, the same in
 //!   every binary.
 
 pub mod bearer;
 pub mod client;
+pub mod codec;
 pub mod error;
 pub mod ids;
 pub mod lease;
 pub mod process;
 pub mod state;
 pub mod sweep;
+pub mod text;
 pub mod worker;
 
 /// Generated protocol code, package `sweep.v1`.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::WireError;
 use crate::ids::{TaskId, WorkerId};
 use crate::sweep::task_ids;
-use crate::v1;
+use crate::{text, v1};
 
 /// A compute device a worker offers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +70,18 @@ impl TryFrom<v1::RegisterRequest> for Registration {
     fn try_from(request: v1::RegisterRequest) -> Result<Self, WireError> {
         if request.slots == 0 {
             return Err(WireError::invalid("a worker needs at least one slot"));
+        }
+        for (field, value) in [
+            ("worker name", &request.name),
+            ("host", &request.host),
+            ("backend", &request.backend),
+            ("version", &request.version),
+        ] {
+            text::name(field, value)?;
+        }
+        for device in &request.devices {
+            text::name("device kind", &device.kind)?;
+            text::name("device name", &device.name)?;
         }
         Ok(Self {
             name: request.name,

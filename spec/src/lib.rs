@@ -12,7 +12,8 @@
 //!   artifacts.
 //! - [`summary`]: a task's final numbers ([`Summary`]) and their names;
 //!   [`metric`]: the names of what a task records while it trains.
-//! - [`error`]: [`SpecError`], which names the field and the value.
+//! - [`error`]: [`SpecError`], which names the field and the value;
+//!   [`text`]: what names and other text from outside may contain.
 //! - [`text_enum!`]: enums with one name each in the database, on the wire
 //!   and on screen.
 
@@ -23,6 +24,7 @@ pub mod planner;
 pub mod shape;
 pub mod spec;
 pub mod summary;
+pub mod text;
 mod text_enum;
 pub mod weights;
 

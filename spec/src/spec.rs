@@ -206,8 +206,8 @@ pub struct GridSpec {
 
 impl SweepSpec {
     /// Parses a spec. Unknown fields and wrong types are refused with the
-    /// TOML parser's message, which names the key and shows the line.
+    /// TOML parser's message, which names the key, and where it is.
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
-        toml::from_str(text).map_err(|err| SpecError::Syntax(err.to_string()))
+        toml::from_str(text).map_err(|err| SpecError::syntax(text, &err))
     }
 }

@@ -324,6 +324,37 @@ fn other_mistakes_name_their_field() {
 }
 
 #[test]
+fn names_and_paths_are_plain_text_of_a_sane_length() {
+    let cases: [(String, &[&str]); 5] = [
+        (
+            VALID.replace("name = \"ok\"", "name = \"a\\u0000b\""),
+            &["name = \"a\\0b\"", "control characters"],
+        ),
+        (
+            VALID.replace("name = \"ok\"", &format!("name = \"{}\"", "n".repeat(201))),
+            &["name = ", "201 characters"],
+        ),
+        (
+            VALID.replace("\"mnist\"", "\"mni\\u0007st\""),
+            &["dataset", "control characters"],
+        ),
+        (
+            VALID.replace("kind = \"mlp\"", "name = \"deep\\tnet\", kind = \"mlp\""),
+            &["model.name", "control characters"],
+        ),
+        (
+            format!("description = \"a\\u0000\"\n{VALID}"),
+            &["description", "control characters"],
+        ),
+    ];
+    for (spec, parts) in cases {
+        refused(&spec, parts);
+    }
+    let described = format!("description = \"\"\"\ntwo\nlines\"\"\"\n{VALID}");
+    assert!(plan(&described).is_ok(), "a description may have lines");
+}
+
+#[test]
 fn fit_trains_on_the_full_batch() {
     let spec = DEEP_VS_SHALLOW_FIT.replace("steps = 2000", "steps = 2000, batch_size = 32");
     refused(&spec, &["train.batch_size", "full batch"]);

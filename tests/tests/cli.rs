@@ -17,6 +17,8 @@ fn sweep(args: &[&str]) -> Output {
         .env_remove("SWEEP_TOKEN")
         .env_remove("SWEEP_DATABASE_URL")
         .env("RUST_LOG", "error")
+        // Two local workers share the built-in sample without a file.
+        .env("TMPDIR", "/dev/null")
         .output()
         .expect("run the sweep binary")
 }

@@ -32,13 +32,27 @@ async fn coordinator() -> Coordinator {
     Coordinator::start(|config| config.lease_ttl = Duration::from_secs(6)).await
 }
 
-fn worker(url: &str, slots: usize) -> Child {
-    Command::new(binary("sweep-worker"))
+/// A worker process, killed when dropped so that a failed test leaves none
+/// behind.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(url: &str, slots: usize) -> Worker {
+    let child = Command::new(binary("sweep-worker"))
         .args(["--coordinator", url, "--slots", &slots.to_string()])
         .env("RUST_LOG", "warn")
+        // No temporary files: the built-in sample is decoded from memory.
+        .env("TMPDIR", "/dev/null")
         .stdout(Stdio::null())
         .spawn()
-        .expect("start the worker binary")
+        .expect("start the worker binary");
+    Worker(child)
 }
 
 async fn wait_for(client: &SweepsClient, sweep: SweepId, done: impl Fn(&Sweep) -> bool) -> Sweep {
@@ -69,10 +83,10 @@ async fn workers(client: &SweepsClient) -> Vec<WorkerInfo> {
     client.workers().await.unwrap()
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
+fn terminate(worker: &mut Worker) -> std::process::ExitStatus {
+    let pid = worker.0.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    child.wait().unwrap()
+    worker.0.wait().unwrap()
 }
 
 async fn open(database: &str) -> std::sync::Arc<dyn Store> {

@@ -3,10 +3,11 @@
 //! coordinator is away it keeps what it has and retries with backoff, so a
 //! coordinator restart loses no metric.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sweep_proto::client::{WorkerClient, retry};
+use sweep_proto::client::{WorkerClient, retry_until};
 use sweep_proto::{ErrorKind, LeaseRef, MetricPoint, WireError};
 use tokio::sync::mpsc;
 
@@ -53,6 +54,9 @@ impl Sink for ChannelSink {
 pub enum Shipped {
     /// Everything the task reported is stored.
     All,
+    /// The task was stopped while the coordinator was away; what was left
+    /// is dropped rather than waited for.
+    Stopped,
     /// The lease is no longer ours: the task must stop and report nothing.
     LeaseLost,
     /// The coordinator refused a report (e.g. an artifact over its size
@@ -60,8 +64,15 @@ pub enum Shipped {
     Refused(String),
 }
 
+/// Why shipping ended early.
+enum Halt {
+    Stopped,
+    Failed(WireError),
+}
+
 /// Sends everything the task reports until its sink is dropped. When the
-/// coordinator refuses a report it sets `stop`, so the task ends early.
+/// coordinator refuses a report it sets `stop`, so the task ends early; when
+/// `stop` is set while the coordinator is away, it gives up at once.
 pub async fn ship(
     client: WorkerClient,
     lease: LeaseRef,
@@ -78,45 +89,102 @@ pub async fn ship(
                 if points.len() < BATCH && !events.is_empty() {
                     continue;
                 }
-                send_points(&client, &lease, std::mem::take(&mut points)).await
+                send_points(&client, &lease, &stop, std::mem::take(&mut points)).await
             }
             Event::Artifact {
                 name,
                 encoding,
                 data,
-            } => match send_points(&client, &lease, std::mem::take(&mut points)).await {
-                Ok(()) => retry(|| client.put_artifact(&lease, &name, &encoding, &data)).await,
-                err => err,
+            } => match send_points(&client, &lease, &stop, std::mem::take(&mut points)).await {
+                Ok(()) => {
+                    send(&stop, || {
+                        client.put_artifact(&lease, &name, &encoding, &data)
+                    })
+                    .await
+                }
+                halt => halt,
             },
         };
-        if let Err(err) = sent {
-            tracing::warn!(task = %lease.task_id, error = %err, "report refused; stopping the task");
-            stop.store(true, Ordering::Relaxed);
-            return refusal(err);
+        if let Err(halt) = sent {
+            return halted(halt, &lease, &stop);
         }
     }
-    match send_points(&client, &lease, points).await {
+    match send_points(&client, &lease, &stop, points).await {
         Ok(()) => Shipped::All,
-        Err(err) => refusal(err),
+        Err(halt) => halted(halt, &lease, &stop),
     }
 }
 
-fn refusal(err: WireError) -> Shipped {
-    match err.kind {
-        ErrorKind::FailedPrecondition | ErrorKind::NotFound => Shipped::LeaseLost,
-        _ => Shipped::Refused(err.message),
+fn halted(halt: Halt, lease: &LeaseRef, stop: &AtomicBool) -> Shipped {
+    match halt {
+        Halt::Stopped => Shipped::Stopped,
+        Halt::Failed(err) => {
+            tracing::warn!(task = %lease.task_id, error = %err, "report refused; stopping the task");
+            stop.store(true, Ordering::Relaxed);
+            match err.kind {
+                ErrorKind::FailedPrecondition | ErrorKind::NotFound => Shipped::LeaseLost,
+                _ => Shipped::Refused(err.message),
+            }
+        }
+    }
+}
+
+/// Makes one report, retrying while the coordinator is away and the task
+/// goes on.
+async fn send<T, F, Fut>(stop: &AtomicBool, call: F) -> Result<(), Halt>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WireError>>,
+{
+    match retry_until(|| stop.load(Ordering::Relaxed), call).await {
+        None => Err(Halt::Stopped),
+        Some(Ok(_)) => Ok(()),
+        Some(Err(err)) => Err(Halt::Failed(err)),
     }
 }
 
 async fn send_points(
     client: &WorkerClient,
     lease: &LeaseRef,
+    stop: &AtomicBool,
     points: Vec<MetricPoint>,
-) -> Result<(), WireError> {
+) -> Result<(), Halt> {
     if points.is_empty() {
         return Ok(());
     }
-    retry(|| client.send_metrics(lease, &points))
-        .await
-        .map(|_| ())
+    send(stop, || client.send_metrics(lease, &points)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sweep_proto::TaskId;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopped_task_stops_waiting_for_a_coordinator_that_is_away() {
+        // Nothing listens on port 1: every report fails as "away".
+        let client = WorkerClient::new("http://127.0.0.1:1", None).unwrap();
+        let lease = LeaseRef {
+            task_id: TaskId(1),
+            token: "t".into(),
+        };
+        let (events, receiver) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let shipping = tokio::spawn(ship(client, lease, receiver, stop.clone()));
+        ChannelSink(events.clone()).metric("loss", 1, None, 0.5);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !shipping.is_finished(),
+            "it keeps trying while the task goes on"
+        );
+        stop.store(true, Ordering::Relaxed);
+        let shipped = tokio::time::timeout(Duration::from_secs(10), shipping)
+            .await
+            .expect("shipping ends once the task is stopped")
+            .unwrap();
+        assert_eq!(shipped, Shipped::Stopped);
+    }
 }

@@ -76,8 +76,11 @@ fn ending(
             error,
             retryable: false,
         },
-        (Err(TaskError::Stopped), _, Some(StopReason::Cancelled)) => release("sweep cancelled"),
-        (Err(TaskError::Stopped), _, _) => release("worker shutting down"),
+        (Err(TaskError::Stopped), _, Some(StopReason::Cancelled))
+        | (_, Shipped::Stopped, Some(StopReason::Cancelled)) => release("sweep cancelled"),
+        (Err(TaskError::Stopped), _, _) | (_, Shipped::Stopped, _) => {
+            release("worker shutting down")
+        }
         (Ok(summary), Shipped::All, _) => Ending::Complete(summary),
         (Err(err), Shipped::All, _) => Ending::Fail {
             error: err.to_string(),
@@ -177,6 +180,11 @@ mod tests {
         );
         assert!(
             matches!(cancelled, Some(Ending::Release { reason }) if reason == "sweep cancelled")
+        );
+        let unshipped = ending(done(), Shipped::Stopped, Some(StopReason::Shutdown));
+        assert!(
+            matches!(unshipped, Some(Ending::Release { .. })),
+            "a task whose metrics were not all stored is handed back, not completed"
         );
         let diverged = ending(
             Err(TaskError::Diverged {

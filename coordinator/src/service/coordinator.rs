@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use sweep_proto::v1::coordinator_server::Coordinator;
 use sweep_proto::v1::{self, artifact_download, artifact_upload};
 use sweep_proto::{Lease, LeaseRef, MetricPoint, Registered, Registration, TaskId, WireError};
-use sweep_proto::{TaskState, WorkerId};
+use sweep_proto::{TaskState, WorkerId, text};
 use sweep_spec::Summary;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -144,7 +144,11 @@ impl Coordinator for CoordinatorService {
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             let lease = LeaseRef::from_wire(batch.lease)?;
-            let points: Vec<MetricPoint> = batch.points.into_iter().map(Into::into).collect();
+            let points = batch
+                .points
+                .into_iter()
+                .map(MetricPoint::try_from)
+                .collect::<Result<Vec<_>, _>>()?;
             received += points.len() as u64;
             stored += self.store.record_metrics(&lease, &points).await?;
         }
@@ -169,6 +173,8 @@ impl Coordinator for CoordinatorService {
         if header.name.is_empty() {
             return Err(WireError::invalid("an artifact needs a name").into());
         }
+        text::name("artifact", &header.name)?;
+        text::name("encoding", &header.encoding)?;
         let cap = self.config.max_artifact_bytes;
         let mut data = Vec::new();
         while let Some(part) = parts.next().await {
@@ -247,8 +253,9 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<v1::FailResponse>, Status> {
         let req = request.into_inner();
         let lease = LeaseRef::from_wire(req.lease)?;
-        let state = self.store.fail(&lease, &req.error, req.retryable).await?;
-        tracing::warn!(task = %lease.task_id, error = %req.error, %state, "task attempt failed");
+        let error = text::cleaned(&req.error);
+        let state = self.store.fail(&lease, &error, req.retryable).await?;
+        tracing::warn!(task = %lease.task_id, %error, %state, "task attempt failed");
         Ok(Response::new(v1::FailResponse {
             state: state_to_wire(state),
         }))
@@ -261,7 +268,8 @@ impl Coordinator for CoordinatorService {
         let req = request.into_inner();
         let lease = LeaseRef::from_wire(req.lease)?;
         let state = self.store.release(&lease).await?;
-        tracing::info!(task = %lease.task_id, reason = %req.reason, %state, "task handed back");
+        let reason = text::cleaned(&req.reason);
+        tracing::info!(task = %lease.task_id, %reason, %state, "task handed back");
         Ok(Response::new(v1::ReleaseResponse {
             state: state_to_wire(state),
         }))

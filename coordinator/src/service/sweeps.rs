@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
-use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WorkerInfo};
+use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WorkerInfo, text};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -101,7 +101,7 @@ impl Sweeps for SweepsService {
         let which = if req.name.is_empty() {
             SweepRef::Id(SweepId::from_wire(req.sweep_id)?)
         } else {
-            SweepRef::Name(req.name)
+            SweepRef::Name(text::name("sweep name", &req.name)?.to_string())
         };
         let sweep = self.store.sweep(&which).await?;
         Ok(Response::new(sweep.to_wire(true)))

@@ -106,20 +106,41 @@ impl<C: Clone> Connection<C> {
 
 /// Runs `call` until it succeeds or fails for a reason other than the
 /// coordinator being away, waiting 100 ms, 200 ms, ... up to 5 s between tries.
-pub async fn retry<T, F, Fut>(mut call: F) -> Result<T, WireError>
+pub async fn retry<T, F, Fut>(call: F) -> Result<T, WireError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, WireError>>,
 {
+    let never = || false;
+    retry_until(never, call).await.expect("never stopped")
+}
+
+/// Like [`retry`], but gives up as soon as `stopped` says so, even in the
+/// middle of a wait, and then answers `None`.
+pub async fn retry_until<T, F, Fut>(
+    stopped: impl Fn() -> bool,
+    mut call: F,
+) -> Option<Result<T, WireError>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WireError>>,
+{
+    const LOOK: Duration = Duration::from_millis(50);
     let mut wait = Duration::from_millis(100);
     loop {
         match call().await {
             Err(err) if err.kind.is_transient() => {
                 tracing::debug!(error = %err, wait_ms = wait.as_millis() as u64, "coordinator away; retrying");
-                tokio::time::sleep(wait).await;
+                let until = tokio::time::Instant::now() + wait;
+                while tokio::time::Instant::now() < until {
+                    if stopped() {
+                        return None;
+                    }
+                    tokio::time::sleep(LOOK.min(until - tokio::time::Instant::now())).await;
+                }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
-            other => return other,
+            other => return Some(other),
         }
     }
 }

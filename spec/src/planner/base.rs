@@ -1,6 +1,6 @@
 //! The parameters every task of a sweep shares; the grid fills in the rest.
 
-use super::fields::{optimizer, optional_count, positive_count, positive_real};
+use super::fields::{optimizer, optional_count, positive_count, positive_real, text};
 use crate::error::SpecError;
 use crate::params::{
     ClassifyParams, ExperimentKind, FitParams, FitTarget, GradNormObjective, GradNormPhase,
@@ -61,9 +61,15 @@ pub(super) fn params(
     Ok(params)
 }
 
+/// The longest dataset name or path, in characters.
+const MAX_PATH: usize = 4096;
+
 fn dataset(name: Option<&str>) -> Result<String, SpecError> {
     match name.map(str::trim) {
-        Some(name) if !name.is_empty() => Ok(name.to_string()),
+        Some(name) if !name.is_empty() => {
+            text("dataset", name, MAX_PATH, false)?;
+            Ok(name.to_string())
+        }
         Some(_) => Err(SpecError::invalid(
             "dataset",
             "\"\"",

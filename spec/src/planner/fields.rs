@@ -3,6 +3,7 @@
 
 use crate::error::SpecError;
 use crate::params::Optimizer;
+use crate::text;
 
 pub(super) fn positive_count(field: &str, value: i64) -> Result<u64, SpecError> {
     u64::try_from(value)
@@ -93,5 +94,13 @@ pub(super) fn single_or_axis<T: Clone + std::fmt::Debug>(
             Ok(Some((field, values)))
         }
         (None, None) => Ok(None),
+    }
+}
+
+/// Checks text the spec gives (a name, a path): see [`text::problem`].
+pub(super) fn text(field: &str, value: &str, max: usize, multiline: bool) -> Result<(), SpecError> {
+    match text::problem(value, max, multiline) {
+        Some(problem) => Err(SpecError::invalid(field, format!("{value:?}"), problem)),
+        None => Ok(()),
     }
 }

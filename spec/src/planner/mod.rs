@@ -21,11 +21,13 @@ use sha2::{Digest, Sha256};
 use crate::error::SpecError;
 use crate::params::{ExperimentKind, Requirement, TaskParams};
 use crate::spec::SweepSpec;
+use crate::text::MAX_NAME;
 
 /// More tasks than this in one sweep is almost surely a typo in the grid.
 pub const MAX_TASKS: usize = 100_000;
 const MAX_ATTEMPTS_LIMIT: i64 = 100;
 const DEFAULT_MAX_ATTEMPTS: i64 = 3;
+const MAX_DESCRIPTION: usize = 10_000;
 
 /// A checked, expanded sweep, ready for the store.
 #[derive(Clone, Debug)]
@@ -49,6 +51,10 @@ pub struct PlannedTask {
 pub fn plan(spec: &SweepSpec) -> Result<Plan, SpecError> {
     if spec.name.trim().is_empty() {
         return Err(SpecError::invalid("name", "\"\"", "a sweep needs a name"));
+    }
+    fields::text("name", &spec.name, MAX_NAME, false)?;
+    if let Some(description) = &spec.description {
+        fields::text("description", description, MAX_DESCRIPTION, true)?;
     }
     let experiment = experiment(&spec.experiment)?;
     check_sections(spec, experiment)?;

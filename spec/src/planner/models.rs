@@ -1,11 +1,12 @@
 //! Model templates: a model from the spec whose widths may still come from
 //! the grid, and the solver that turns a parameter budget into a width.
 
-use super::fields::positive_count;
+use super::fields::{positive_count, text};
 use crate::error::SpecError;
 use crate::params::ExperimentKind;
 use crate::shape::ModelShape;
 use crate::spec::{ModelSpec, SweepSpec};
+use crate::text::MAX_NAME;
 
 /// The widest layer a grid may ask for.
 pub(super) const MAX_WIDTH: u64 = 1 << 20;
@@ -113,6 +114,7 @@ pub(super) fn models(
     let mut named: Vec<NamedTemplate> = Vec::new();
     for (field, model) in listed {
         let name = model.name.clone().unwrap_or_else(|| model.kind.clone());
+        text(&format!("{field}.name"), &name, MAX_NAME, false)?;
         if named.iter().any(|other| other.name == name) {
             return Err(SpecError::invalid(
                 format!("{field}.name"),

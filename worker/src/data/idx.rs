@@ -1,6 +1,7 @@
 //! The IDX format of MNIST and Fashion-MNIST (`*-idx3-ubyte` images,
 //! `*-idx1-ubyte` labels), raw or gzip-compressed.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
@@ -20,18 +21,17 @@ pub struct Images {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a whole file, gunzipping it when it starts with the gzip magic.
-fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|err| DataError::io(path, err))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|err| DataError::io(path, err))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+/// A file's bytes, gunzipped when they start with the gzip magic; `origin`
+/// names the file in errors.
+fn contents<'a>(raw: &'a [u8], origin: &Path) -> Result<Cow<'a, [u8]>, DataError> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Cow::Borrowed(raw));
     }
+    let mut out = Vec::new();
+    GzDecoder::new(raw)
+        .read_to_end(&mut out)
+        .map_err(|err| DataError::io(origin, err))?;
+    Ok(Cow::Owned(out))
 }
 
 fn header(bytes: &[u8], words: usize, path: &Path) -> Result<Vec<u32>, DataError> {
@@ -47,8 +47,10 @@ fn header(bytes: &[u8], words: usize, path: &Path) -> Result<Vec<u32>, DataError
         .collect())
 }
 
-pub fn read_images(path: &Path) -> Result<Images, DataError> {
-    let bytes = read_bytes(path)?;
+/// The images of an IDX image file's bytes (raw or gzip); `path` names the
+/// file in errors.
+pub fn images(raw: &[u8], path: &Path) -> Result<Images, DataError> {
+    let bytes = contents(raw, path)?;
     let head = header(&bytes, 4, path)?;
     if head[0] != IMAGES_MAGIC {
         return Err(DataError::format(
@@ -79,8 +81,9 @@ pub fn read_images(path: &Path) -> Result<Images, DataError> {
     })
 }
 
-pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = read_bytes(path)?;
+/// The labels of an IDX label file's bytes (raw or gzip).
+pub fn labels(raw: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
+    let bytes = contents(raw, path)?;
     let head = header(&bytes, 2, path)?;
     if head[0] != LABELS_MAGIC {
         return Err(DataError::format(
@@ -124,10 +127,11 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(&idx_images(3, 4)).unwrap();
         std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
-        let a = read_images(&raw).unwrap();
+        let read = |path: &Path| images(&std::fs::read(path).unwrap(), path);
+        let a = read(&raw).unwrap();
         assert_eq!((a.count, a.rows, a.cols), (3, 4, 4));
         assert_eq!(a.pixels[17], 17);
-        assert_eq!(read_images(&gz).unwrap(), a);
+        assert_eq!(read(&gz).unwrap(), a);
     }
 
     #[test]
@@ -136,10 +140,9 @@ mod tests {
         let path = dir.path().join("bad");
         let mut bytes = idx_images(3, 4);
         bytes.truncate(30);
-        std::fs::write(&path, &bytes).unwrap();
-        let err = read_images(&path).unwrap_err().to_string();
+        let err = images(&bytes, &path).unwrap_err().to_string();
         assert!(err.contains("need 48 bytes, found 14"), "{err}");
-        let err = read_labels(&path).unwrap_err().to_string();
+        let err = labels(&bytes, &path).unwrap_err().to_string();
         assert!(err.contains("not an IDX label file"), "{err}");
     }
 }

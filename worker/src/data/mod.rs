@@ -6,16 +6,17 @@
 //! (`SWEEP_DATA_DIR`); the system locations in [`SYSTEM_DIRS`] (Debian's
 //! `dataset-fashion-mnist` installs under the first). `mnist-sample` is the
 //! 10,000-digit MNIST sample built into the worker (see
-//! `data/mnist-sample/README.md`), so a fresh machine trains offline.
+//! `data/mnist-sample/README.md`), decoded from memory, so a fresh machine
+//! trains offline and no file is ever written for it.
 
 mod idx;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::SystemTime;
 
-pub use idx::{Images, read_images, read_labels};
+pub use idx::Images;
 
 use crate::error::DataError;
 use crate::rng::Rng;
@@ -112,53 +113,62 @@ fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
 /// Loads a dataset: the train and test splits, pixels scaled to [0, 1].
 pub fn load(name: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
     match locate(name, data_dir)? {
-        Source::Sample => {
-            let dir = tempdir_for_sample()?;
-            load_dir(&dir)
-        }
+        Source::Sample => sample(),
         Source::Dir(dir) => load_dir(&dir),
     }
 }
 
-/// The built-in sample, written once to a cache directory so that one
-/// reader serves both sources.
-fn tempdir_for_sample() -> Result<PathBuf, DataError> {
-    let dir = std::env::temp_dir().join(format!("sweep-{SAMPLE}-{}", env!("CARGO_PKG_VERSION")));
-    std::fs::create_dir_all(&dir).map_err(|err| DataError::io(&dir, err))?;
-    for (stem, bytes) in FILES.iter().zip(SAMPLE_FILES) {
-        let path = dir.join(format!("{stem}.gz"));
-        let fresh = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if !fresh {
-            // Write beside, then rename: concurrent workers never read half a file.
-            let partial = dir.join(format!("{stem}.gz.{}", std::process::id()));
-            std::fs::write(&partial, bytes).map_err(|err| DataError::io(&partial, err))?;
-            std::fs::rename(&partial, &path).map_err(|err| DataError::io(&path, err))?;
-        }
+/// The built-in sample, decoded once per process.
+fn sample() -> Result<Dataset, DataError> {
+    static SAMPLE_DATA: OnceLock<Arc<Dataset>> = OnceLock::new();
+    if let Some(data) = SAMPLE_DATA.get() {
+        return Ok(Dataset::clone(data));
     }
-    Ok(dir)
+    let file = |i: usize| {
+        (
+            SAMPLE_FILES[i],
+            Path::new(SAMPLE).join(format!("{}.gz", FILES[i])),
+        )
+    };
+    let data = Dataset {
+        train: split(file(0), file(1))?,
+        test: split(file(2), file(3))?,
+    };
+    Ok(Dataset::clone(SAMPLE_DATA.get_or_init(|| Arc::new(data))))
 }
 
+/// The split in a directory's image and label files.
 fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, DataError> {
-    let images_path = find_file(dir, images)
-        .ok_or_else(|| DataError::io(&dir.join(images), std::io::ErrorKind::NotFound.into()))?;
-    let labels_path = find_file(dir, labels)
-        .ok_or_else(|| DataError::io(&dir.join(labels), std::io::ErrorKind::NotFound.into()))?;
-    let images = read_images(&images_path)?;
-    let labels = read_labels(&labels_path)?;
-    if labels.len() != images.count {
+    let read = |stem: &str| -> Result<(Vec<u8>, PathBuf), DataError> {
+        let path = find_file(dir, stem)
+            .ok_or_else(|| DataError::io(&dir.join(stem), std::io::ErrorKind::NotFound.into()))?;
+        let bytes = std::fs::read(&path).map_err(|err| DataError::io(&path, err))?;
+        Ok((bytes, path))
+    };
+    let (images, labels) = (read(images)?, read(labels)?);
+    split((&images.0, images.1), (&labels.0, labels.1))
+}
+
+/// A split from the bytes of its image and label files (and their names,
+/// for errors).
+fn split(images: (&[u8], PathBuf), labels: (&[u8], PathBuf)) -> Result<Split, DataError> {
+    let parsed = idx::images(images.0, &images.1)?;
+    let labels_path = labels.1;
+    let labels = idx::labels(labels.0, &labels_path)?;
+    if labels.len() != parsed.count {
         return Err(DataError::format(
             &labels_path,
-            format!("{} labels for {} images", labels.len(), images.count),
+            format!("{} labels for {} images", labels.len(), parsed.count),
         ));
     }
     Ok(Split {
-        pixels: images
+        pixels: parsed
             .pixels
             .iter()
             .map(|p| f32::from(*p) / 255.0)
             .collect(),
         labels,
-        width: images.rows * images.cols,
+        width: parsed.rows * parsed.cols,
     })
 }
 
@@ -223,14 +233,30 @@ mod tests {
 
     /// A copy of the built-in sample in `dir/name`.
     fn copy_sample(dir: &Path, name: &str) -> PathBuf {
-        let sample = tempdir_for_sample().unwrap();
         let target = dir.join(name);
         std::fs::create_dir(&target).unwrap();
-        for stem in FILES {
-            let file = format!("{stem}.gz");
-            std::fs::copy(sample.join(&file), target.join(&file)).unwrap();
+        for (stem, bytes) in FILES.iter().zip(SAMPLE_FILES) {
+            std::fs::write(target.join(format!("{stem}.gz")), bytes).unwrap();
         }
         target
+    }
+
+    #[test]
+    fn slots_loading_the_sample_at_once_all_get_it() {
+        let loads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| load(SAMPLE, None).map(|d| d.train.len())))
+            .collect();
+        for handle in loads {
+            assert_eq!(handle.join().unwrap().unwrap(), 8000);
+        }
+        let copy = tempfile::tempdir().unwrap();
+        let dir = copy_sample(copy.path(), "same");
+        let from_disk = load("same", Some(copy.path())).unwrap();
+        assert!(dir.exists());
+        assert_eq!(
+            from_disk.test.pixels,
+            load(SAMPLE, None).unwrap().test.pixels
+        );
     }
 
     #[test]
