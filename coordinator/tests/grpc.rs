@@ -290,6 +290,7 @@ async fn a_task_life_cycle_over_grpc() {
         .list_tasks(v1::ListTasksRequest {
             sweep_id: submitted.sweep_id,
             states: vec![v1::TaskState::Failed as i32],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -301,6 +302,7 @@ async fn a_task_life_cycle_over_grpc() {
         .list_tasks(v1::ListTasksRequest {
             sweep_id: submitted.sweep_id,
             states: vec![v1::TaskState::Succeeded as i32],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -372,6 +374,14 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
     let err = sweeps.get(request).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.message(), r#"sweep "nobody" not found"#);
+    let request = v1::ListTasksRequest {
+        sweep_id: 1,
+        states: vec![],
+        limit: 10,
+        page_token: "next, please".into(),
+    };
+    let err = sweeps.list_tasks(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     let err = workers.lease(lease_request(999, 1, 0)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
@@ -554,6 +564,7 @@ async fn text_from_outside_is_checked_and_database_errors_stay_inside() {
     let request = v1::ListTasksRequest {
         sweep_id: submitted.sweep_id,
         states: vec![v1::TaskState::Failed as i32],
+        ..Default::default()
     };
     let failed = sweeps.list_tasks(request).await.unwrap().into_inner().tasks;
     assert_eq!(

@@ -642,6 +642,53 @@ seed = [0, 1, 2]
     assert_not_found(store.aggregate(SweepId(424_242)).await);
 }
 
+async fn tasks_are_read_page_by_page_with_the_filter_in_the_database(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &classify_spec("pages", 5, "")).await;
+    let all = store.tasks(id, &[]).await.unwrap();
+    let w = worker(store, "w").await;
+    let leased = store.lease(w, &CPU, 2, TTL).await.unwrap();
+    assert_eq!(
+        leased.iter().map(|l| l.task_id).collect::<Vec<_>>(),
+        [all[0].id, all[1].id]
+    );
+    let ids = |page: &TaskPage| page.tasks.iter().map(|t| t.id).collect::<Vec<_>>();
+    let first = store.task_page(id, &[], 0, 2).await.unwrap();
+    assert_eq!(ids(&first), [all[0].id, all[1].id]);
+    let second = store
+        .task_page(id, &[], first.next.unwrap(), 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), [all[2].id, all[3].id]);
+    let last = store
+        .task_page(id, &[], second.next.unwrap(), 2)
+        .await
+        .unwrap();
+    assert_eq!((ids(&last), last.next), (vec![all[4].id], None));
+
+    let queued = [TaskState::Queued];
+    let first = store.task_page(id, &queued, 0, 2).await.unwrap();
+    assert_eq!(
+        ids(&first),
+        [all[2].id, all[3].id],
+        "filtered before paging"
+    );
+    let rest = store
+        .task_page(id, &queued, first.next.unwrap(), 2)
+        .await
+        .unwrap();
+    assert_eq!((ids(&rest), rest.next), (vec![all[4].id], None));
+    let none = store
+        .task_page(id, &[TaskState::Failed], 0, 2)
+        .await
+        .unwrap();
+    assert_eq!((none.tasks.len(), none.next), (0, None));
+    let both = [TaskState::Leased, TaskState::Failed];
+    assert_eq!(store.tasks(id, &both).await.unwrap().len(), 2);
+    assert_eq!(store.tasks(id, &[]).await.unwrap().len(), 5);
+    assert_not_found(store.task_page(SweepId(424_242), &[], 0, 2).await);
+}
+
 async fn sweeps_are_found_by_name_and_by_spec_key(db: &mut TestDb) {
     let store = &db.store;
     let spec = classify_spec("named", 1, "");
@@ -678,6 +725,7 @@ async fn sweeps_stored_before_spec_keys_get_theirs_on_open(db: &mut TestDb) {
 }
 
 store_suite!(
+    tasks_are_read_page_by_page_with_the_filter_in_the_database,
     sweeps_are_found_by_name_and_by_spec_key,
     sweeps_stored_before_spec_keys_get_theirs_on_open,
     reports_aggregate_each_setting_over_its_seeds,

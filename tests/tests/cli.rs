@@ -376,6 +376,38 @@ async fn cluster_verbs_submit_list_cancel_and_retry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_thousand_task_sweep_is_listed_whole_and_filtered() {
+    let mut coordinator = coordinator(false).await;
+    let endpoint = coordinator.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: Vec<String> = (0..30_000).map(|s| s.to_string()).collect();
+    let text = format!(
+        "name = \"big\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
+         model = {{ kind = \"mlp\", hidden = [4] }}\n\
+         train = {{ lr = 1e-3, epochs = 1, batch_size = 64 }}\n[grid]\nseed = [{}]\n",
+        seeds.join(", ")
+    );
+    let spec = write(&dir, "big.toml", &text);
+    let submitted = sweep(&["submit", spec.to_str().unwrap(), "--endpoint", &endpoint]);
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let args = ["tasks", "big", "--endpoint", &endpoint, "--format", "csv"];
+    let listed = sweep(&args);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let lines: Vec<String> = stdout(&listed).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 30_001, "a header and every task");
+    assert!(
+        lines[30_000].starts_with("30000,queued,classify,"),
+        "{}",
+        lines[30_000]
+    );
+    let queued = sweep(&[&args[..], &["--state", "queued,failed"]].concat());
+    assert_eq!(stdout(&queued), stdout(&listed));
+    let failed = sweep(&[&args[..], &["--state", "failed"]].concat());
+    assert_eq!(stdout(&failed).lines().count(), 1, "only the header");
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     let mut coordinator = coordinator(true).await;
     let endpoint = coordinator.url.clone();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
-use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WorkerInfo, text};
+use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WireError, WorkerInfo, text};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -18,6 +18,9 @@ use crate::store::{Store, Worker};
 
 const DEFAULT_LIST: u32 = 50;
 const MAX_LIST: u32 = 1000;
+/// Tasks per `ListTasks` page: about 0.5 MB, well under the 4 MiB a message
+/// may have.
+const TASK_PAGE: u32 = 1000;
 
 pub struct SweepsService {
     store: Arc<dyn Store>,
@@ -179,9 +182,22 @@ impl Sweeps for SweepsService {
             .into_iter()
             .map(TaskState::from_wire)
             .collect::<Result<Vec<_>, _>>()?;
-        let tasks = self.store.tasks(id, &states).await?;
+        let from = match req.page_token.as_str() {
+            "" => 0,
+            token => token.parse().map_err(|_| {
+                WireError::invalid(format!(
+                    "page token {token:?} is not one this coordinator gave"
+                ))
+            })?,
+        };
+        let limit = match req.limit {
+            0 => TASK_PAGE,
+            n => n.min(TASK_PAGE),
+        };
+        let page = self.store.task_page(id, &states, from, limit).await?;
         Ok(Response::new(v1::ListTasksResponse {
-            tasks: tasks.iter().map(Into::into).collect(),
+            tasks: page.tasks.iter().map(Into::into).collect(),
+            next_page_token: page.next.map(|n| n.to_string()).unwrap_or_default(),
         }))
     }
 

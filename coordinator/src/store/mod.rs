@@ -145,6 +145,18 @@ pub trait ResultStore: Send + Sync + 'static {
     /// empty. [`Error::NotFound`] for an unknown sweep.
     async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>>;
 
+    /// Like [`ResultStore::tasks`], a page at a time: at most `limit` tasks
+    /// from position `from` on (0 for the first page; the previous page's
+    /// `next` after that). The filter runs in the database, so a page costs
+    /// the same wherever it is in the sweep.
+    async fn task_page(
+        &self,
+        sweep: SweepId,
+        states: &[TaskState],
+        from: u64,
+        limit: u32,
+    ) -> Result<TaskPage>;
+
     /// One task, or [`Error::NotFound`].
     async fn task(&self, id: TaskId) -> Result<Task>;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sweep_proto::{Registration, TaskId, WorkerId};
+use sweep_proto::{Registration, Task, TaskId, WorkerId};
 use sweep_spec::TaskParams;
 
 /// A registered worker as the store knows it.
@@ -47,6 +47,14 @@ pub struct Artifact {
     pub name: String,
     pub encoding: String,
     pub data: Vec<u8>,
+}
+
+/// One page of a sweep's tasks (see [`super::ResultStore::task_page`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// Where the next page starts, when more tasks may follow.
+    pub next: Option<u64>,
 }
 
 /// What one round of the reaper did.

@@ -135,23 +135,37 @@ impl SweepsClient {
         })
     }
 
-    /// The sweep's tasks in grid order, only those in `states` unless empty.
+    /// The sweep's tasks in grid order, only those in `states` unless empty,
+    /// read page by page however many there are.
     pub async fn tasks(
         &self,
         sweep: SweepId,
         states: &[TaskState],
     ) -> Result<Vec<Task>, WireError> {
-        let request = v1::ListTasksRequest {
-            sweep_id: sweep.to_wire(),
-            states: states
-                .iter()
-                .map(|s| v1::TaskState::from(*s) as i32)
-                .collect(),
-        };
-        let response = (self.0)
-            .call(request, |mut c, r| async move { c.list_tasks(r).await })
-            .await?;
-        response.tasks.into_iter().map(Task::try_from).collect()
+        let states: Vec<i32> = states
+            .iter()
+            .map(|s| v1::TaskState::from(*s) as i32)
+            .collect();
+        let mut tasks = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = v1::ListTasksRequest {
+                sweep_id: sweep.to_wire(),
+                states: states.clone(),
+                limit: 0,
+                page_token,
+            };
+            let page = (self.0)
+                .call(request, |mut c, r| async move { c.list_tasks(r).await })
+                .await?;
+            for task in page.tasks {
+                tasks.push(Task::try_from(task)?);
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(tasks);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, WireError> {

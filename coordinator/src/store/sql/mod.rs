@@ -217,15 +217,22 @@ impl SqlStore {
         tasks: &[TaskId],
     ) -> Result<HashMap<TaskId, Vec<TaskId>>> {
         let mut deps: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
-        for task in tasks {
-            let rows: Vec<i64> = sqlx::query_scalar(
-                "SELECT depends_on FROM task_deps WHERE task_id = $1 ORDER BY position",
-            )
-            .bind(task.0)
-            .fetch_all(&mut **tx)
-            .await?;
-            if !rows.is_empty() {
-                deps.insert(*task, rows.into_iter().map(TaskId).collect());
+        for chunk in tasks.chunks(INSERT_BATCH) {
+            let cells: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT task_id, depends_on FROM task_deps WHERE task_id IN ({}) \
+                 ORDER BY task_id, position",
+                cells.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for task in chunk {
+                query = query.bind(task.0);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let task = TaskId(row.try_get("task_id")?);
+                deps.entry(task)
+                    .or_default()
+                    .push(TaskId(row.try_get("depends_on")?));
             }
         }
         Ok(deps)

@@ -9,7 +9,56 @@ use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskId, TaskState
 
 use super::{SqlStore, TASK_COLUMNS, params_from_row};
 use crate::error::{Error, Result};
-use crate::store::{Artifact, Metric, ResultStore, SettingStats, Stats};
+use crate::store::{Artifact, Metric, ResultStore, SettingStats, Stats, TaskPage};
+
+impl SqlStore {
+    /// The sweep's tasks in `states` (all when empty) from grid position
+    /// `from` on, at most `limit`, each with its position.
+    async fn select_tasks(
+        &self,
+        sweep: SweepId,
+        states: &[TaskState],
+        from: u64,
+        limit: Option<u32>,
+    ) -> Result<Vec<(u64, Task)>> {
+        let mut tx = self.pool.begin().await?;
+        self.sweep_row(&mut tx, &sweep.into()).await?;
+        let in_states = match states.len() {
+            0 => String::new(),
+            n => {
+                let cells: Vec<String> = (3..3 + n).map(|i| format!("${i}")).collect();
+                format!(" AND state IN ({})", cells.join(", "))
+            }
+        };
+        let limit_cell = 3 + states.len();
+        let limited = if limit.is_some() {
+            format!(" LIMIT ${limit_cell}")
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT {TASK_COLUMNS}, ordinal FROM tasks WHERE sweep_id = $1 AND ordinal >= $2\
+             {in_states} ORDER BY ordinal{limited}"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(sweep.0)
+            .bind(i64::try_from(from).unwrap_or(i64::MAX));
+        for state in states {
+            query = query.bind(state.as_str());
+        }
+        if let Some(limit) = limit {
+            query = query.bind(i64::from(limit));
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        let ordinals = rows
+            .iter()
+            .map(|row| row.try_get::<i64, _>("ordinal").map(|o| o as u64))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tasks = self.tasks_from_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(ordinals.into_iter().zip(tasks).collect())
+    }
+}
 
 /// The task's latest attempt, whose metrics and artifacts are the ones read.
 async fn latest_attempt(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<i64> {
@@ -33,20 +82,31 @@ impl ResultStore for SqlStore {
     }
 
     async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>> {
-        let mut tx = self.pool.begin().await?;
-        self.sweep_row(&mut tx, &sweep.into()).await?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE sweep_id = $1 ORDER BY ordinal"
-        )))
-        .bind(sweep.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut tasks = self.tasks_from_rows(&mut tx, rows).await?;
-        tx.commit().await?;
-        if !states.is_empty() {
-            tasks.retain(|task| states.contains(&task.state));
-        }
-        Ok(tasks)
+        let rows = self.select_tasks(sweep, states, 0, None).await?;
+        Ok(rows.into_iter().map(|(_, task)| task).collect())
+    }
+
+    async fn task_page(
+        &self,
+        sweep: SweepId,
+        states: &[TaskState],
+        from: u64,
+        limit: u32,
+    ) -> Result<TaskPage> {
+        let limit = limit.max(1);
+        // One more than asked for says whether another page follows.
+        let mut rows = self
+            .select_tasks(sweep, states, from, Some(limit + 1))
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = more
+            .then(|| rows.last().map(|(ordinal, _)| ordinal + 1))
+            .flatten();
+        Ok(TaskPage {
+            tasks: rows.into_iter().map(|(_, task)| task).collect(),
+            next,
+        })
     }
 
     async fn task(&self, id: TaskId) -> Result<Task> {
