@@ -98,6 +98,7 @@ async fn resume_or_create(
 fn start_workers(args: &RunArgs, endpoint: &str) -> (watch::Sender<bool>, JoinSet<()>) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let count = args.workers.unwrap_or(cores).max(1);
+    let memory = Some(args.device.describe().memory_bytes).filter(|m| *m > 0);
     let (stop, stopped) = watch::channel(false);
     let mut workers = JoinSet::new();
     for index in 0..count {
@@ -111,6 +112,8 @@ fn start_workers(args: &RunArgs, endpoint: &str) -> (watch::Sender<bool>, JoinSe
             data_dir: args.data_dir.clone(),
             // Short polls let the workers stop within a second.
             lease_wait: Duration::from_secs(1),
+            // Each local worker's share of this machine's memory.
+            max_memory: memory.map(|m| m / count as u64),
         };
         let mut stopped = stopped.clone();
         workers.spawn(async move {

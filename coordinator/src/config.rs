@@ -16,6 +16,8 @@ pub struct Config {
     pub reap_interval: Duration,
     /// Artifacts larger than this are refused.
     pub max_artifact_bytes: u64,
+    /// The most parameters a model of a submitted sweep may have.
+    pub max_params: u64,
     /// The bearer token workers must present (none: no check).
     pub worker_token: Option<String>,
     /// The bearer token clients must present (none: no check).
@@ -30,6 +32,7 @@ impl Config {
             max_lease_wait: Duration::from_secs(20),
             reap_interval: Duration::from_secs(5),
             max_artifact_bytes: 64 << 20,
+            max_params: sweep_spec::planner::Limits::default().max_params,
             worker_token: None,
             client_token: None,
         }

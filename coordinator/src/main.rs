@@ -32,6 +32,9 @@ struct Args {
     /// Largest artifact accepted, in MiB.
     #[arg(long, env = "SWEEP_MAX_ARTIFACT_MIB", default_value_t = 64)]
     max_artifact_mib: u64,
+    /// The most parameters one model of a submitted sweep may have.
+    #[arg(long, env = "SWEEP_MAX_PARAMS", default_value_t = sweep_spec::planner::Limits::default().max_params)]
+    max_params: u64,
     /// Bearer token workers must present.
     #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
     worker_token: Option<String>,
@@ -55,6 +58,7 @@ impl Args {
         config.max_lease_wait = Duration::from_secs(self.max_lease_wait_secs);
         config.reap_interval = Duration::from_secs(self.reap_interval_secs);
         config.max_artifact_bytes = self.max_artifact_mib << 20;
+        config.max_params = self.max_params;
         config.worker_token = self.worker_token;
         config.client_token = self.client_token;
         Ok(config)

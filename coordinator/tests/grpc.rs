@@ -660,6 +660,28 @@ async fn a_message_that_does_not_decode_is_a_bad_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_over_the_coordinators_parameter_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir);
+    config.max_params = 12_000;
+    let server = Server::start(config).await;
+    let (_, mut sweeps) = server.clients().await;
+    let request = v1::SubmitRequest {
+        spec_toml: SPEC.into(),
+    };
+    let err = sweeps.submit(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // 784-16-10: 784·16 + 16 + 16·10 + 10 parameters.
+    assert!(
+        err.message()
+            .contains("12730 parameters, more than the 12000"),
+        "{}",
+        err.message()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_lease_wakes_when_work_arrives_and_ends_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;

@@ -355,6 +355,23 @@ fn names_and_paths_are_plain_text_of_a_sane_length() {
 }
 
 #[test]
+fn a_model_no_worker_could_hold_is_refused() {
+    // The typo that once queued 4.4e12 parameters.
+    let absurd = VALID.replace("hidden = [10]", "hidden = 5") + "[grid]\nwidth = [1048576]\n";
+    let w: u64 = 1 << 20;
+    let count = format!("{} parameters", 4 * w * w + 799 * w + 10);
+    refused(&absurd, &["grid.width = 1048576", &count, "1000000000"]);
+    let fixed = VALID.replace("hidden = [10]", "hidden = [1000000, 1000000]");
+    refused(&fixed, &["model = (its layers)", "parameters"]);
+    // The limit is the coordinator's to set.
+    let spec = SweepSpec::from_toml(VALID).unwrap();
+    let tight = planner::Limits { max_params: 1000 };
+    let err = planner::plan_within(&spec, &tight).unwrap_err().to_string();
+    assert!(err.contains("7960 parameters, more than the 1000"), "{err}");
+    assert!(planner::plan_within(&spec, &planner::Limits { max_params: 7960 }).is_ok());
+}
+
+#[test]
 fn fit_trains_on_the_full_batch() {
     let spec = DEEP_VS_SHALLOW_FIT.replace("steps = 2000", "steps = 2000, batch_size = 32");
     refused(&spec, &["train.batch_size", "full batch"]);

@@ -43,9 +43,10 @@ impl Drop for Worker {
     }
 }
 
-fn worker(url: &str, slots: usize) -> Worker {
+fn worker(url: &str, slots: usize, flags: &[&str]) -> Worker {
     let child = Command::new(binary("sweep-worker"))
         .args(["--coordinator", url, "--slots", &slots.to_string()])
+        .args(flags)
         .env("RUST_LOG", "warn")
         // No temporary files: the built-in sample is decoded from memory.
         .env("TMPDIR", "/dev/null")
@@ -98,7 +99,7 @@ async fn a_worker_process_trains_a_sweep_over_grpc() {
     let mut coordinator = coordinator().await;
     let client = coordinator.client().await;
     let sweep_id = submit(&client, SWEEP).await;
-    let mut process = worker(&coordinator.url, 2);
+    let mut process = worker(&coordinator.url, 2, &[]);
     let sweep = finished(&client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
     let workers = workers(&client).await;
@@ -167,7 +168,7 @@ model = { kind = "mlp", hidden = [32] }
 train = { lr = 1e-3, epochs = 500, batch_size = 64 }
 "#;
     let sweep_id = submit(&client, long).await;
-    let mut process = worker(&coordinator.url, 1);
+    let mut process = worker(&coordinator.url, 1, &[]);
     wait_for(&client, sweep_id, |s| s.counts.leased == 1).await;
     let started = Instant::now();
     assert!(terminate(&mut process).success());
@@ -191,7 +192,7 @@ train = { lr = 1e-3, epochs = 30, batch_size = 64, record_every = 8 }
 classify = { train_subset = 2000, test_subset = 200 }
 "#;
     let sweep_id = submit(&client, spec).await;
-    let mut process = worker(&coordinator.url, 1);
+    let mut process = worker(&coordinator.url, 1, &[]);
     wait_for(&client, sweep_id, |s| s.counts.leased == 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -237,7 +238,7 @@ classify = { train_subset = 2000, test_subset = 200 }
 async fn a_worker_registers_again_with_a_coordinator_that_forgot_it() {
     let mut coordinator = coordinator().await;
     let client = coordinator.client().await;
-    let mut process = worker(&coordinator.url, 1);
+    let mut process = worker(&coordinator.url, 1, &[]);
     let started = Instant::now();
     while workers(&client).await.is_empty() {
         assert!(
@@ -264,6 +265,50 @@ classify = { train_subset = 500, test_subset = 100 }
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
     let workers = workers(&client).await;
     assert_eq!(workers.len(), 1, "registered once with the new coordinator");
+    assert!(terminate(&mut process).success());
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_too_large_for_its_worker_fails_and_the_worker_lives() {
+    let mut coordinator = coordinator().await;
+    let client = coordinator.client().await;
+    // 784-40000-20000-10: 0.83·10^9 parameters, under the coordinator's
+    // limit, but some 17 GB to train; the worker may use half a GiB.
+    let spec = r#"
+name = "too-large"
+experiment = "classify"
+dataset = "mnist-sample"
+train = { lr = 1e-3, epochs = 1, batch_size = 64 }
+classify = { train_subset = 500, test_subset = 100 }
+[[models]]
+name = "huge"
+kind = "mlp"
+hidden = [40000, 20000]
+[[models]]
+name = "small"
+kind = "mlp"
+hidden = [16]
+"#;
+    let sweep_id = submit(&client, spec).await;
+    let mut process = worker(&coordinator.url, 1, &["--max-memory-gib", "0.5"]);
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Failed, "{sweep:?}");
+    assert_eq!((sweep.counts.succeeded, sweep.counts.failed), (1, 1));
+    let failed = client.tasks(sweep_id, &[TaskState::Failed]).await.unwrap();
+    let error = failed[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("more than this worker allows a task (0.5 GiB)"),
+        "{error}"
+    );
+    assert_eq!(
+        failed[0].attempt, 1,
+        "not retried: it fails the same everywhere"
+    );
+    assert!(
+        process.0.try_wait().unwrap().is_none(),
+        "the worker process is still running"
+    );
     assert!(terminate(&mut process).success());
     coordinator.stop().await;
 }

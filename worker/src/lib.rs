@@ -6,7 +6,8 @@
 //!   sample.
 //! - [`model`]: MLPs and CNNs from a task's shape, weights as a flat vector;
 //!   [`mlp64`]: an MLP's exact loss gradient in f64, for second-order work.
-//! - [`experiments`]: one module per experiment kind.
+//! - [`experiments`]: one module per experiment kind; [`memory`]: what a
+//!   task needs of its device, checked before it starts.
 //! - [`runner`]: the worker's loop: lease as many tasks as there are free
 //!   slots, run them, hand them back on shutdown.
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
@@ -19,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiments;
+pub mod memory;
 pub mod mlp64;
 pub mod model;
 pub mod rng;

@@ -33,6 +33,10 @@ struct Args {
     /// The bearer token the coordinator expects from workers.
     #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Memory its tasks may use together, in GiB (default: the device's);
+    /// a task estimated to need more than its slot's share fails at once.
+    #[arg(long, env = "SWEEP_MAX_MEMORY_GIB")]
+    max_memory_gib: Option<f64>,
     /// A name for this worker in listings (default: the host name).
     #[arg(long, env = "SWEEP_WORKER_NAME")]
     name: Option<String>,
@@ -43,6 +47,12 @@ async fn main() -> anyhow::Result<()> {
     sweep_proto::process::init_logging("info");
     let args = Args::parse();
     anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
+    if let Some(gib) = args.max_memory_gib {
+        anyhow::ensure!(
+            gib.is_finite() && gib > 0.0,
+            "--max-memory-gib {gib}: give a positive number of GiB"
+        );
+    }
     let config = sweep_worker::Config {
         name: args
             .name
@@ -54,6 +64,9 @@ async fn main() -> anyhow::Result<()> {
         threads: args.threads,
         data_dir: args.data_dir,
         lease_wait: Duration::from_secs(10),
+        max_memory: args
+            .max_memory_gib
+            .map(|gib| (gib * (1u64 << 30) as f64) as u64),
     };
     sweep_worker::run(config, sweep_proto::process::shutdown_signal()).await?;
     Ok(())

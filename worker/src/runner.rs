@@ -31,6 +31,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// How long one lease call waits for work.
     pub lease_wait: Duration,
+    /// The memory the worker's tasks may use together, in bytes (none: the
+    /// device's); each slot gets its share.
+    pub max_memory: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +53,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let threads = config
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let memory = config
+        .max_memory
+        .unwrap_or_else(|| config.device.describe().memory_bytes);
     let env = Env {
         session: Session::new(client, registration(&config)),
         slots: Slots::new(slots, threads).map_err(WorkerError::Config)?,
         device,
         data_dir: config.data_dir.clone(),
+        // Unknown (0) refuses nothing.
+        memory_budget: (memory > 0).then(|| memory / slots as u64),
     };
     tokio::pin!(shutdown);
     let registered = tokio::select! {

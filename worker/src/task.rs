@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::error::panic_message;
 use crate::experiments::{self, Context, TaskError};
+use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::shipper::{self, ChannelSink, Shipped};
 use crate::slots::Slots;
@@ -24,6 +25,8 @@ pub struct Env {
     pub slots: Slots,
     pub device: burn::tensor::Device,
     pub data_dir: Option<PathBuf>,
+    /// The memory one task may use, in bytes; none when unknown.
+    pub memory_budget: Option<u64>,
 }
 
 /// Trains one leased task and reports how it ended.
@@ -31,6 +34,13 @@ pub async fn run(env: Env, lease: Lease) {
     let reference = lease.to_ref();
     let task = lease.task_id;
     tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.experiment, model = %lease.params.model_name, "task started");
+    if let Err(err) = memory::check(&lease.params, env.memory_budget) {
+        let ending = Ending::Fail {
+            error: err.to_string(),
+            retryable: err.retryable(),
+        };
+        return end(&env.session, &reference, ending).await;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     env.session.board.start(&reference, stop.clone());
     let dependencies = match dependency_weights(&env, &lease).await {

@@ -7,6 +7,7 @@ use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
 use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WireError, WorkerInfo, text};
+use sweep_spec::planner::{self, Limits};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -84,7 +85,10 @@ impl Sweeps for SweepsService {
         &self,
         request: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        let sweep = sweep_spec::planner::submission(&request.into_inner().spec_toml)
+        let limits = Limits {
+            max_params: self.config.max_params,
+        };
+        let sweep = planner::submission_within(&request.into_inner().spec_toml, &limits)
             .map_err(Error::from)?;
         let task_count = sweep.plan.tasks.len() as u32;
         let name = sweep.plan.name.clone();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::fields::{non_empty, positive_count, positive_real, single_or_axis};
 use super::models::{MAX_WIDTH, NamedTemplate, Template};
 use super::pairing::Pairing;
-use super::{MAX_TASKS, PlannedTask};
+use super::{Limits, MAX_TASKS, PlannedTask};
 use crate::error::SpecError;
 use crate::params::{ExperimentKind, TaskParams};
 use crate::shape::ModelShape;
@@ -199,13 +199,15 @@ impl Axes {
 }
 
 /// Resolves a model at one size: the shape, its count, the width and budget.
+/// A model over `max_params` is refused: no worker could train it.
 fn resolve(
     model: &NamedTemplate,
     size: Size,
+    max_params: u64,
 ) -> Result<(ModelShape, Option<u64>, Option<u64>), SpecError> {
     let (width, budget) = match size {
-        Size::Fixed => return Ok((model.template.at_width(0), None, None)),
-        Size::Width(width) => (width, None),
+        Size::Fixed => (None, None),
+        Size::Width(width) => (Some(width), None),
         Size::Budget(budget) => {
             let width = model.template.solve(budget).map_err(|problem| {
                 SpecError::invalid(
@@ -214,10 +216,28 @@ fn resolve(
                     format!("no width of model {:?} meets it: {problem}", model.name),
                 )
             })?;
-            (width, Some(budget))
+            (Some(width), Some(budget))
         }
     };
-    Ok((model.template.at_width(width), Some(width), budget))
+    let shape = model.template.at_width(width.unwrap_or(0));
+    let count = shape.param_count();
+    if count > max_params {
+        let (field, value) = match size {
+            Size::Fixed => (model.field.clone(), "(its layers)".to_string()),
+            Size::Width(width) => ("grid.width".to_string(), width.to_string()),
+            Size::Budget(budget) => ("grid.params".to_string(), budget.to_string()),
+        };
+        return Err(SpecError::invalid(
+            field,
+            value,
+            format!(
+                "model {:?} would have {count} parameters, more than the {max_params} \
+                 this coordinator plans (its --max-params)",
+                model.name
+            ),
+        ));
+    }
+    Ok((shape, width, budget))
 }
 
 /// Every grid point of every model as a task, then one interpolation task
@@ -227,6 +247,7 @@ pub(super) fn expand(
     base: &TaskParams,
     models: &[NamedTemplate],
     axes: &Axes,
+    limits: &Limits,
 ) -> Result<Vec<PlannedTask>, SpecError> {
     let pairing = spec
         .interpolate
@@ -249,7 +270,7 @@ pub(super) fn expand(
     let mut pairs: BTreeMap<Coords, [usize; 2]> = BTreeMap::new();
     for (m, model) in models.iter().enumerate() {
         for (s, size) in axes.sizes.iter().enumerate() {
-            let (shape, width, budget) = resolve(model, *size)?;
+            let (shape, width, budget) = resolve(model, *size, limits.max_params)?;
             for (b, batch_size) in axes.batch_sizes.iter().enumerate() {
                 for (l, lr) in axes.lrs.iter().enumerate() {
                     for (r, seed) in axes.seeds.iter().enumerate() {

@@ -47,8 +47,32 @@ pub struct PlannedTask {
     pub depends_on: Vec<usize>,
 }
 
-/// Checks a spec and expands it. See the module documentation.
+/// What a coordinator agrees to plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most parameters one model may have. The default, 10^9, is 4 GB
+    /// of f32 weights (about 16 GB to train with Adam): more than any model
+    /// of the report by far, and less than a worker can be asked to hold
+    /// by mistake (a typo in a width once asked for 4.4·10^12).
+    pub max_params: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_params: 1_000_000_000,
+        }
+    }
+}
+
+/// Checks a spec and expands it within the default [`Limits`]. See the
+/// module documentation.
 pub fn plan(spec: &SweepSpec) -> Result<Plan, SpecError> {
+    plan_within(spec, &Limits::default())
+}
+
+/// [`plan`] within `limits`.
+pub fn plan_within(spec: &SweepSpec, limits: &Limits) -> Result<Plan, SpecError> {
     if spec.name.trim().is_empty() {
         return Err(SpecError::invalid("name", "\"\"", "a sweep needs a name"));
     }
@@ -61,7 +85,7 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, SpecError> {
     let base = base::params(spec, experiment)?;
     let models = models::models(spec, experiment)?;
     let axes = grid::Axes::new(spec, experiment, &models)?;
-    let tasks = grid::expand(spec, &base, &models, &axes)?;
+    let tasks = grid::expand(spec, &base, &models, &axes, limits)?;
     Ok(Plan {
         name: spec.name.clone(),
         experiment,
@@ -153,10 +177,16 @@ pub struct Submission {
     pub spec_key: String,
 }
 
-/// Parses, checks and expands a spec as submitted.
+/// Parses, checks and expands a spec as submitted, within the default
+/// [`Limits`].
 pub fn submission(spec_toml: &str) -> Result<Submission, SpecError> {
+    submission_within(spec_toml, &Limits::default())
+}
+
+/// [`submission`] within `limits`.
+pub fn submission_within(spec_toml: &str, limits: &Limits) -> Result<Submission, SpecError> {
     let spec = SweepSpec::from_toml(spec_toml)?;
-    let plan = plan(&spec)?;
+    let plan = plan_within(&spec, limits)?;
     let spec_json = serde_json::to_string(&spec)
         .map_err(|err| SpecError::Syntax(format!("cannot represent the spec as JSON: {err}")))?;
     Ok(Submission {

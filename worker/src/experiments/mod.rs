@@ -64,7 +64,15 @@ pub enum TaskError {
     Stopped,
     #[error("training panicked: {0}")]
     Panicked(String),
+    #[error(
+        "the task needs about {:.1} GiB of memory, more than this worker allows a task \
+         ({:.1} GiB); run it on a larger device, or with fewer slots",
+        *needed as f64 / GIB, *budget as f64 / GIB
+    )]
+    TooLarge { needed: u64, budget: u64 },
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 impl TaskError {
     /// Whether another attempt (on this or another worker) could succeed.
