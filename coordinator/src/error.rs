@@ -43,7 +43,7 @@ impl Error {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::StaleLease { .. } | Self::Precondition(_) => ErrorKind::FailedPrecondition,
             Self::ArtifactTooLarge { .. } => ErrorKind::ResourceExhausted,
-            Self::Database(err) if is_transient(err) => ErrorKind::Unavailable,
+            err if err.is_transient() => ErrorKind::Unavailable,
             Self::Database(_) | Self::Migrate(_) | Self::Corrupt(_) | Self::Server(_) => {
                 ErrorKind::Internal
             }
@@ -51,11 +51,34 @@ impl Error {
     }
 }
 
-fn is_transient(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-    )
+impl Error {
+    /// Whether the same call may succeed later: the database is away or
+    /// restarting, or it turned the transaction down for a race.
+    pub fn is_transient(&self) -> bool {
+        let Self::Database(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATEs that pass: connection exceptions (class 08), the
+/// server shutting down or starting (57P01-57P03), serialization failures
+/// and deadlocks (40001, 40P01), too many connections (53300); and SQLite's
+/// busy and locked (5, 6).
+fn transient_code(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300" | "5" | "6"
+        )
 }
 
 /// The one conversion to the wire. The database's own words (table names,
@@ -83,5 +106,24 @@ impl From<Error> for WireError {
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         WireError::from(err).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarting_database_is_away_not_broken() {
+        for code in ["57P01", "57P03", "08006", "40001", "40P01"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22021"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        let away = Error::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(WireError::from(away).kind, ErrorKind::Unavailable);
+        let missing = Error::not_found("sweep", 3);
+        assert!(!missing.is_transient());
     }
 }

@@ -4,17 +4,21 @@
 //! repository.
 //!
 //! - `worker.rs`: real `sweep-worker` processes against a coordinator:
-//!   training, SIGTERM hand-back, coordinator restarts.
+//!   training, SIGTERM hand-back, coordinator restarts, tasks too large.
+//! - `faults.rs`: what a cluster throws at a sweep (a database restart) and
+//!   what must come of it: every task done once.
 //! - `cli.rs`: the `sweep` command end to end, on one machine and against a
 //!   coordinator, with every kind of bad input.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sweep_coordinator::Config;
 use sweep_proto::client::SweepsClient;
+use sweep_proto::{Sweep, SweepId};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -35,8 +39,16 @@ impl Coordinator {
     /// A coordinator on a fresh SQLite file; `configure` may change its
     /// settings (tokens, lease time), now and at every restart.
     pub async fn start(configure: fn(&mut Config)) -> Self {
+        Self::start_on(None, configure).await
+    }
+
+    /// A coordinator on `database` (a URL), or a fresh SQLite file.
+    pub async fn start_on(database: Option<&str>, configure: fn(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database = format!("sqlite://{}", dir.path().join("sweeps.db").display());
+        let database = database.map_or_else(
+            || format!("sqlite://{}", dir.path().join("sweeps.db").display()),
+            str::to_string,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
@@ -137,4 +149,192 @@ fn profile_dir() -> PathBuf {
 /// A file of the repository.
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// A `sweep-worker` process, killed when dropped so that a failed test
+/// leaves none behind.
+pub struct Worker(pub Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a worker with `slots` slots and more `flags` against `url`.
+pub fn worker(url: &str, slots: usize, flags: &[&str]) -> Worker {
+    let child = Command::new(binary("sweep-worker"))
+        .args(["--coordinator", url, "--slots", &slots.to_string()])
+        .args(flags)
+        .env("RUST_LOG", "warn")
+        // No temporary files: the built-in sample is decoded from memory.
+        .env("TMPDIR", "/dev/null")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the worker binary");
+    Worker(child)
+}
+
+/// Sends SIGTERM, as Kubernetes and Slurm do, and waits for the exit.
+pub fn terminate(worker: &mut Worker) -> std::process::ExitStatus {
+    let pid = worker.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    worker.0.wait().unwrap()
+}
+
+pub async fn submit(client: &SweepsClient, spec: &str) -> SweepId {
+    client.submit(spec).await.expect("submit").0
+}
+
+/// Polls the sweep until `done` says so (at most five minutes).
+pub async fn wait_for(
+    client: &SweepsClient,
+    sweep: SweepId,
+    done: impl Fn(&Sweep) -> bool,
+) -> Sweep {
+    let started = Instant::now();
+    loop {
+        if let Ok(info) = client.sweep(&sweep.into()).await {
+            if done(&info) {
+                return info;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "sweep stuck: {info:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the sweep is final.
+pub async fn finished(client: &SweepsClient, sweep: SweepId) -> Sweep {
+    wait_for(client, sweep, |s| s.state.is_final()).await
+}
+
+/// A PostgreSQL server of the test's own: `initdb` in a temporary directory,
+/// on a free port, so that a test may restart it without touching the
+/// shared server. PostgreSQL refuses to run as root; then it runs as the
+/// `postgres` user.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The server's user must reach its data and socket directory.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("open the directory to the postgres user");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let server = Self { dir, port };
+        let data = server.data();
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        server.pg_ctl("start");
+        server
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A fast restart that keeps the server away for `down`: every
+    /// connection is cut ("terminating connection due to administrator
+    /// command"), and new ones are refused until it is back.
+    pub fn restart(&self, down: Duration) {
+        self.pg_ctl("stop");
+        std::thread::sleep(down);
+        self.pg_ctl("start");
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        let data = self.data();
+        let args = [
+            "-D", &data, "-l", &log, "-o", &options, "-m", "fast", "-w", action,
+        ];
+        self.run("pg_ctl", &args);
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = postgres_command(program)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL program");
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let stop = ["-D", &data, "-m", "immediate", "stop"];
+        let _ = postgres_command("pg_ctl").args(stop).output();
+    }
+}
+
+/// A PostgreSQL program, run as the `postgres` user when this is root.
+fn postgres_command(program: &str) -> Command {
+    let program = postgres_bin().join(program);
+    let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if as_root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Where the newest installed PostgreSQL keeps its programs (Debian puts
+/// them under `/usr/lib/postgresql/VERSION/bin`).
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort_by_key(|path| {
+        path.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions
+        .pop()
+        .expect("PostgreSQL's programs under /usr/lib/postgresql")
 }

@@ -3,14 +3,13 @@
 //! happens to the worker or the coordinator on the way.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sweep_coordinator::store::{self, Store};
 use sweep_proto::client::SweepsClient;
-use sweep_proto::{Sweep, SweepId, SweepState, TaskState, WorkerInfo};
+use sweep_proto::{SweepState, TaskState, WorkerInfo};
 use sweep_spec::{ExperimentKind, metric, summary, weights};
-use sweep_tests::{Coordinator, binary};
+use sweep_tests::{Coordinator, finished, submit, terminate, wait_for, worker};
 
 const SWEEP: &str = r#"
 name = "e2e"
@@ -32,62 +31,8 @@ async fn coordinator() -> Coordinator {
     Coordinator::start(|config| config.lease_ttl = Duration::from_secs(6)).await
 }
 
-/// A worker process, killed when dropped so that a failed test leaves none
-/// behind.
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn worker(url: &str, slots: usize, flags: &[&str]) -> Worker {
-    let child = Command::new(binary("sweep-worker"))
-        .args(["--coordinator", url, "--slots", &slots.to_string()])
-        .args(flags)
-        .env("RUST_LOG", "warn")
-        // No temporary files: the built-in sample is decoded from memory.
-        .env("TMPDIR", "/dev/null")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the worker binary");
-    Worker(child)
-}
-
-async fn wait_for(client: &SweepsClient, sweep: SweepId, done: impl Fn(&Sweep) -> bool) -> Sweep {
-    let started = Instant::now();
-    loop {
-        let info = client.sweep(&sweep.into()).await.unwrap();
-        if done(&info) {
-            return info;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "sweep stuck: {info:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn submit(client: &SweepsClient, spec: &str) -> SweepId {
-    client.submit(spec).await.unwrap().0
-}
-
-/// Waits until the sweep is final.
-async fn finished(client: &SweepsClient, sweep: SweepId) -> Sweep {
-    wait_for(client, sweep, |s| s.state.is_final()).await
-}
-
 async fn workers(client: &SweepsClient) -> Vec<WorkerInfo> {
     client.workers().await.unwrap()
-}
-
-fn terminate(worker: &mut Worker) -> std::process::ExitStatus {
-    let pid = worker.0.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    worker.0.wait().unwrap()
 }
 
 async fn open(database: &str) -> std::sync::Arc<dyn Store> {

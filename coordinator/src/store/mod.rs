@@ -13,6 +13,7 @@
 
 mod model;
 pub mod postgres;
+mod retrying;
 mod signal;
 mod sql;
 pub mod sqlite;
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 pub use model::*;
+pub use retrying::Retrying;
 
 /// The catalog of sweeps. Every method is atomic.
 #[async_trait]
@@ -181,11 +183,12 @@ impl<T: SweepStore + WorkerStore + QueueStore + ResultStore> Store for T {}
 
 /// Opens the store a URL names (`postgres://...` or `sqlite://...`, or a plain
 /// file path for SQLite), creating the SQLite file if needed, and applies the
-/// migrations.
+/// migrations. Calls that fail because the database is away or restarting
+/// are tried again for a while (see [`retrying`]).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     match sqlite_file(url)? {
-        None => Ok(Arc::new(postgres::connect(url).await?)),
-        Some(_) => Ok(Arc::new(sqlite::open(url).await?)),
+        None => Ok(Arc::new(Retrying(postgres::connect(url).await?))),
+        Some(_) => Ok(Arc::new(Retrying(sqlite::open(url).await?))),
     }
 }
 

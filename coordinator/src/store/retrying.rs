@@ -1,0 +1,197 @@
+//! [`Retrying`]: a store that tries a call again, with backoff, while it
+//! fails for a reason that passes (a connection cut by a database restart,
+//! the server starting up, a serialization failure or deadlock). Every call
+//! is one transaction, so a call that failed changed nothing and may simply
+//! be made again; only a commit whose answer was lost can leave its work
+//! done once more (an extra lease that expires, a sweep stored twice).
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sweep_proto::{
+    CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
+    SweepRef, Task, TaskId, TaskState, WorkerId,
+};
+use sweep_spec::{Submission, Summary};
+use tokio::sync::watch;
+
+use super::*;
+use crate::error::Result;
+
+/// How long a call keeps trying: a database restart takes seconds.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Any store, made patient with passing failures.
+pub struct Retrying<S>(pub S);
+
+/// Runs `call` until it succeeds, fails for good, or [`PATIENCE`] is over.
+async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match call().await {
+            Err(err) if err.is_transient() && started.elapsed() + wait < PATIENCE => {
+                tracing::warn!(call = what, error = %err, wait_ms = wait.as_millis() as u64, "database away; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: SweepStore> SweepStore for Retrying<S> {
+    async fn create_sweep(&self, sweep: &Submission) -> Result<SweepId> {
+        retry("create_sweep", || self.0.create_sweep(sweep)).await
+    }
+
+    async fn sweep_with_key(&self, spec_key: &str) -> Result<Option<Sweep>> {
+        retry("sweep_with_key", || self.0.sweep_with_key(spec_key)).await
+    }
+
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
+        retry("sweeps", || self.0.sweeps(limit)).await
+    }
+
+    async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome> {
+        retry("cancel_sweep", || self.0.cancel_sweep(id)).await
+    }
+
+    async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
+        retry("retry_sweep", || self.0.retry_sweep(id)).await
+    }
+}
+
+#[async_trait]
+impl<S: WorkerStore> WorkerStore for Retrying<S> {
+    async fn register_worker(&self, worker: &Registration) -> Result<WorkerId> {
+        retry("register_worker", || self.0.register_worker(worker)).await
+    }
+
+    async fn workers(&self) -> Result<Vec<Worker>> {
+        retry("workers", || self.0.workers()).await
+    }
+}
+
+#[async_trait]
+impl<S: QueueStore> QueueStore for Retrying<S> {
+    async fn lease(
+        &self,
+        worker: WorkerId,
+        fit: &Capabilities,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>> {
+        retry("lease", || self.0.lease(worker, fit, max, ttl)).await
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: WorkerId,
+        leases: &[LeaseRef],
+        ttl: Duration,
+    ) -> Result<Vec<LeaseStatus>> {
+        retry("heartbeat", || self.0.heartbeat(worker, leases, ttl)).await
+    }
+
+    async fn record_metrics(&self, lease: &LeaseRef, points: &[MetricPoint]) -> Result<u64> {
+        retry("record_metrics", || self.0.record_metrics(lease, points)).await
+    }
+
+    async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()> {
+        retry("put_artifact", || {
+            self.0.put_artifact(lease, artifact.clone())
+        })
+        .await
+    }
+
+    async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()> {
+        retry("complete", || self.0.complete(lease, summary)).await
+    }
+
+    async fn fail(&self, lease: &LeaseRef, error: &str, retryable: bool) -> Result<TaskState> {
+        retry("fail", || self.0.fail(lease, error, retryable)).await
+    }
+
+    async fn release(&self, lease: &LeaseRef) -> Result<TaskState> {
+        retry("release", || self.0.release(lease)).await
+    }
+
+    async fn reap_expired(&self) -> Result<ReapOutcome> {
+        retry("reap_expired", || self.0.reap_expired()).await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.0.changes()
+    }
+}
+
+#[async_trait]
+impl<S: ResultStore> ResultStore for Retrying<S> {
+    async fn sweep(&self, which: &SweepRef) -> Result<Sweep> {
+        retry("sweep", || self.0.sweep(which)).await
+    }
+
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>> {
+        retry("tasks", || self.0.tasks(sweep, states)).await
+    }
+
+    async fn task_page(
+        &self,
+        sweep: SweepId,
+        states: &[TaskState],
+        from: u64,
+        limit: u32,
+    ) -> Result<TaskPage> {
+        retry("task_page", || self.0.task_page(sweep, states, from, limit)).await
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Task> {
+        retry("task", || self.0.task(id)).await
+    }
+
+    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {
+        retry("metrics", || self.0.metrics(task)).await
+    }
+
+    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact> {
+        retry("artifact", || self.0.artifact(task, name)).await
+    }
+
+    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>> {
+        retry("aggregate", || self.0.aggregate(sweep)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::error::Error;
+
+    #[tokio::test]
+    async fn passing_failures_are_tried_again_and_others_are_not() {
+        let calls = AtomicU32::new(0);
+        let flaky = || async {
+            match calls.fetch_add(1, Ordering::Relaxed) {
+                0 | 1 => Err(Error::Database(sqlx::Error::PoolTimedOut)),
+                n => Ok(n),
+            }
+        };
+        assert_eq!(retry("flaky", flaky).await.unwrap(), 2);
+        let calls = AtomicU32::new(0);
+        let refused = || async {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Err::<(), _>(Error::not_found("sweep", 9))
+        };
+        assert!(retry("refused", refused).await.is_err());
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+}
