@@ -103,7 +103,7 @@ fn start_workers(args: &RunArgs, endpoint: &str) -> (watch::Sender<bool>, JoinSe
     let mut workers = JoinSet::new();
     for index in 0..count {
         let config = sweep_worker::Config {
-            coordinator: endpoint.to_string(),
+            coordinators: vec![endpoint.to_string()],
             token: None,
             name: format!("local-{index}"),
             slots: 1,

@@ -49,3 +49,28 @@ async fn a_database_restart_mid_sweep_fails_no_task() {
     coordinator.stop().await;
     drop(postgres);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_moves_to_the_replica_that_is_left() {
+    let postgres = Postgres::start();
+    let database = postgres.url();
+    let mut first = Coordinator::start_on(Some(&database), |_| {}).await;
+    let mut second = Coordinator::start_on(Some(&database), |_| {}).await;
+    let client = second.client().await;
+    let sweep_id = submit(&client, SWEEP).await;
+    // The worker knows both replicas and talks to the first.
+    let replicas = format!("{},{}", first.url, second.url);
+    let mut process = worker(&replicas, 2, &[]);
+    wait_for(&client, sweep_id, |s| s.counts.succeeded >= 2).await;
+    first.stop().await;
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    let tasks = client.tasks(sweep_id, &[]).await.unwrap();
+    assert!(
+        tasks.iter().all(|t| t.attempt == 1),
+        "no task was run twice: {tasks:?}"
+    );
+    assert!(terminate(&mut process).success());
+    second.stop().await;
+    drop(postgres);
+}

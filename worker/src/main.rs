@@ -11,13 +11,15 @@ use sweep_worker::device::DeviceChoice;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The coordinator's address.
+    /// The coordinator's address; several, comma-separated, for replicas: a
+    /// worker whose coordinator is away moves to the next.
     #[arg(
-        long,
+        long = "coordinator",
         env = "SWEEP_COORDINATOR",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50051"
     )]
-    coordinator: String,
+    coordinators: Vec<String>,
     /// Tasks to run at once; each gets its share of the CPU threads.
     #[arg(long, env = "SWEEP_SLOTS", default_value_t = 1)]
     slots: usize,
@@ -57,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         name: args
             .name
             .unwrap_or_else(|| format!("worker-{}", std::process::id())),
-        coordinator: args.coordinator,
+        coordinators: args.coordinators,
         token: args.token,
         slots: args.slots,
         device: args.device,

@@ -18,8 +18,8 @@ use crate::task::{self, Env};
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `http://HOST:PORT` of the coordinator.
-    pub coordinator: String,
+    /// `http://HOST:PORT` of the coordinator, or of each of its replicas.
+    pub coordinators: Vec<String>,
     pub token: Option<String>,
     pub name: String,
     /// Tasks run at once.
@@ -47,7 +47,7 @@ pub enum WorkerError {
 /// Runs the worker until `shutdown` completes and its tasks are handed back.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
     let device = config.device.open().map_err(WorkerError::Config)?;
-    let client = WorkerClient::new(&config.coordinator, config.token.as_deref())
+    let client = WorkerClient::new(&config.coordinators, config.token.as_deref())
         .map_err(|err| WorkerError::Config(err.message))?;
     let slots = config.slots.max(1);
     let threads = config

@@ -1,11 +1,15 @@
 //! [`WorkerClient`]: the worker's side of the `Coordinator` service.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sweep_spec::Summary;
+use tonic::{Response, Status};
 
 use super::{Channel, Connection, Target};
-use crate::error::WireError;
+use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
 use crate::lease::{Ending, LeaseRef, LeaseStatus, Leased, MetricPoint};
 use crate::v1::coordinator_client::CoordinatorClient;
@@ -15,25 +19,68 @@ use crate::worker::{Registered, Registration};
 /// Bytes per artifact chunk, well under gRPC's 4 MiB message limit.
 const CHUNK: usize = 1 << 20;
 
-/// A worker's connection to its coordinator. It connects on first use and
-/// again after the coordinator comes back, so making one never fails for a
-/// coordinator that is down. Cloning it is cheap and shares the connection.
+type Client = CoordinatorClient<Channel>;
+
+/// A worker's connection to its coordinator, or to the first of several
+/// replicas that answers. It connects on first use and again after a
+/// coordinator comes back, so making one never fails for a coordinator that
+/// is down; a call that finds its replica away moves the client to the next
+/// one, so the retry goes there (replicas share one database, so any of them
+/// serves any lease). Cloning it is cheap and shares the connections.
 #[derive(Clone)]
-pub struct WorkerClient(Connection<CoordinatorClient<Channel>>);
+pub struct WorkerClient {
+    replicas: Arc<[Connection<Client>]>,
+    current: Arc<AtomicUsize>,
+}
 
 impl WorkerClient {
-    /// A client for the coordinator at `address`, presenting `token`.
-    pub fn new(address: &str, token: Option<&str>) -> Result<Self, WireError> {
-        let (target, endpoint, bearer) =
-            Target::new(address, token, "--token or SWEEP_WORKER_TOKEN")?;
-        let inner = CoordinatorClient::with_interceptor(endpoint.connect_lazy(), bearer)
-            .max_decoding_message_size(64 << 20);
-        Ok(Self(Connection { inner, target }))
+    /// A client for the coordinator at `addresses` (one, or each replica's),
+    /// presenting `token`.
+    pub fn new(addresses: &[String], token: Option<&str>) -> Result<Self, WireError> {
+        if addresses.is_empty() {
+            return Err(WireError::invalid("name at least one coordinator address"));
+        }
+        let replicas = addresses
+            .iter()
+            .map(|address| {
+                let (target, endpoint, bearer) =
+                    Target::new(address, token, "--token or SWEEP_WORKER_TOKEN")?;
+                let inner = CoordinatorClient::with_interceptor(endpoint.connect_lazy(), bearer)
+                    .max_decoding_message_size(64 << 20);
+                Ok(Connection { inner, target })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
+        Ok(Self {
+            replicas: replicas.into(),
+            current: Arc::default(),
+        })
+    }
+
+    /// Makes one call on the current replica; when it is away, the next call
+    /// goes to the next replica.
+    async fn call<Req, Res, Fut>(
+        &self,
+        request: Req,
+        method: impl FnOnce(Client, Req) -> Fut,
+    ) -> Result<Res, WireError>
+    where
+        Fut: Future<Output = Result<Response<Res>, Status>>,
+    {
+        let index = self.current.load(Ordering::Relaxed);
+        let result = self.replicas[index].call(request, method).await;
+        if matches!(&result, Err(err) if err.kind == ErrorKind::Unavailable) {
+            let next = (index + 1) % self.replicas.len();
+            // Only the first of several calls that failed together moves it.
+            let _ =
+                self.current
+                    .compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        result
     }
 
     pub async fn register(&self, worker: &Registration) -> Result<Registered, WireError> {
         let request = v1::RegisterRequest::from(worker);
-        let response = (self.0)
+        let response = self
             .call(request, |mut c, r| async move { c.register(r).await })
             .await?;
         Registered::try_from(response)
@@ -53,7 +100,7 @@ impl WorkerClient {
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             device_kinds: device_kinds.iter().map(|k| k.to_string()).collect(),
         };
-        let response = (self.0)
+        let response = self
             .call(request, |mut c, r| async move { c.lease(r).await })
             .await?;
         response.leases.into_iter().map(Leased::from_wire).collect()
@@ -69,7 +116,7 @@ impl WorkerClient {
             worker_id: worker.to_wire(),
             leases: leases.iter().map(Into::into).collect(),
         };
-        let response = (self.0)
+        let response = self
             .call(request, |mut c, r| async move { c.heartbeat(r).await })
             .await?;
         response
@@ -90,7 +137,7 @@ impl WorkerClient {
             points: points.iter().cloned().map(Into::into).collect(),
         };
         let stream = futures::stream::iter([batch]);
-        let response = (self.0)
+        let response = self
             .call(stream, |mut c, r| async move { c.report_metrics(r).await })
             .await?;
         Ok(response.stored)
@@ -117,8 +164,7 @@ impl WorkerClient {
             }))
             .collect();
         let stream = futures::stream::iter(parts);
-        (self.0)
-            .call(stream, |mut c, r| async move { c.put_artifact(r).await })
+        self.call(stream, |mut c, r| async move { c.put_artifact(r).await })
             .await?;
         Ok(())
     }
@@ -129,15 +175,13 @@ impl WorkerClient {
             task_id: task.to_wire(),
             name: name.to_string(),
         };
-        let mut parts = (self.0)
+        let index = self.current.load(Ordering::Relaxed);
+        let mut parts = self
             .call(request, |mut c, r| async move { c.get_artifact(r).await })
             .await?;
         let mut data = Vec::new();
-        while let Some(part) = parts
-            .message()
-            .await
-            .map_err(|s| self.0.target.explain(s))?
-        {
+        let explain = |status| self.replicas[index].target.explain(status);
+        while let Some(part) = parts.message().await.map_err(explain)? {
             if let Some(artifact_download::Part::Data(chunk)) = part.part {
                 data.extend(chunk);
             }
@@ -154,8 +198,7 @@ impl WorkerClient {
                     lease,
                     summary_json: Summary::to_json(summary),
                 };
-                (self.0)
-                    .call(request, |mut c, r| async move { c.complete(r).await })
+                self.call(request, |mut c, r| async move { c.complete(r).await })
                     .await?;
             }
             Ending::Fail { error, retryable } => {
@@ -164,8 +207,7 @@ impl WorkerClient {
                     error: error.clone(),
                     retryable: *retryable,
                 };
-                (self.0)
-                    .call(request, |mut c, r| async move { c.fail(r).await })
+                self.call(request, |mut c, r| async move { c.fail(r).await })
                     .await?;
             }
             Ending::Release { reason } => {
@@ -173,8 +215,7 @@ impl WorkerClient {
                     lease,
                     reason: reason.clone(),
                 };
-                (self.0)
-                    .call(request, |mut c, r| async move { c.release(r).await })
+                self.call(request, |mut c, r| async move { c.release(r).await })
                     .await?;
             }
         }
