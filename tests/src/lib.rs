@@ -103,13 +103,7 @@ impl Coordinator {
 
     /// A client, once the coordinator answers.
     pub async fn client(&self) -> SweepsClient {
-        for _ in 0..100 {
-            if let Ok(client) = SweepsClient::connect(&self.url, None).await {
-                return client;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no coordinator at {}", self.url);
+        client(&self.url).await
     }
 }
 
@@ -151,11 +145,33 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// A `sweep-worker` process, killed when dropped so that a failed test
-/// leaves none behind.
-pub struct Worker(pub Child);
+/// A client once the coordinator at `url` answers (at most ten seconds).
+pub async fn client(url: &str) -> SweepsClient {
+    for _ in 0..200 {
+        if let Ok(client) = SweepsClient::connect(url, None).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no coordinator at {url}");
+}
 
-impl Drop for Worker {
+/// A process of the test's (a worker, a coordinator), killed when dropped
+/// so that a failed test leaves none behind.
+pub struct Process(pub Child);
+
+impl Process {
+    /// Sends a signal by name (`TERM`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{name} {pid}");
+    }
+}
+
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -163,7 +179,7 @@ impl Drop for Worker {
 }
 
 /// Starts a worker with `slots` slots and more `flags` against `url`.
-pub fn worker(url: &str, slots: usize, flags: &[&str]) -> Worker {
+pub fn worker(url: &str, slots: usize, flags: &[&str]) -> Process {
     let child = Command::new(binary("sweep-worker"))
         .args(["--coordinator", url, "--slots", &slots.to_string()])
         .args(flags)
@@ -173,14 +189,13 @@ pub fn worker(url: &str, slots: usize, flags: &[&str]) -> Worker {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the worker binary");
-    Worker(child)
+    Process(child)
 }
 
 /// Sends SIGTERM, as Kubernetes and Slurm do, and waits for the exit.
-pub fn terminate(worker: &mut Worker) -> std::process::ExitStatus {
-    let pid = worker.0.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    worker.0.wait().unwrap()
+pub fn terminate(process: &mut Process) -> std::process::ExitStatus {
+    process.signal("TERM");
+    process.0.wait().unwrap()
 }
 
 pub async fn submit(client: &SweepsClient, spec: &str) -> SweepId {

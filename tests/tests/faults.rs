@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use sweep_proto::{SweepState, TaskState};
-use sweep_tests::{Coordinator, Postgres, finished, submit, terminate, wait_for, worker};
+use sweep_tests::{
+    Coordinator, Postgres, Process, binary, client, finished, submit, terminate, wait_for, worker,
+};
 
 /// Twelve tasks of about a second each, reporting metrics at every step.
 const SWEEP: &str = r#"
@@ -73,4 +75,123 @@ async fn a_worker_moves_to_the_replica_that_is_left() {
     assert!(terminate(&mut process).success());
     second.stop().await;
     drop(postgres);
+}
+
+/// One task of some seconds, long enough to be cut in the middle.
+const LONG: &str = r#"
+name = "long"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [64] }
+train = { lr = 1e-3, epochs = 300, batch_size = 64, record_every = 50 }
+classify = { train_subset = 2000, test_subset = 500 }
+"#;
+
+/// Leases of 3 s, looked at every second: a lost worker's task comes back
+/// within seconds.
+fn short_leases(config: &mut sweep_coordinator::Config) {
+    config.lease_ttl = Duration::from_secs(3);
+    config.reap_interval = Duration::from_secs(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_task_is_finished_by_another() {
+    let mut coordinator = Coordinator::start(short_leases).await;
+    let client = coordinator.client().await;
+    let sweep_id = submit(&client, LONG).await;
+    let mut lost = worker(&coordinator.url, 1, &[]);
+    wait_for(&client, sweep_id, |s| s.counts.leased == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lost.signal("KILL");
+    lost.0.wait().unwrap();
+    let mut other = worker(&coordinator.url, 1, &[]);
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    let task = &client.tasks(sweep_id, &[]).await.unwrap()[0];
+    assert_eq!(
+        task.attempt, 2,
+        "the lost attempt, then the one that counts"
+    );
+    assert!(terminate(&mut other).success());
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_wakes_after_its_lease_changes_nothing() {
+    let mut coordinator = Coordinator::start(short_leases).await;
+    let client = coordinator.client().await;
+    let sweep_id = submit(&client, LONG).await;
+    let mut zombie = worker(&coordinator.url, 1, &[]);
+    wait_for(&client, sweep_id, |s| s.counts.leased == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Frozen past its lease, as by a long GC pause or a partition.
+    zombie.signal("STOP");
+    let mut other = worker(&coordinator.url, 1, &[]);
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    let done = client.tasks(sweep_id, &[]).await.unwrap().remove(0);
+    assert_eq!(done.attempt, 2);
+    // It wakes, still training the lease it lost: whatever it reports now
+    // is refused, and what was stored stays as it was.
+    zombie.signal("CONT");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = client.tasks(sweep_id, &[]).await.unwrap().remove(0);
+    assert_eq!(after, done, "the late worker changed nothing");
+    let store = sweep_coordinator::store::connect(&coordinator.database)
+        .await
+        .unwrap();
+    let metrics = store.metrics(done.id).await.unwrap();
+    assert!(metrics.iter().all(|m| m.attempt == 2));
+    let mut keys: Vec<(&str, i64)> = metrics
+        .iter()
+        .map(|m| (m.point.name.as_str(), m.point.step))
+        .collect();
+    let stored = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), stored, "no metric point counted twice");
+    assert!(
+        terminate(&mut zombie).success(),
+        "it still shuts down cleanly"
+    );
+    assert!(terminate(&mut other).success());
+    coordinator.stop().await;
+}
+
+/// The `sweep-coordinator` binary on `address` and `database`.
+fn coordinator_process(address: &str, database: &str) -> Process {
+    let child = std::process::Command::new(binary("sweep-coordinator"))
+        .args(["--listen", address, "--database-url", database])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start the coordinator binary");
+    Process(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_coordinator_restarted_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("sweeps.db").display());
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let url = format!("http://{address}");
+    let mut coordinator = coordinator_process(&address, &database);
+    let first = client(&url).await;
+    let sweep_id = submit(&first, SWEEP).await;
+    let mut process = worker(&url, 2, &[]);
+    wait_for(&first, sweep_id, |s| s.counts.succeeded >= 2).await;
+    coordinator.signal("KILL");
+    coordinator.0.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _restarted = coordinator_process(&address, &database);
+    let again = client(&url).await;
+    let sweep = finished(&again, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    let tasks = again.tasks(sweep_id, &[]).await.unwrap();
+    assert!(
+        tasks.iter().all(|t| t.attempt == 1),
+        "no task was run twice: {tasks:?}"
+    );
+    assert!(terminate(&mut process).success());
 }
