@@ -92,6 +92,6 @@ async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
         sweep_coordinator::error::Error::NotFound { .. } => {
             anyhow::anyhow!("{err}: run a sweep first (`sweep run SPEC`) or pass --database-url")
         }
-        other => anyhow::anyhow!("cannot open the database {url}: {other}"),
+        other => anyhow::anyhow!("cannot open the database {}: {other}", store::redacted(url)),
     })
 }

@@ -5,11 +5,13 @@ use std::future::Future;
 
 use futures::StreamExt;
 
+use sweep_proto::MAX_MESSAGE_BYTES;
 use sweep_proto::v1::coordinator_server::CoordinatorServer;
 use sweep_proto::v1::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
@@ -46,17 +48,29 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|err| Error::Server(err.to_string()))?;
-    let coordinator = CoordinatorServer::with_interceptor(
-        CoordinatorService::new(store.clone(), config.clone(), stopping.clone()),
+    let coordinator = InterceptedService::new(
+        CoordinatorServer::new(CoordinatorService::new(
+            store.clone(),
+            config.clone(),
+            stopping.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
         BearerAuth::new(config.worker_token.as_deref()),
     );
-    let sweeps = SweepsServer::with_interceptor(
-        SweepsService::new(store.clone(), config.clone(), stopping.clone()),
+    let sweeps = InterceptedService::new(
+        SweepsServer::new(SweepsService::new(
+            store.clone(),
+            config.clone(),
+            stopping.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
         BearerAuth::new(config.client_token.as_deref()),
     );
 
     let address = listener.local_addr().ok();
-    tracing::info!(address = ?address, database = %redact(&config.database_url), "coordinator serving");
+    tracing::info!(address = ?address, database = %store::redacted(&config.database_url), "coordinator serving");
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down");
@@ -78,36 +92,4 @@ pub async fn run(
         .await;
     reaper.abort();
     served.map_err(|err| Error::Server(err.to_string()))
-}
-
-/// The database URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_stay_out_of_logs() {
-        assert_eq!(
-            redact("postgres://sweep:hunter2@db:5432/sweep"),
-            "postgres://sweep:***@db:5432/sweep"
-        );
-        assert_eq!(
-            redact("postgres://sweep@db/sweep"),
-            "postgres://sweep@db/sweep"
-        );
-        assert_eq!(redact("sqlite://sweeps.db"), "sqlite://sweeps.db");
-    }
 }

@@ -502,6 +502,13 @@ async fn an_error_on_a_long_line_comes_back_whole_and_short() {
             );
         }
     }
+    // A message over the limit both sides keep is refused before it is read.
+    let huge = format!("{SPEC}# {}\n", "x".repeat(sweep_proto::MAX_MESSAGE_BYTES));
+    let err = sweeps
+        .submit(v1::SubmitRequest { spec_toml: huge })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
     server.stop().await;
 }
 
@@ -806,10 +813,39 @@ async fn tokens_guard_each_service_and_health_answers() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+    let err = CoordinatorClient::with_interceptor(channel.clone(), with("client-secret"))
+        .lease(lease_request(1, 1, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Unauthenticated,
+        "a client token cannot lease"
+    );
     CoordinatorClient::with_interceptor(channel.clone(), with("worker-secret"))
         .register(register_request())
         .await
         .unwrap();
+    // Nor does the worker token open the client service: a worker cannot
+    // submit, cancel or retry sweeps.
+    let mut as_worker = SweepsClient::with_interceptor(channel.clone(), with("worker-secret"));
+    let submit = v1::SubmitRequest {
+        spec_toml: SPEC.into(),
+    };
+    let refused = [
+        as_worker.submit(submit).await.map(drop),
+        as_worker
+            .cancel(v1::CancelSweepRequest { sweep_id: 1 })
+            .await
+            .map(drop),
+        as_worker
+            .retry(v1::RetrySweepRequest { sweep_id: 1 })
+            .await
+            .map(drop),
+    ];
+    for err in refused {
+        assert_eq!(err.unwrap_err().code(), Code::Unauthenticated);
+    }
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let status = health

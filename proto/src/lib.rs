@@ -36,6 +36,11 @@ pub mod v1 {
     tonic::include_proto!("sweep.v1");
 }
 
+/// The largest message either side sends or accepts, set on every server
+/// and client alike: far above any the protocol makes (an artifact chunk is
+/// 1 MiB, a page of tasks about 0.5 MB), far below what would hurt.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
 /// The encoded file descriptor set of `sweep.v1`, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("sweep_descriptor");
 

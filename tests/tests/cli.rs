@@ -440,6 +440,16 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     let report = sweep(&["report", "1", "--database-url", &url]);
     assert_fails_with(&report, "not found");
     assert!(!missing.exists(), "a report never creates a database");
+    let secret = "postgres://sweep:s3cretpw@127.0.0.1:1/sweeps";
+    let unreachable = sweep(&["report", "1", "--database-url", secret]);
+    assert_fails_with(
+        &unreachable,
+        "cannot open the database postgres://sweep:***@127.0.0.1:1",
+    );
+    assert!(
+        !stderr(&unreachable).contains("s3cretpw"),
+        "no password in errors"
+    );
 
     let spec = write(
         &dir,

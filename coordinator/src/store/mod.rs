@@ -215,3 +215,35 @@ fn sqlite_file(url: &str) -> Result<Option<&str>> {
         Ok(Some(sqlite::path(url)?))
     }
 }
+
+/// The database URL without its password, for logs and errors.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redacted("postgres://sweep:hunter2@db:5432/sweep"),
+            "postgres://sweep:***@db:5432/sweep"
+        );
+        assert_eq!(
+            redacted("postgres://sweep@db/sweep"),
+            "postgres://sweep@db/sweep"
+        );
+        assert_eq!(redacted("sqlite://sweeps.db"), "sqlite://sweeps.db");
+    }
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tonic::Streaming;
 
 use super::{Channel, Connection, Target, chain};
+use crate::MAX_MESSAGE_BYTES;
 use crate::error::WireError;
 use crate::ids::{SweepId, SweepRef};
 use crate::state::TaskState;
@@ -49,7 +50,9 @@ impl SweepsClient {
                 ),
             )
         })?;
-        let inner = Generated::with_interceptor(channel, bearer);
+        let inner = Generated::with_interceptor(channel, bearer)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self(Connection { inner, target }))
     }
 

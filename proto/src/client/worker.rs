@@ -9,6 +9,7 @@ use sweep_spec::Summary;
 use tonic::{Response, Status};
 
 use super::{Channel, Connection, Target};
+use crate::MAX_MESSAGE_BYTES;
 use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
 use crate::lease::{Ending, LeaseRef, LeaseStatus, Leased, MetricPoint};
@@ -46,7 +47,8 @@ impl WorkerClient {
                 let (target, endpoint, bearer) =
                     Target::new(address, token, "--token or SWEEP_WORKER_TOKEN")?;
                 let inner = CoordinatorClient::with_interceptor(endpoint.connect_lazy(), bearer)
-                    .max_decoding_message_size(64 << 20);
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
                 Ok(Connection { inner, target })
             })
             .collect::<Result<Vec<_>, WireError>>()?;
