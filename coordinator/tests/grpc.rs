@@ -667,6 +667,44 @@ async fn a_message_that_does_not_decode_is_a_bad_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_get_a_clear_code_never_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let paths = [
+        "/sweep.v1.Sweeps/Submit",
+        "/sweep.v1.Sweeps/Get",
+        "/sweep.v1.Sweeps/ListTasks",
+        "/sweep.v1.Coordinator/Register",
+        "/sweep.v1.Coordinator/Heartbeat",
+        "/sweep.v1.Coordinator/Complete",
+    ];
+    // A fixed xorshift stream: the same 600 inputs on every run.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    for round in 0..600 {
+        let length = (next() % 64) as usize;
+        let bytes: Vec<u8> = (0..length).map(|_| next() as u8).collect();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(paths[round % paths.len()]);
+        grpc.ready().await.unwrap();
+        if let Err(status) = grpc.unary(Request::new(bytes.clone()), path, Raw).await {
+            assert!(
+                !matches!(status.code(), Code::Internal | Code::Unknown),
+                "{bytes:?}: {:?} {}",
+                status.code(),
+                status.message()
+            );
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_over_the_coordinators_parameter_limit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&dir);

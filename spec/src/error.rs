@@ -36,7 +36,7 @@ impl SpecError {
     /// (the parser's own message quotes the whole line).
     pub fn syntax(text: &str, err: &toml::de::Error) -> Self {
         let Some(span) = err.span() else {
-            return Self::Syntax(err.message().to_string());
+            return Self::Syntax(err.message().trim_end().replace('\n', " "));
         };
         let start = floor_char_boundary(text, span.start.min(text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -60,7 +60,7 @@ impl SpecError {
         };
         Self::Syntax(format!(
             "line {line}, column {column}: {}, at `{open}{head}{tail}{close}`",
-            err.message().trim_end()
+            err.message().trim_end().replace('\n', " ")
         ))
     }
 
