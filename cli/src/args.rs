@@ -167,6 +167,10 @@ pub struct Endpoint {
     /// The bearer token the coordinator expects from clients.
     #[arg(long, env = "SWEEP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The certificate authority of an https:// coordinator (PEM; default:
+    /// the system's roots).
+    #[arg(long, env = "SWEEP_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Where the metrics are.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde_json::json;
-use sweep_proto::client::SweepsClient;
+use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, TaskState};
 
 use crate::args::{Endpoint, Format};
@@ -21,7 +21,19 @@ pub fn read_spec(path: &Path) -> anyhow::Result<String> {
 
 /// Connects to the coordinator the flags name.
 pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<SweepsClient> {
-    Ok(SweepsClient::connect(&endpoint.endpoint, endpoint.token.as_deref()).await?)
+    let ca = endpoint
+        .ca
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|err| anyhow::anyhow!("cannot read the CA {}: {err}", path.display()))
+        })
+        .transpose()?;
+    let credentials = Credentials {
+        token: endpoint.token.clone(),
+        ca,
+    };
+    Ok(SweepsClient::connect(&endpoint.endpoint, &credentials).await?)
 }
 
 /// The id of the sweep named; a name costs one call.

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use sweep_coordinator::store::{self, SweepStore};
+use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::{SweepId, TaskState};
 use sweep_spec::Submission;
 use sweep_spec::planner;
@@ -49,7 +50,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             let _ = stopped.await;
         },
     ));
-    let client = sweep_proto::client::SweepsClient::connect(&endpoint, None).await?;
+    let client = SweepsClient::connect(&endpoint, &Credentials::default()).await?;
 
     let (stop_workers, mut workers) = start_workers(args, &endpoint);
     let outcome = tokio::select! {
@@ -105,6 +106,7 @@ fn start_workers(args: &RunArgs, endpoint: &str) -> (watch::Sender<bool>, JoinSe
         let config = sweep_worker::Config {
             coordinators: vec![endpoint.to_string()],
             token: None,
+            ca: None,
             name: format!("local-{index}"),
             slots: 1,
             device: args.device,

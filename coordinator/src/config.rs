@@ -20,6 +20,9 @@ pub struct Config {
     pub max_params: u64,
     /// The bearer token workers must present (none: no check).
     pub worker_token: Option<String>,
+    /// Serve TLS with this certificate chain and key, both PEM (none: plain
+    /// HTTP/2, for a trusted network).
+    pub tls: Option<TlsIdentity>,
     /// The bearer token clients must present (none: no check).
     pub client_token: Option<String>,
 }
@@ -34,7 +37,22 @@ impl Config {
             max_artifact_bytes: 64 << 20,
             max_params: sweep_spec::planner::Limits::default().max_params,
             worker_token: None,
+            tls: None,
             client_token: None,
         }
+    }
+}
+
+/// The coordinator's certificate chain and private key, PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// Never the key in logs.
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
     }
 }

@@ -19,5 +19,5 @@ mod server;
 pub mod service;
 pub mod store;
 
-pub use config::Config;
+pub use config::{Config, TlsIdentity};
 pub use server::run;

@@ -2,11 +2,12 @@
 //! the coordinator until SIGTERM or ctrl-c.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sweep_coordinator::Config;
+use sweep_coordinator::{Config, TlsIdentity};
 
 /// The sweep coordinator: keeps the task queue and serves workers and clients
 /// over gRPC.
@@ -35,6 +36,12 @@ struct Args {
     /// The most parameters one model of a submitted sweep may have.
     #[arg(long, env = "SWEEP_MAX_PARAMS", default_value_t = sweep_spec::planner::Limits::default().max_params)]
     max_params: u64,
+    /// Serve TLS with this certificate (PEM; with --tls-key).
+    #[arg(long, env = "SWEEP_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "SWEEP_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Bearer token workers must present.
     #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
     worker_token: Option<String>,
@@ -59,6 +66,15 @@ impl Args {
         config.reap_interval = Duration::from_secs(self.reap_interval_secs);
         config.max_artifact_bytes = self.max_artifact_mib << 20;
         config.max_params = self.max_params;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            config.tls = Some(TlsIdentity {
+                cert: read(cert)?,
+                key: read(key)?,
+            });
+        }
         config.worker_token = self.worker_token;
         config.client_token = self.client_token;
         Ok(config)

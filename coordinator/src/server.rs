@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
@@ -83,7 +83,14 @@ pub async fn run(
         socket.set_nodelay(true)?;
         Ok::<_, std::io::Error>(socket)
     });
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = Identity::from_pem(&tls.cert, &tls.key);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|err| Error::Server(format!("TLS: {err}")))?;
+    }
+    let served = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(coordinator)

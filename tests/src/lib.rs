@@ -12,7 +12,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub struct Coordinator {
     pub url: String,
     /// Its database URL (a SQLite file).
     pub database: String,
-    configure: fn(&mut Config),
+    configure: Box<dyn Fn(&mut Config) + Send + Sync>,
     running: Option<(oneshot::Sender<()>, Served)>,
     dir: tempfile::TempDir,
 }
@@ -38,12 +38,15 @@ type Served = JoinHandle<sweep_coordinator::error::Result<()>>;
 impl Coordinator {
     /// A coordinator on a fresh SQLite file; `configure` may change its
     /// settings (tokens, lease time), now and at every restart.
-    pub async fn start(configure: fn(&mut Config)) -> Self {
+    pub async fn start(configure: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
         Self::start_on(None, configure).await
     }
 
     /// A coordinator on `database` (a URL), or a fresh SQLite file.
-    pub async fn start_on(database: Option<&str>, configure: fn(&mut Config)) -> Self {
+    pub async fn start_on(
+        database: Option<&str>,
+        configure: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = database.map_or_else(
             || format!("sqlite://{}", dir.path().join("sweeps.db").display()),
@@ -56,7 +59,7 @@ impl Coordinator {
         let mut coordinator = Self {
             url,
             database,
-            configure,
+            configure: Box::new(configure),
             running: None,
             dir,
         };
@@ -145,10 +148,52 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
+/// Runs the `sweep` command, with none of the connection settings of the
+/// environment it runs in.
+pub fn sweep(args: &[&str]) -> Output {
+    Command::new(binary("sweep"))
+        .args(args)
+        .env_remove("SWEEP_ENDPOINT")
+        .env_remove("SWEEP_TOKEN")
+        .env_remove("SWEEP_CA")
+        .env_remove("SWEEP_DATABASE_URL")
+        .env("RUST_LOG", "error")
+        // Two local workers share the built-in sample without a file.
+        .env("TMPDIR", "/dev/null")
+        .output()
+        .expect("run the sweep binary")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a failure reported as exactly one `error:` line containing `expected`.
+pub fn assert_fails_with(output: &Output, expected: &str) {
+    let err = stderr(output);
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {err}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(
+        lines[0].contains(expected),
+        "{:?} lacks {expected:?}",
+        lines[0]
+    );
+}
+
 /// A client once the coordinator at `url` answers (at most ten seconds).
 pub async fn client(url: &str) -> SweepsClient {
     for _ in 0..200 {
-        if let Ok(client) = SweepsClient::connect(url, None).await {
+        if let Ok(client) = SweepsClient::connect(url, &Default::default()).await {
             return client;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -3,51 +3,12 @@
 //! and a non-zero exit for each kind of bad input.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 use sweep_coordinator::store;
 use sweep_proto::{SweepId, TaskState};
-use sweep_tests::{Coordinator, binary, repo};
-
-fn sweep(args: &[&str]) -> Output {
-    Command::new(binary("sweep"))
-        .args(args)
-        .env_remove("SWEEP_ENDPOINT")
-        .env_remove("SWEEP_TOKEN")
-        .env_remove("SWEEP_DATABASE_URL")
-        .env("RUST_LOG", "error")
-        // Two local workers share the built-in sample without a file.
-        .env("TMPDIR", "/dev/null")
-        .output()
-        .expect("run the sweep binary")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts a failure reported as exactly one `error:` line containing `expected`.
-fn assert_fails_with(output: &Output, expected: &str) {
-    let err = stderr(output);
-    assert!(
-        !output.status.success(),
-        "expected failure, got success: {err}"
-    );
-    assert_eq!(output.status.code(), Some(1), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(
-        lines[0].contains(expected),
-        "{:?} lacks {expected:?}",
-        lines[0]
-    );
-}
+use sweep_tests::{Coordinator, assert_fails_with, binary, repo, stderr, stdout, sweep};
 
 /// Writes a file into the test's directory.
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {

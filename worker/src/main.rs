@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use sweep_worker::device::DeviceChoice;
 
@@ -32,6 +33,10 @@ struct Args {
     /// A directory of datasets (NAME/ with IDX files, or the IDX files themselves).
     #[arg(long, env = "SWEEP_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The certificate authority of an https:// coordinator (PEM; default:
+    /// the system's roots).
+    #[arg(long, env = "SWEEP_CA")]
+    ca: Option<PathBuf>,
     /// The bearer token the coordinator expects from workers.
     #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -61,6 +66,12 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("worker-{}", std::process::id())),
         coordinators: args.coordinators,
         token: args.token,
+        ca: args
+            .ca
+            .map(|path| {
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+            })
+            .transpose()?,
         slots: args.slots,
         device: args.device,
         threads: args.threads,

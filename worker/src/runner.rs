@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_proto::client::WorkerClient;
+use sweep_proto::client::{Credentials, WorkerClient};
 use sweep_proto::{Device, Ending, Leased, Registration};
 use tokio::task::JoinSet;
 
@@ -21,6 +21,9 @@ pub struct Config {
     /// `http://HOST:PORT` of the coordinator, or of each of its replicas.
     pub coordinators: Vec<String>,
     pub token: Option<String>,
+    /// The CA that signed an `https://` coordinator's certificate (PEM;
+    /// none: the system's roots).
+    pub ca: Option<Vec<u8>>,
     pub name: String,
     /// Tasks run at once.
     pub slots: usize,
@@ -47,7 +50,11 @@ pub enum WorkerError {
 /// Runs the worker until `shutdown` completes and its tasks are handed back.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
     let device = config.device.open().map_err(WorkerError::Config)?;
-    let client = WorkerClient::new(&config.coordinators, config.token.as_deref())
+    let credentials = Credentials {
+        token: config.token.clone(),
+        ca: config.ca.clone(),
+    };
+    let client = WorkerClient::new(&config.coordinators, &credentials)
         .map_err(|err| WorkerError::Config(err.message))?;
     let slots = config.slots.max(1);
     let threads = config

@@ -166,7 +166,8 @@ mod tests {
     #[tokio::test]
     async fn a_stopped_task_stops_waiting_for_a_coordinator_that_is_away() {
         // Nothing listens on port 1: every report fails as "away".
-        let client = WorkerClient::new(&["http://127.0.0.1:1".into()], None).unwrap();
+        let nowhere = ["http://127.0.0.1:1".to_string()];
+        let client = WorkerClient::new(&nowhere, &Default::default()).unwrap();
         let lease = LeaseRef {
             task_id: TaskId(1),
             token: "t".into(),

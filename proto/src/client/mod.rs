@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Response, Status};
 
 pub use sweeps::{SweepsClient, Watch};
@@ -22,6 +22,16 @@ use crate::bearer::Bearer;
 use crate::error::{ErrorKind, WireError};
 
 type Channel = InterceptedService<tonic::transport::Channel, Bearer>;
+
+/// What a client shows a coordinator: the bearer token it presents and, for
+/// `https://` addresses, the certificate authority that signed the
+/// coordinator's certificate (none: the system's roots).
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub token: Option<String>,
+    /// PEM.
+    pub ca: Option<Vec<u8>>,
+}
 
 /// Which coordinator a client talks to, for the errors it explains.
 #[derive(Debug)]
@@ -33,10 +43,11 @@ struct Target {
 }
 
 impl Target {
-    /// Parses `address` (`http://HOST:PORT`, or `HOST:PORT`) and the token.
+    /// Parses `address` (`http://HOST:PORT`, `https://HOST:PORT`, or
+    /// `HOST:PORT`) and the credentials.
     fn new(
         address: &str,
-        token: Option<&str>,
+        credentials: &Credentials,
         token_source: &'static str,
     ) -> Result<(Arc<Self>, Endpoint, Bearer), WireError> {
         let url = if address.contains("://") {
@@ -44,7 +55,7 @@ impl Target {
         } else {
             format!("http://{address}")
         };
-        let endpoint = Endpoint::from_shared(url.clone())
+        let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|_| {
                 WireError::invalid(format!(
                     "coordinator address {address:?} is not a valid address (expected http://HOST:PORT)"
@@ -53,7 +64,16 @@ impl Target {
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30));
-        let bearer = Bearer::new(token)
+        if url.starts_with("https://") {
+            let tls = match &credentials.ca {
+                Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|err| WireError::invalid(format!("TLS for {url}: {}", chain(&err))))?;
+        }
+        let bearer = Bearer::new(credentials.token.as_deref())
             .map_err(|err| WireError::invalid(format!("{token_source}: {err}")))?;
         let target = Self { url, token_source };
         Ok((Arc::new(target), endpoint, bearer))
@@ -165,17 +185,23 @@ mod tests {
 
     #[test]
     fn addresses_get_a_scheme_and_bad_ones_are_named() {
-        let (target, _, _) = Target::new("127.0.0.1:50051", None, "--token").unwrap();
+        let none = Credentials::default();
+        let (target, _, _) = Target::new("127.0.0.1:50051", &none, "--token").unwrap();
         assert_eq!(target.url, "http://127.0.0.1:50051");
-        let err = Target::new("http://bad host:1", None, "--token").unwrap_err();
+        let err = Target::new("http://bad host:1", &none, "--token").unwrap_err();
         assert!(err.message.contains("is not a valid address"), "{err}");
-        let err = Target::new("http://h:1", Some("a\nb"), "--token").unwrap_err();
+        let odd = Credentials {
+            token: Some("a\nb".into()),
+            ca: None,
+        };
+        let err = Target::new("http://h:1", &odd, "--token").unwrap_err();
         assert!(err.message.starts_with("--token: "), "{err}");
     }
 
     #[test]
     fn refusals_and_absences_name_the_coordinator() {
-        let (target, _, _) = Target::new("http://h:1", None, "--token or SWEEP_TOKEN").unwrap();
+        let none = Credentials::default();
+        let (target, _, _) = Target::new("http://h:1", &none, "--token or SWEEP_TOKEN").unwrap();
         let away = target.explain(Status::unavailable("connection refused"));
         assert_eq!(away.kind, ErrorKind::Unavailable);
         assert_eq!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tonic::Streaming;
 
-use super::{Channel, Connection, Target, chain};
+use super::{Channel, Connection, Credentials, Target, chain};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::WireError;
 use crate::ids::{SweepId, SweepRef};
@@ -38,8 +38,9 @@ impl Watch {
 
 impl SweepsClient {
     /// Connects now, so that a wrong or unreachable address fails here.
-    pub async fn connect(address: &str, token: Option<&str>) -> Result<Self, WireError> {
-        let (target, endpoint, bearer) = Target::new(address, token, "--token or SWEEP_TOKEN")?;
+    pub async fn connect(address: &str, credentials: &Credentials) -> Result<Self, WireError> {
+        let (target, endpoint, bearer) =
+            Target::new(address, credentials, "--token or SWEEP_TOKEN")?;
         let channel = endpoint.connect().await.map_err(|err| {
             WireError::new(
                 crate::ErrorKind::Unavailable,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sweep_spec::Summary;
 use tonic::{Response, Status};
 
-use super::{Channel, Connection, Target};
+use super::{Channel, Connection, Credentials, Target};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
@@ -36,8 +36,8 @@ pub struct WorkerClient {
 
 impl WorkerClient {
     /// A client for the coordinator at `addresses` (one, or each replica's),
-    /// presenting `token`.
-    pub fn new(addresses: &[String], token: Option<&str>) -> Result<Self, WireError> {
+    /// presenting `credentials`.
+    pub fn new(addresses: &[String], credentials: &Credentials) -> Result<Self, WireError> {
         if addresses.is_empty() {
             return Err(WireError::invalid("name at least one coordinator address"));
         }
@@ -45,7 +45,7 @@ impl WorkerClient {
             .iter()
             .map(|address| {
                 let (target, endpoint, bearer) =
-                    Target::new(address, token, "--token or SWEEP_WORKER_TOKEN")?;
+                    Target::new(address, credentials, "--token or SWEEP_WORKER_TOKEN")?;
                 let inner = CoordinatorClient::with_interceptor(endpoint.connect_lazy(), bearer)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES);
