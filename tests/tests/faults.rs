@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use sweep_proto::{SweepState, TaskState};
 use sweep_tests::{
-    Coordinator, Postgres, Process, binary, client, finished, submit, terminate, wait_for, worker,
+    Coordinator, Postgres, Process, binary, client, finished, stderr, stdout, submit, sweep,
+    terminate, wait_for, worker,
 };
 
 /// Twelve tasks of about a second each, reporting metrics at every step.
@@ -56,15 +57,16 @@ async fn a_database_restart_mid_sweep_fails_no_task() {
 async fn a_worker_moves_to_the_replica_that_is_left() {
     let postgres = Postgres::start();
     let database = postgres.url();
-    let mut first = Coordinator::start_on(Some(&database), |_| {}).await;
-    let mut second = Coordinator::start_on(Some(&database), |_| {}).await;
-    let client = second.client().await;
+    let (first, second) = (free_address(), free_address());
+    let killed = coordinator_process(&first, &database);
+    let _left = coordinator_process(&second, &database);
+    let client = client(&format!("http://{second}")).await;
     let sweep_id = submit(&client, SWEEP).await;
     // The worker knows both replicas and talks to the first.
-    let replicas = format!("{},{}", first.url, second.url);
+    let replicas = format!("http://{first},http://{second}");
     let mut process = worker(&replicas, 2, &[]);
     wait_for(&client, sweep_id, |s| s.counts.succeeded >= 2).await;
-    first.stop().await;
+    killed.signal("KILL");
     let sweep = finished(&client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
     let tasks = client.tasks(sweep_id, &[]).await.unwrap();
@@ -73,8 +75,15 @@ async fn a_worker_moves_to_the_replica_that_is_left() {
         "no task was run twice: {tasks:?}"
     );
     assert!(terminate(&mut process).success());
-    second.stop().await;
     drop(postgres);
+}
+
+/// A loopback address no one listens on yet.
+fn free_address() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string()
 }
 
 /// One task of some seconds, long enough to be cut in the middle.
@@ -171,10 +180,7 @@ fn coordinator_process(address: &str, database: &str) -> Process {
 async fn a_killed_coordinator_restarted_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("sweeps.db").display());
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .to_string();
+    let address = free_address();
     let url = format!("http://{address}");
     let mut coordinator = coordinator_process(&address, &database);
     let first = client(&url).await;
@@ -194,4 +200,53 @@ async fn a_killed_coordinator_restarted_loses_nothing() {
         "no task was run twice: {tasks:?}"
     );
     assert!(terminate(&mut process).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_task_sweep_runs_while_it_is_listed() {
+    let mut coordinator = Coordinator::start(|_| {}).await;
+    let client = coordinator.client().await;
+    let seeds: Vec<String> = (0..10_000).map(|s| s.to_string()).collect();
+    let spec = format!(
+        "name = \"many\"\nexperiment = \"fit\"\nmodel = {{ kind = \"mlp\", hidden = [2] }}\n\
+         train = {{ lr = 1e-3, steps = 1 }}\nfit = {{ points = 8 }}\n[grid]\nseed = [{}]\n",
+        seeds.join(", ")
+    );
+    let sweep_id = submit(&client, &spec).await;
+    let mut workers = [
+        worker(&coordinator.url, 4, &[]),
+        worker(&coordinator.url, 4, &[]),
+    ];
+    // Listings answer while the workers take the sweep apart.
+    let listed = |args: &[&str]| {
+        let mut all = vec![
+            args[0],
+            "many",
+            "--endpoint",
+            &coordinator.url,
+            "--format",
+            "csv",
+        ];
+        all.extend(&args[1..]);
+        sweep(&all)
+    };
+    wait_for(&client, sweep_id, |s| s.counts.succeeded >= 100).await;
+    let status = listed(&["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let failed = listed(&["tasks", "--state", "failed"]);
+    assert_eq!(
+        stdout(&failed).lines().count(),
+        1,
+        "none failed: {}",
+        stdout(&failed)
+    );
+    let all = listed(&["tasks"]);
+    assert_eq!(stdout(&all).lines().count(), 10_001);
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    assert_eq!(sweep.counts.succeeded, 10_000);
+    for worker in &mut workers {
+        assert!(terminate(worker).success());
+    }
+    coordinator.stop().await;
 }
