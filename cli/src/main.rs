@@ -8,7 +8,7 @@ use sweep_cli::args::Cli;
 use sweep_cli::local::Interrupted;
 
 fn main() -> ExitCode {
-    sweep_proto::process::init_logging("warn");
+    sweep_proto::process::init_logging("warn", Default::default());
     let cli = Cli::parse();
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sweep_coordinator::{Config, TlsIdentity};
+use sweep_proto::process::LogFormat;
 
 /// The sweep coordinator: keeps the task queue and serves workers and clients
 /// over gRPC.
@@ -42,6 +43,9 @@ struct Args {
     /// The certificate's private key (PEM).
     #[arg(long, env = "SWEEP_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Log lines as text (coloured only on a terminal) or JSON.
+    #[arg(long, env = "SWEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Bearer token workers must present.
     #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
     worker_token: Option<String>,
@@ -83,8 +87,8 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sweep_proto::process::init_logging("info");
     let args = Args::parse();
+    sweep_proto::process::init_logging("info", args.log_format);
     let listen = args.listen;
     let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(listen)

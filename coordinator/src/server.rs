@@ -43,10 +43,18 @@ pub async fn run(
             .set_service_status(service, ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sweep_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // v1 and v1alpha both: stock tools (grpcurl) speak v1, Python's
+    // grpcio-reflection clients still only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(sweep_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .map_err(|err| Error::Server(err.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .map_err(|err| Error::Server(err.to_string()))?;
     let coordinator = InterceptedService::new(
         CoordinatorServer::new(CoordinatorService::new(
@@ -92,7 +100,8 @@ pub async fn run(
     }
     let served = builder
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(coordinator)
         .add_service(sweeps)
         .serve_with_incoming_shutdown(incoming, signal)

@@ -885,6 +885,28 @@ async fn tokens_guard_each_service_and_health_answers() {
         assert_eq!(err.unwrap_err().code(), Code::Unauthenticated);
     }
 
+    // Reflection answers in both versions stock tools speak.
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(listed)) = answer.message_response else {
+        panic!("not a list of services: {answer:?}");
+    };
+    let names: Vec<&str> = listed.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"sweep.v1.Sweeps"), "{names:?}");
+    assert!(names.contains(&"sweep.v1.Coordinator"), "{names:?}");
+
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {

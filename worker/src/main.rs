@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use sweep_proto::process::LogFormat;
 use sweep_worker::device::DeviceChoice;
 
 /// A sweep worker: leases tasks from a coordinator and trains them with burn.
@@ -44,6 +45,9 @@ struct Args {
     /// a task estimated to need more than its slot's share fails at once.
     #[arg(long, env = "SWEEP_MAX_MEMORY_GIB")]
     max_memory_gib: Option<f64>,
+    /// Log lines as text (coloured only on a terminal) or JSON.
+    #[arg(long, env = "SWEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// A name for this worker in listings (default: the host name).
     #[arg(long, env = "SWEEP_WORKER_NAME")]
     name: Option<String>,
@@ -51,8 +55,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    sweep_proto::process::init_logging("info");
     let args = Args::parse();
+    sweep_proto::process::init_logging("info", args.log_format);
     anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
     if let Some(gib) = args.max_memory_gib {
         anyhow::ensure!(
