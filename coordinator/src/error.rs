@@ -18,7 +18,7 @@ pub enum Error {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unreadable row: {0}")]
@@ -28,6 +28,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every database error is counted where it is made (see
+/// `crate::metrics`).
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        crate::metrics::DATABASE_ERRORS.inc();
+        Self::Database(err)
+    }
+}
 
 impl Error {
     pub fn not_found(what: &'static str, id: impl std::fmt::Display) -> Self {

@@ -9,11 +9,13 @@
 //! - [`service`]: the gRPC services, `Coordinator` for workers and `Sweeps`
 //!   for clients, with bearer-token auth.
 //! - [`reaper`]: re-queues tasks whose leases expired.
+//! - [`metrics`]: Prometheus metrics at `/metrics` on the gRPC port.
 //! - [`run`] wires it all to a listener; [`Config`] holds the settings.
 //! - [`error`]: the error type and its one conversion to `tonic::Status`.
 
 mod config;
 pub mod error;
+pub mod metrics;
 pub mod reaper;
 mod server;
 pub mod service;

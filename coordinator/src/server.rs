@@ -1,7 +1,8 @@
-//! Wires the store, the services, health, reflection and the reaper to a
-//! listener.
+//! Wires the store, the services, health, reflection, metrics and the
+//! reaper to a listener.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -11,15 +12,17 @@ use sweep_proto::v1::sweeps_server::SweepsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::{self, Metrics};
 use crate::reaper;
 use crate::service::{BearerAuth, CoordinatorService, SweepsService};
-use crate::store;
+use crate::store::{self, Store};
 
 /// Opens the store, applies migrations and serves gRPC on `listener` until
 /// `shutdown` completes. On shutdown, long polls and watch streams end at once
@@ -37,46 +40,7 @@ pub async fn run(
         stopping.clone(),
     ));
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for service in ["sweep.v1.Coordinator", "sweep.v1.Sweeps"] {
-        health
-            .set_service_status(service, ServingStatus::Serving)
-            .await;
-    }
-    // v1 and v1alpha both: stock tools (grpcurl) speak v1, Python's
-    // grpcio-reflection clients still only v1alpha.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(sweep_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection()
-        .build_v1()
-        .map_err(|err| Error::Server(err.to_string()))?;
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .map_err(|err| Error::Server(err.to_string()))?;
-    let coordinator = InterceptedService::new(
-        CoordinatorServer::new(CoordinatorService::new(
-            store.clone(),
-            config.clone(),
-            stopping.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        BearerAuth::new(config.worker_token.as_deref()),
-    );
-    let sweeps = InterceptedService::new(
-        SweepsServer::new(SweepsService::new(
-            store.clone(),
-            config.clone(),
-            stopping.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        BearerAuth::new(config.client_token.as_deref()),
-    );
-
+    let routes = routes(&config, store, stopping).await?;
     let address = listener.local_addr().ok();
     tracing::info!(address = ?address, database = %store::redacted(&config.database_url), "coordinator serving");
     let signal = async move {
@@ -98,14 +62,65 @@ pub async fn run(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|err| Error::Server(format!("TLS: {err}")))?;
     }
+    // HTTP/1.1 too, for Prometheus's scrapes of /metrics.
     let served = builder
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(coordinator)
-        .add_service(sweeps)
+        .accept_http1(true)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     reaper.abort();
     served.map_err(|err| Error::Server(err.to_string()))
+}
+
+/// Every service: health, reflection, the two gRPC services behind their
+/// tokens, and `/metrics`.
+async fn routes(
+    config: &Config,
+    store: Arc<dyn Store>,
+    stopping: watch::Receiver<bool>,
+) -> Result<Routes> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for service in ["sweep.v1.Coordinator", "sweep.v1.Sweeps"] {
+        health
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
+    // v1 and v1alpha both: stock tools (grpcurl) speak v1, Python's
+    // grpcio-reflection clients still only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(sweep_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|err| Error::Server(err.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|err| Error::Server(err.to_string()))?;
+    let metrics = Arc::new(Metrics::new());
+    let coordinator = InterceptedService::new(
+        CoordinatorServer::new(CoordinatorService::new(
+            store.clone(),
+            config.clone(),
+            stopping.clone(),
+            metrics.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        BearerAuth::new(config.worker_token.as_deref()),
+    );
+    let sweeps = InterceptedService::new(
+        SweepsServer::new(SweepsService::new(store.clone(), config.clone(), stopping))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        BearerAuth::new(config.client_token.as_deref()),
+    );
+    let grpc = Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(coordinator)
+        .add_service(sweeps);
+    let scrape = metrics::router(metrics, store, config.lease_ttl);
+    Ok(Routes::from(grpc.into_axum_router().merge(scrape)))
 }

@@ -819,6 +819,66 @@ async fn a_restarted_coordinator_keeps_everything() {
     server.stop().await;
 }
 
+/// GET `path` over plain HTTP/1.1, as Prometheus scrapes: the body.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: sweep\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_tasks_workers_leases_and_endings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner();
+    let request = v1::SubmitRequest {
+        spec_toml: SPEC.into(),
+    };
+    sweeps.submit(request).await.unwrap();
+    let leases = workers
+        .lease(lease_request(worker.worker_id, 2, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases;
+    let complete = v1::CompleteRequest {
+        lease: lease_ref(&leases[0]),
+        summary_json: "{}".into(),
+    };
+    workers.complete(complete).await.unwrap();
+    let fail = v1::FailRequest {
+        lease: lease_ref(&leases[1]),
+        error: "diverged".into(),
+        retryable: false,
+    };
+    workers.fail(fail).await.unwrap();
+
+    let text = http_get(server.addr, "/metrics").await;
+    for line in [
+        "sweep_tasks{state=\"succeeded\"} 1",
+        "sweep_tasks{state=\"failed\"} 1",
+        "sweep_tasks{state=\"queued\"} 0",
+        "sweep_workers_alive 1",
+        "sweep_lease_seconds_count 1",
+        "sweep_task_endings_total{state=\"succeeded\"} 1",
+        "sweep_task_endings_total{state=\"failed\"} 1",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    assert!(text.contains("sweep_database_errors_total"), "{text}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_guard_each_service_and_health_answers() {
     let dir = tempfile::tempdir().unwrap();

@@ -128,15 +128,24 @@ pub struct TaskCounts {
 
 impl TaskCounts {
     pub fn add(&mut self, state: TaskState, n: u64) {
-        let slot = match state {
+        *self.slot(state) += n;
+    }
+
+    /// How many tasks are in `state`.
+    pub fn of(&self, state: TaskState) -> u64 {
+        let mut copy = *self;
+        *copy.slot(state)
+    }
+
+    fn slot(&mut self, state: TaskState) -> &mut u64 {
+        match state {
             TaskState::Blocked => &mut self.blocked,
             TaskState::Queued => &mut self.queued,
             TaskState::Leased => &mut self.leased,
             TaskState::Succeeded => &mut self.succeeded,
             TaskState::Failed => &mut self.failed,
             TaskState::Cancelled => &mut self.cancelled,
-        };
-        *slot += n;
+        }
     }
 
     pub fn total(&self) -> u64 {

@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::RECHECK;
 use crate::config::Config;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::store::{Capabilities, NewArtifact, Store};
 
 /// Artifacts go back to workers in chunks of this size.
@@ -29,14 +30,21 @@ pub struct CoordinatorService {
     config: Config,
     /// Turns true when the server shuts down, to end long polls at once.
     stopping: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl CoordinatorService {
-    pub fn new(store: Arc<dyn Store>, config: Config, stopping: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        stopping: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
             config,
             stopping,
+            metrics,
         }
     }
 
@@ -54,10 +62,12 @@ impl CoordinatorService {
         let mut stopping = self.stopping.clone();
         loop {
             changes.borrow_and_update();
+            let started = Instant::now();
             let leases = self
                 .store
                 .lease(worker, &fit, slots, self.config.lease_ttl)
                 .await?;
+            self.metrics.observe_lease(started.elapsed());
             let now = Instant::now();
             if !leases.is_empty() || slots == 0 || now >= deadline || *stopping.borrow() {
                 return Ok(leases);
@@ -243,6 +253,7 @@ impl Coordinator for CoordinatorService {
         let summary = Summary::from_json(&req.summary_json)
             .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
         self.store.complete(&lease, &summary).await?;
+        self.metrics.ended(TaskState::Succeeded);
         tracing::info!(task = %lease.task_id, "task succeeded");
         Ok(Response::new(v1::CompleteResponse {}))
     }
@@ -255,6 +266,7 @@ impl Coordinator for CoordinatorService {
         let lease = LeaseRef::from_wire(req.lease)?;
         let error = text::cleaned(&req.error);
         let state = self.store.fail(&lease, &error, req.retryable).await?;
+        self.metrics.ended(state);
         tracing::warn!(task = %lease.task_id, %error, %state, "task attempt failed");
         Ok(Response::new(v1::FailResponse {
             state: state_to_wire(state),
@@ -268,6 +280,7 @@ impl Coordinator for CoordinatorService {
         let req = request.into_inner();
         let lease = LeaseRef::from_wire(req.lease)?;
         let state = self.store.release(&lease).await?;
+        self.metrics.ended(state);
         let reason = text::cleaned(&req.reason);
         tracing::info!(task = %lease.task_id, %reason, %state, "task handed back");
         Ok(Response::new(v1::ReleaseResponse {

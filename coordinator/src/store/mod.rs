@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sweep_proto::{
     CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
-    SweepRef, Task, TaskId, TaskState, WorkerId,
+    SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
@@ -167,6 +167,9 @@ pub trait ResultStore: Send + Sync + 'static {
 
     /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
+
+    /// How many tasks of all sweeps are in each state.
+    async fn task_counts(&self) -> Result<TaskCounts>;
 
     /// The sweep's swept settings in grid order, each with its task counts
     /// and the mean ± std over seeds of every number its succeeded tasks'

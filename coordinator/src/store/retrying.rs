@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sweep_proto::{
     CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
-    SweepRef, Task, TaskId, TaskState, WorkerId,
+    SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
@@ -162,6 +162,10 @@ impl<S: ResultStore> ResultStore for Retrying<S> {
 
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact> {
         retry("artifact", || self.0.artifact(task, name)).await
+    }
+
+    async fn task_counts(&self) -> Result<TaskCounts> {
+        retry("task_counts", || self.0.task_counts()).await
     }
 
     async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>> {

@@ -81,6 +81,18 @@ impl Target {
 
     /// A failed call as one line that says what to do.
     fn explain(&self, status: Status) -> WireError {
+        // A status with a source error was made here, by the transport (the
+        // connection broke, or the peer does not speak what we expect, such
+        // as plain HTTP/2 to a TLS port): the coordinator was not reached.
+        if let Some(source) = std::error::Error::source(&status) {
+            let mut why = status.message().to_string();
+            let cause = chain(source);
+            if !why.contains(&cause) {
+                why = format!("{why}: {cause}");
+            }
+            let message = format!("cannot reach the coordinator at {}: {why}", self.url);
+            return WireError::new(ErrorKind::Unavailable, message);
+        }
         let err = WireError::from(status);
         let message = match err.kind {
             ErrorKind::Unavailable => {
@@ -215,5 +227,15 @@ mod tests {
         );
         let missing = target.explain(Status::not_found("sweep 9 not found"));
         assert_eq!(missing.message, "sweep 9 not found");
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, "not HTTP/2");
+        let broken = target.explain(Status::from_error(Box::new(io)));
+        assert_eq!(broken.kind, ErrorKind::Unavailable);
+        assert!(
+            broken
+                .message
+                .starts_with("cannot reach the coordinator at http://h:1: "),
+            "{broken}"
+        );
+        assert!(broken.message.ends_with("not HTTP/2"), "{broken}");
     }
 }

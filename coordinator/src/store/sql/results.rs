@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskId, TaskState};
+use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState};
 
-use super::{SqlStore, TASK_COLUMNS, params_from_row};
+use super::{SqlStore, TASK_COLUMNS, params_from_row, parse_state};
 use crate::error::{Error, Result};
 use crate::store::{Artifact, Metric, ResultStore, SettingStats, Stats, TaskPage};
 
@@ -170,6 +170,18 @@ impl ResultStore for SqlStore {
             encoding: row.try_get("encoding")?,
             data: row.try_get("data")?,
         })
+    }
+
+    async fn task_counts(&self) -> Result<TaskCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = TaskCounts::default();
+        for row in rows {
+            let state = parse_state(&row.try_get::<String, _>("state")?)?;
+            counts.add(state, row.try_get::<i64, _>("n")? as u64);
+        }
+        Ok(counts)
     }
 
     async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>> {
