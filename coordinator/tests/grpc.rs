@@ -642,6 +642,20 @@ impl tonic::codec::Decoder for Raw {
     }
 }
 
+/// Sends `bytes` as they are as the request of `path`.
+async fn raw_call(
+    server: &Server,
+    path: &'static str,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(Request::new(bytes), path, Raw)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_does_not_decode_is_a_bad_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -649,13 +663,7 @@ async fn a_message_that_does_not_decode_is_a_bad_request() {
     // A length-delimited field whose length runs past the message's end.
     let garbage = vec![0x0a, 0xff, 0x01, 0x00];
     for path in ["/sweep.v1.Sweeps/Submit", "/sweep.v1.Coordinator/Register"] {
-        let mut grpc = tonic::client::Grpc::new(server.channel().await);
-        grpc.ready().await.unwrap();
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
-        let err = grpc
-            .unary(Request::new(garbage.clone()), path, Raw)
-            .await
-            .unwrap_err();
+        let err = raw_call(&server, path, garbage.clone()).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
         assert!(
             err.message().contains("does not decode"),
@@ -686,13 +694,11 @@ async fn random_bytes_get_a_clear_code_never_internal() {
         state ^= state << 17;
         state
     };
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
     for round in 0..600 {
         let length = (next() % 64) as usize;
         let bytes: Vec<u8> = (0..length).map(|_| next() as u8).collect();
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(paths[round % paths.len()]);
-        grpc.ready().await.unwrap();
-        if let Err(status) = grpc.unary(Request::new(bytes.clone()), path, Raw).await {
+        let path = paths[round % paths.len()];
+        if let Err(status) = raw_call(&server, path, bytes.clone()).await {
             assert!(
                 !matches!(status.code(), Code::Internal | Code::Unknown),
                 "{bytes:?}: {:?} {}",

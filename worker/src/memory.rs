@@ -40,11 +40,9 @@ pub fn needed(params: &TaskParams) -> u64 {
 /// Refuses a task that needs more than `budget` bytes (none: unknown, so
 /// nothing is refused).
 pub fn check(params: &TaskParams, budget: Option<u64>) -> Result<(), TaskError> {
+    let needed = needed(params);
     match budget {
-        Some(budget) if needed(params) > budget => Err(TaskError::TooLarge {
-            needed: needed(params),
-            budget,
-        }),
+        Some(budget) if needed > budget => Err(TaskError::TooLarge { needed, budget }),
         _ => Ok(()),
     }
 }
