@@ -30,4 +30,4 @@ pub mod shipper;
 pub mod slots;
 pub mod task;
 
-pub use runner::{Config, run};
+pub use runner::{Config, hostname, run};

@@ -48,7 +48,7 @@ struct Args {
     /// Log lines as text (coloured only on a terminal) or JSON.
     #[arg(long, env = "SWEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// A name for this worker in listings (default: the host name).
+    /// A name for this worker in listings (default: HOST-PID).
     #[arg(long, env = "SWEEP_WORKER_NAME")]
     name: Option<String>,
 }
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let config = sweep_worker::Config {
         name: args
             .name
-            .unwrap_or_else(|| format!("worker-{}", std::process::id())),
+            .unwrap_or_else(|| format!("{}-{}", sweep_worker::hostname(), std::process::id())),
         coordinators: args.coordinators,
         token: args.token,
         ca: args

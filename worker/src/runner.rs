@@ -104,7 +104,8 @@ fn registration(config: &Config) -> Registration {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name (a container's id in a container).
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

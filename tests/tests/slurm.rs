@@ -1,0 +1,178 @@
+//! `deploy/slurm/worker.sbatch` on a real Slurm cluster: workers join a
+//! coordinator as batch jobs, `scancel` hands a running task back at once,
+//! and a job array adds workers while the sweep runs.
+//!
+//! Needs a running cluster whose node is this machine (so the jobs can reach
+//! the coordinator on 127.0.0.1 and run the binaries under `target/`):
+//! `scripts/test-deploy.sh` starts one with `deploy/slurm/local-cluster.sh`
+//! and runs these with `--ignored`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sweep_proto::{SweepState, TaskState};
+use sweep_tests::{Coordinator, binary, finished, repo, submit, wait_for};
+
+/// Six tasks of a few seconds each on one thread.
+const SPEC: &str = r#"
+name = "slurm"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [128] }
+train = { lr = 1e-3, epochs = 60, batch_size = 64 }
+classify = { train_subset = 2000, test_subset = 200 }
+
+[grid]
+seed = [0, 1, 2, 3, 4, 5]
+"#;
+
+/// A batch job of the worker script, cancelled when dropped so a failed test
+/// leaves no job behind.
+struct Job {
+    id: String,
+}
+
+impl Job {
+    /// `sbatch` of the worker script against `coordinator`, output in `dir`.
+    fn submit(dir: &Path, coordinator: &str, flags: &[&str]) -> Self {
+        let output = Command::new("sbatch")
+            .arg("--parsable")
+            .arg(format!("--output={}/%x-%A_%a.out", dir.display()))
+            .args(flags)
+            .arg(repo("deploy/slurm/worker.sbatch"))
+            .env("SWEEP_COORDINATOR", coordinator)
+            .env("SWEEP_WORKER_BIN", binary("sweep-worker"))
+            .env("RUST_LOG", "info")
+            .env("TMPDIR", "/dev/null")
+            .output()
+            .expect("run sbatch (is Slurm installed? scripts/test-deploy.sh sets it up)");
+        assert!(
+            output.status.success(),
+            "sbatch failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let id = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!id.is_empty(), "sbatch gave no job id");
+        Self { id }
+    }
+
+    fn cancel(&self) {
+        let status = Command::new("scancel").arg(&self.id).status();
+        assert!(status.is_ok_and(|s| s.success()), "scancel {}", self.id);
+    }
+
+    /// Waits until Slurm no longer lists the job (array elements included).
+    async fn wait_gone(&self, dir: &Path) {
+        let started = Instant::now();
+        loop {
+            let output = Command::new("squeue")
+                .args(["-h", "-j", &self.id, "-o", "%i %T"])
+                .output()
+                .expect("run squeue");
+            let listed = String::from_utf8_lossy(&output.stdout);
+            if listed.trim().is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "job {} still listed after 60 s: {listed}\n{}",
+                self.id,
+                self.output(dir)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    /// The text of every output file of the job (of each array element).
+    fn output(&self, dir: &Path) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(dir).expect("the output dir") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.contains(&format!("-{}_", self.id)) {
+                text += &std::fs::read_to_string(&path).unwrap_or_default();
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel").arg(&self.id).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Slurm cluster: scripts/test-deploy.sh starts one and runs this"]
+async fn slurm_jobs_join_hand_back_and_scale_out() {
+    // A lease far longer than the test waits: a task only comes back
+    // quickly if the cancelled worker hands it back.
+    let mut coordinator =
+        Coordinator::start(|config| config.lease_ttl = Duration::from_secs(120)).await;
+    let client = coordinator.client().await;
+    let sweep_id = submit(&client, SPEC).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let first = Job::submit(dir.path(), &coordinator.url, &[]);
+    wait_for(&client, sweep_id, |s| s.counts.leased == 1).await;
+    let tasks = client.tasks(sweep_id, &[]).await.unwrap();
+    let running = tasks
+        .iter()
+        .find(|t| t.state == TaskState::Leased)
+        .expect("a leased task")
+        .id;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cancelled = Instant::now();
+    first.cancel();
+    first.wait_gone(dir.path()).await;
+    let task = client
+        .tasks(sweep_id, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == running)
+        .unwrap();
+    assert_eq!(
+        task.state,
+        TaskState::Queued,
+        "scancel hands the running task back: {task:?}"
+    );
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(30),
+        "the job took {:?} to end: the workers missed SIGTERM and waited for SIGKILL",
+        cancelled.elapsed()
+    );
+    let output = first.output(dir.path());
+    assert!(output.contains("1 worker(s)"), "job output: {output}");
+
+    // Two more nodes join while the sweep runs.
+    let array = Job::submit(dir.path(), &coordinator.url, &["--array=0-1"]);
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    let workers = client.workers().await.unwrap();
+    let from_array: Vec<_> = workers
+        .iter()
+        .filter(|w| w.registration.name.contains(&format!("-{}_", array.id)))
+        .collect();
+    assert_eq!(
+        from_array.len(),
+        2,
+        "one worker per array element: {workers:?}"
+    );
+    let tasks = client.tasks(sweep_id, &[]).await.unwrap();
+    assert!(tasks.iter().all(|t| t.state == TaskState::Succeeded));
+    // Nothing re-ran but the handed-back task.
+    for task in &tasks {
+        let expected = if task.id == running { 2 } else { 1 };
+        assert_eq!(task.attempt, expected, "{task:?}");
+    }
+    array.cancel();
+    array.wait_gone(dir.path()).await;
+    coordinator.stop().await;
+}
