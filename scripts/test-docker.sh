@@ -56,6 +56,9 @@ if ! image_exists "$builder_tag"; then
   rootfs=$(bootstrap builder "gcc,libc6-dev,ca-certificates,pkg-config,python3-venv")
   mkdir -p "$rootfs/usr/local/rust"
   tar -C "$toolchain" --exclude=./share/doc -c . | tar -C "$rootfs/usr/local/rust" -x
+  # This machine may reach crates.io through a TLS-inspecting proxy: the
+  # builder trusts what the host trusts.
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   tar -C "$rootfs" -c . | docker import \
     --change 'ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV CARGO_HOME=/usr/local/cargo' - "$builder_tag" >/dev/null

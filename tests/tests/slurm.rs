@@ -1,6 +1,7 @@
-//! `deploy/slurm/worker.sbatch` on a real Slurm cluster: workers join a
-//! coordinator as batch jobs, `scancel` hands a running task back at once,
-//! and a job array adds workers while the sweep runs.
+//! `deploy/slurm/` on a real Slurm cluster: workers join a coordinator as
+//! batch jobs, `scancel` hands a running task back at once, a job array adds
+//! workers while the sweep runs, and the coordinator runs as a job that
+//! workers find by the address it leaves.
 //!
 //! Needs a running cluster whose node is this machine (so the jobs can reach
 //! the coordinator on 127.0.0.1 and run the binaries under `target/`):
@@ -35,14 +36,26 @@ struct Job {
 
 impl Job {
     /// `sbatch` of the worker script against `coordinator`, output in `dir`.
-    fn submit(dir: &Path, coordinator: &str, flags: &[&str]) -> Self {
+    fn worker(dir: &Path, coordinator: &str, flags: &[&str]) -> Self {
+        let env = [
+            ("SWEEP_COORDINATOR", coordinator.to_string()),
+            (
+                "SWEEP_WORKER_BIN",
+                binary("sweep-worker").display().to_string(),
+            ),
+        ];
+        Self::submit("worker.sbatch", dir, &env, flags)
+    }
+
+    /// `sbatch` of `deploy/slurm/SCRIPT` with `env` added to the test's.
+    fn submit(script: &str, dir: &Path, env: &[(&str, String)], flags: &[&str]) -> Self {
         let output = Command::new("sbatch")
             .arg("--parsable")
             .arg(format!("--output={}/%x-%A_%a.out", dir.display()))
             .args(flags)
-            .arg(repo("deploy/slurm/worker.sbatch"))
-            .env("SWEEP_COORDINATOR", coordinator)
-            .env("SWEEP_WORKER_BIN", binary("sweep-worker"))
+            .arg(repo(&format!("deploy/slurm/{script}")))
+            .env_remove("SWEEP_COORDINATOR")
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("RUST_LOG", "info")
             .env("TMPDIR", "/dev/null")
             .output()
@@ -119,7 +132,7 @@ async fn slurm_jobs_join_hand_back_and_scale_out() {
     let sweep_id = submit(&client, SPEC).await;
     let dir = tempfile::tempdir().expect("temp dir");
 
-    let first = Job::submit(dir.path(), &coordinator.url, &[]);
+    let first = Job::worker(dir.path(), &coordinator.url, &[]);
     wait_for(&client, sweep_id, |s| s.counts.leased == 1).await;
     let tasks = client.tasks(sweep_id, &[]).await.unwrap();
     let running = tasks
@@ -152,7 +165,7 @@ async fn slurm_jobs_join_hand_back_and_scale_out() {
     assert!(output.contains("1 worker(s)"), "job output: {output}");
 
     // Two more nodes join while the sweep runs.
-    let array = Job::submit(dir.path(), &coordinator.url, &["--array=0-1"]);
+    let array = Job::worker(dir.path(), &coordinator.url, &["--array=0-1"]);
     let sweep = finished(&client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
     let workers = client.workers().await.unwrap();
@@ -175,4 +188,74 @@ async fn slurm_jobs_join_hand_back_and_scale_out() {
     array.cancel();
     array.wait_gone(dir.path()).await;
     coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Slurm cluster: scripts/test-deploy.sh starts one and runs this"]
+async fn the_coordinator_runs_as_a_job_and_workers_find_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let state_env = ("SWEEP_STATE_DIR", state.display().to_string());
+    let coordinator = Job::submit(
+        "coordinator.sbatch",
+        dir.path(),
+        &[
+            state_env.clone(),
+            ("SWEEP_PORT", port.to_string()),
+            (
+                "SWEEP_COORDINATOR_BIN",
+                binary("sweep-coordinator").display().to_string(),
+            ),
+        ],
+        &[],
+    );
+    let address_file = state.join("coordinator-address");
+    let started = Instant::now();
+    while !address_file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no address file: {}",
+            coordinator.output(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let address = std::fs::read_to_string(&address_file).unwrap();
+    assert!(address.trim().ends_with(&format!(":{port}")), "{address}");
+    let client = sweep_tests::client(address.trim()).await;
+    let spec = SPEC
+        .replace("epochs = 60", "epochs = 2")
+        .replace("[0, 1, 2, 3, 4, 5]", "[0, 1]");
+    let sweep_id = submit(&client, &spec).await;
+
+    // No SWEEP_COORDINATOR: the worker job reads the address file.
+    let worker = Job::submit(
+        "worker.sbatch",
+        dir.path(),
+        &[
+            state_env,
+            (
+                "SWEEP_WORKER_BIN",
+                binary("sweep-worker").display().to_string(),
+            ),
+        ],
+        &[],
+    );
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    worker.cancel();
+    worker.wait_gone(dir.path()).await;
+    coordinator.cancel();
+    coordinator.wait_gone(dir.path()).await;
+    assert!(
+        state.join("sweeps.db").exists(),
+        "the sweep lives in the state dir's SQLite file"
+    );
+    assert!(
+        !address_file.exists(),
+        "a stopped coordinator leaves no stale address"
+    );
 }

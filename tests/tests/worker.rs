@@ -243,7 +243,7 @@ hidden = [16]
     let failed = client.tasks(sweep_id, &[TaskState::Failed]).await.unwrap();
     let error = failed[0].error.as_deref().unwrap_or_default();
     assert!(
-        error.contains("more than this worker allows a task (0.5 GiB)"),
+        error.contains("more than this worker allows its tasks together (0.5 GiB)"),
         "{error}"
     );
     assert_eq!(

@@ -41,8 +41,9 @@ struct Args {
     /// The bearer token the coordinator expects from workers.
     #[arg(long, env = "SWEEP_WORKER_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Memory its tasks may use together, in GiB (default: the device's);
-    /// a task estimated to need more than its slot's share fails at once.
+    /// Memory its tasks may use together, in GiB (default: the device's).
+    /// Each task reserves its estimate first: one that does not fit yet
+    /// waits for running ones to end; one larger than all of it fails.
     #[arg(long, env = "SWEEP_MAX_MEMORY_GIB")]
     max_memory_gib: Option<f64>,
     /// Log lines as text (coloured only on a terminal) or JSON.

@@ -12,6 +12,7 @@ use sweep_proto::{Device, Ending, Leased, Registration};
 use tokio::task::JoinSet;
 
 use crate::device::DeviceChoice;
+use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::slots::Slots;
 use crate::task::{self, Env};
@@ -35,7 +36,7 @@ pub struct Config {
     /// How long one lease call waits for work.
     pub lease_wait: Duration,
     /// The memory the worker's tasks may use together, in bytes (none: the
-    /// device's); each slot gets its share.
+    /// device's); a task reserves its estimate before it starts.
     pub max_memory: Option<u64>,
 }
 
@@ -69,7 +70,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         device,
         data_dir: config.data_dir.clone(),
         // Unknown (0) refuses nothing.
-        memory_budget: (memory > 0).then(|| memory / slots as u64),
+        memory: (memory > 0).then(|| memory::Pool::new(memory)),
     };
     tokio::pin!(shutdown);
     let registered = tokio::select! {

@@ -25,8 +25,8 @@ pub struct Env {
     pub slots: Slots,
     pub device: burn::tensor::Device,
     pub data_dir: Option<PathBuf>,
-    /// The memory one task may use, in bytes; none when unknown.
-    pub memory_budget: Option<u64>,
+    /// The device memory the worker's tasks share; none when unknown.
+    pub memory: Option<memory::Pool>,
 }
 
 /// Trains one leased task and reports how it ended.
@@ -34,15 +34,18 @@ pub async fn run(env: Env, lease: Lease) {
     let reference = lease.to_ref();
     let task = lease.task_id;
     tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.experiment, model = %lease.params.model_name, "task started");
-    if let Err(err) = memory::check(&lease.params, env.memory_budget) {
-        let ending = Ending::Fail {
-            error: err.to_string(),
-            retryable: err.retryable(),
-        };
-        return end(&env.session, &reference, ending).await;
-    }
     let stop = Arc::new(AtomicBool::new(false));
     env.session.board.start(&reference, stop.clone());
+    let _memory = match reserve(&env, &lease.params, &stop).await {
+        Ok(reservation) => reservation,
+        Err(err) => {
+            let reason = env.session.board.finish(task);
+            if let Some(ending) = ending(Err(err), Shipped::All, reason) {
+                end(&env.session, &reference, ending).await;
+            }
+            return;
+        }
+    };
     let dependencies = match dependency_weights(&env, &lease).await {
         Ok(weights) => weights,
         Err(error) => {
@@ -97,6 +100,18 @@ fn ending(
             retryable: err.retryable(),
         },
     })
+}
+
+/// The task's share of the device memory, once it is free.
+async fn reserve(
+    env: &Env,
+    params: &TaskParams,
+    stop: &AtomicBool,
+) -> Result<Option<memory::Reservation>, TaskError> {
+    match &env.memory {
+        Some(pool) => pool.reserve(params, stop).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The final weights of the task's dependencies (interpolation needs them).

@@ -65,8 +65,8 @@ pub enum TaskError {
     #[error("training panicked: {0}")]
     Panicked(String),
     #[error(
-        "the task needs about {:.1} GiB of memory, more than this worker allows a task \
-         ({:.1} GiB); run it on a larger device, or with fewer slots",
+        "the task needs about {:.1} GiB of memory, more than this worker allows its tasks \
+         together ({:.1} GiB); run it on a larger device or raise --max-memory-gib",
         *needed as f64 / GIB, *budget as f64 / GIB
     )]
     TooLarge { needed: u64, budget: u64 },
