@@ -286,3 +286,31 @@ fn the_gradient_norm_phase_lowers_the_norm_and_the_hessian_is_taken_there() {
     let artifacts = sink.artifacts.lock().unwrap();
     assert_eq!(artifacts[0], ("hessian/eigenvalues".to_string(), 251 * 8));
 }
+
+/// 2.2's schedule, shortened: the flattest point is the smallest gradient
+/// norm of every step of both phases, not only of the second.
+#[test]
+fn the_flattest_point_is_the_smallest_gradient_norm_of_both_phases() {
+    let spec = r#"
+name = "flattest"
+experiment = "fit"
+model = { kind = "mlp", hidden = [10, 10, 10] }
+train = { optimizer = "adam", lr = 1e-3, steps = 600, record_every = 1 }
+fit = { points = 200, record_grad_norm = true, grad_norm_phase = { steps = 100, objective = "norm_squared", scale = 1.0, lr = 1e-4 } }
+"#;
+    let sink = Recorder::default();
+    let summary = run(&tasks(spec)[0], &sink).unwrap();
+    let metrics = sink.metrics.lock().unwrap();
+    let (step, smallest) = metrics
+        .iter()
+        .filter(|(name, _, _)| name == "grad_norm")
+        .map(|(_, step, value)| (*step, *value))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("grad_norm recorded at every step");
+    let found = summary.get("min_grad_norm").unwrap();
+    assert!(
+        (found - smallest).abs() <= 1e-3 * smallest,
+        "min_grad_norm {found}, smallest recorded {smallest} at step {step}"
+    );
+    assert_eq!(summary.get("min_grad_norm_step"), Some(step as f64));
+}
