@@ -253,7 +253,7 @@ hessian = { tol = 1e-6 }
 "#;
 
 #[test]
-fn the_gradient_norm_phase_lowers_the_norm_and_the_hessian_is_taken_there() {
+fn the_gradient_norm_phase_lowers_the_norm_and_the_hessian_is_taken_at_the_flattest_point() {
     let params = &tasks(GRAD_NORM)[0];
     let sink = Recorder::default();
     let summary = run(params, &sink).unwrap();
@@ -265,13 +265,19 @@ fn the_gradient_norm_phase_lowers_the_norm_and_the_hessian_is_taken_there() {
         .find(|(n, s, _)| n == "grad_norm" && *s == 300)
         .unwrap()
         .2;
+    let phase_best = metrics
+        .iter()
+        .filter(|(n, s, _)| n == "grad_norm" && *s > 300)
+        .map(|m| m.2)
+        .fold(f64::INFINITY, f64::min);
     assert!(
-        summary.get("min_grad_norm").unwrap() < end_of_mse,
-        "{summary:?}"
+        phase_best < end_of_mse,
+        "the phase lowers the norm: {norms:?}"
     );
+    let smallest = norms.iter().copied().fold(f64::INFINITY, f64::min);
     assert!(
-        summary.get("min_grad_norm_step").unwrap() > 300.0,
-        "the minimum is in the phase"
+        summary.get("min_grad_norm").unwrap() <= smallest * (1.0 + 1e-3),
+        "the flattest point is at least as flat as every recorded step: {summary:?}"
     );
     assert_eq!(summary.get("eigenvalues"), Some(251.0));
     let fractions = ["positive_fraction", "negative_fraction", "zero_fraction"]
