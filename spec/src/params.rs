@@ -136,8 +136,18 @@ pub struct GradNormPhase {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HessianParams {
-    /// Eigenvalues within ±tol·|λ_max| count as zero.
-    pub tol: f64,
+    /// Eigenvalues within ±abs_tol count as zero (the report's convention).
+    #[serde(default = "default_tol")]
+    pub abs_tol: f64,
+    /// Eigenvalues within ±rel_tol·|λ_max| count as zero in the `_rel`
+    /// fractions. Tasks stored before there were two tolerances call it `tol`.
+    #[serde(alias = "tol")]
+    pub rel_tol: f64,
+}
+
+/// Both tolerances' default.
+pub fn default_tol() -> f64 {
+    1e-6
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -148,7 +148,9 @@ pub struct GradNormPhaseSpec {
 #[serde(deny_unknown_fields)]
 pub struct HessianSpec {
     #[serde(default)]
-    pub tol: Option<f64>,
+    pub abs_tol: Option<f64>,
+    #[serde(default)]
+    pub rel_tol: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -18,10 +18,15 @@ pub const MIN_GRAD_NORM_STEP: &str = "min_grad_norm_step";
 // hessian (2.3).
 pub const LOSS_AT_MIN_GRAD_NORM: &str = "loss_at_min_grad_norm";
 pub const MINIMAL_RATIO: &str = "minimal_ratio";
+// Beyond, below and within ±abs_tol; the `_rel` ones within ±rel_tol·|λmax|.
 pub const POSITIVE_FRACTION: &str = "positive_fraction";
 pub const NEGATIVE_FRACTION: &str = "negative_fraction";
 pub const ZERO_FRACTION: &str = "zero_fraction";
-pub const TOL: &str = "tol";
+pub const POSITIVE_FRACTION_REL: &str = "positive_fraction_rel";
+pub const NEGATIVE_FRACTION_REL: &str = "negative_fraction_rel";
+pub const ZERO_FRACTION_REL: &str = "zero_fraction_rel";
+pub const ABS_TOL: &str = "abs_tol";
+pub const REL_TOL: &str = "rel_tol";
 pub const LAMBDA_MIN: &str = "lambda_min";
 pub const LAMBDA_MAX: &str = "lambda_max";
 pub const EIGENVALUES: &str = "eigenvalues";

@@ -397,3 +397,33 @@ fn the_spec_key_is_a_stable_hash_of_the_exact_text() {
     );
     assert_ne!(planner::spec_key("name = \"a\" \n"), key);
 }
+
+#[test]
+fn the_hessian_counts_zero_eigenvalues_by_both_tolerances() {
+    let hessian = DEEP_VS_SHALLOW_FIT.replace("experiment = \"fit\"", "experiment = \"hessian\"");
+    let tolerances = plan_of(&hessian);
+    assert_eq!((tolerances.abs_tol, tolerances.rel_tol), (1e-6, 1e-6));
+    let given = format!("{hessian}\n[hessian]\nabs_tol = 1e-8\nrel_tol = 1e-4\n");
+    let tolerances = plan_of(&given);
+    assert_eq!((tolerances.abs_tol, tolerances.rel_tol), (1e-8, 1e-4));
+    refused(
+        &format!("{hessian}\n[hessian]\nabs_tol = -1.0\n"),
+        &["hessian.abs_tol", "-1"],
+    );
+    // The old single tolerance was relative; it is named now.
+    refused(
+        &format!("{hessian}\n[hessian]\ntol = 1e-6\n"),
+        &["tol", "rel_tol"],
+    );
+}
+
+fn plan_of(toml: &str) -> sweep_spec::params::HessianParams {
+    plan(toml).unwrap().tasks[0].params.hessian.clone().unwrap()
+}
+
+#[test]
+fn tasks_stored_with_the_old_tolerance_still_read() {
+    let old: sweep_spec::params::HessianParams =
+        serde_json::from_str(r#"{ "tol": 1e-5 }"#).unwrap();
+    assert_eq!((old.abs_tol, old.rel_tol), (1e-6, 1e-5));
+}

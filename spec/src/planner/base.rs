@@ -4,7 +4,7 @@ use super::fields::{optimizer, optional_count, positive_count, positive_real, te
 use crate::error::SpecError;
 use crate::params::{
     ClassifyParams, ExperimentKind, FitParams, FitTarget, GradNormObjective, GradNormPhase,
-    HessianParams, TaskParams,
+    HessianParams, TaskParams, default_tol,
 };
 use crate::shape::ModelShape;
 use crate::spec::SweepSpec;
@@ -47,9 +47,13 @@ pub(super) fn params(
         ExperimentKind::Fit | ExperimentKind::Hessian => {
             params.fit = Some(fit_params(spec)?);
             if experiment == ExperimentKind::Hessian {
-                let tol = spec.hessian.as_ref().and_then(|h| h.tol).unwrap_or(1e-6);
+                let hessian = spec.hessian.clone().unwrap_or_default();
+                let tol = |name, value: Option<f64>| {
+                    positive_real(name, value.unwrap_or_else(default_tol))
+                };
                 params.hessian = Some(HessianParams {
-                    tol: positive_real("hessian.tol", tol)?,
+                    abs_tol: tol("hessian.abs_tol", hessian.abs_tol)?,
+                    rel_tol: tol("hessian.rel_tol", hessian.rel_tol)?,
                 });
             }
         }

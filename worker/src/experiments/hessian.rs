@@ -49,36 +49,44 @@ pub fn eigenvalues(matrix: DMatrix<f64>) -> Vec<f64> {
     values
 }
 
-/// How a spectrum splits: the course's minimal ratio (strictly positive
-/// eigenvalues) and, because about half of a ReLU net's eigenvalues are
-/// numerically zero, the fractions above, below and within ±tol·|λmax|.
+/// How a spectrum splits about a cut: the fractions of eigenvalues above
+/// it, below minus it and within it. About half of a ReLU net's eigenvalues
+/// are numerically zero, so a strict sign (the course's minimal ratio,
+/// [`minimal_ratio`]) splits those at random.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
-    pub minimal_ratio: f64,
     pub positive: f64,
     pub negative: f64,
     pub zero: f64,
 }
 
-pub fn split(values: &[f64], tol: f64) -> Split {
-    let n = values.len().max(1) as f64;
-    let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let cut = tol * scale;
-    let share = |keep: &dyn Fn(f64) -> bool| values.iter().filter(|v| keep(**v)).count() as f64 / n;
+/// The split about ±`cut`.
+pub fn split(values: &[f64], cut: f64) -> Split {
     Split {
-        minimal_ratio: share(&|v| v > 0.0),
-        positive: share(&|v| v > cut),
-        negative: share(&|v| v < -cut),
-        zero: share(&|v| v.abs() <= cut),
+        positive: share(values, |v| v > cut),
+        negative: share(values, |v| v < -cut),
+        zero: share(values, |v| v.abs() <= cut),
     }
 }
 
+/// The course's minimal ratio: the fraction of eigenvalues strictly > 0.
+pub fn minimal_ratio(values: &[f64]) -> f64 {
+    share(values, |v| v > 0.0)
+}
+
+/// The largest eigenvalue in magnitude, the scale of a relative tolerance.
+pub fn largest(values: &[f64]) -> f64 {
+    values.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+}
+
+fn share(values: &[f64], keep: impl Fn(f64) -> bool) -> f64 {
+    values.iter().filter(|v| keep(**v)).count() as f64 / values.len().max(1) as f64
+}
+
 pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
-    let tol = params
-        .hessian
-        .as_ref()
-        .ok_or_else(|| TaskError::InvalidParams("a hessian task needs hessian parameters".into()))?
-        .tol;
+    let tolerances = params.hessian.clone().ok_or_else(|| {
+        TaskError::InvalidParams("a hessian task needs hessian parameters".into())
+    })?;
     let fitted = fit::train(params, ctx)?;
     let net = Mlp64::for_shape(&params.model)
         .ok_or_else(|| TaskError::InvalidParams("the hessian experiment uses an mlp".into()))?;
@@ -87,17 +95,22 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
     let theta = &fitted.flattest.weights;
     let measured = hessian(|v| net.hessian_times(theta, v, &xs, &ys), theta.len());
     let values = eigenvalues(symmetric(&measured, theta.len()));
-    let parts = split(&values, tol);
+    let absolute = split(&values, tolerances.abs_tol);
+    let relative = split(&values, tolerances.rel_tol * largest(&values));
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     ctx.sink
         .artifact("hessian/eigenvalues", EIGENVALUES_F64, bytes);
     let mut out = fit::summary(params, &fitted);
     out.set(summary::LOSS_AT_MIN_GRAD_NORM, fitted.flattest.loss)
-        .set(summary::MINIMAL_RATIO, parts.minimal_ratio)
-        .set(summary::POSITIVE_FRACTION, parts.positive)
-        .set(summary::NEGATIVE_FRACTION, parts.negative)
-        .set(summary::ZERO_FRACTION, parts.zero)
-        .set(summary::TOL, tol)
+        .set(summary::MINIMAL_RATIO, minimal_ratio(&values))
+        .set(summary::POSITIVE_FRACTION, absolute.positive)
+        .set(summary::NEGATIVE_FRACTION, absolute.negative)
+        .set(summary::ZERO_FRACTION, absolute.zero)
+        .set(summary::POSITIVE_FRACTION_REL, relative.positive)
+        .set(summary::NEGATIVE_FRACTION_REL, relative.negative)
+        .set(summary::ZERO_FRACTION_REL, relative.zero)
+        .set(summary::ABS_TOL, tolerances.abs_tol)
+        .set(summary::REL_TOL, tolerances.rel_tol)
         .set(
             summary::LAMBDA_MIN,
             values.first().copied().unwrap_or(f64::NAN),
@@ -157,11 +170,18 @@ mod tests {
             let scale = want.abs().max(1e-3);
             assert!((got - want).abs() <= 1e-4 * scale, "{got} vs {want}");
         }
-        let parts = split(&values, 1e-3);
-        assert_eq!(parts.minimal_ratio, 5.0 / 8.0);
+        assert_eq!(minimal_ratio(&values), 5.0 / 8.0);
+        // Relative to λmax = 40: within ±0.04 are 0 and 1e-3.
+        let parts = split(&values, 1e-3 * largest(&values));
         assert_eq!(
             (parts.positive, parts.negative, parts.zero),
             (4.0 / 8.0, 2.0 / 8.0, 2.0 / 8.0)
+        );
+        // Absolutely, ±1e-6 keeps only the exact 0 as zero.
+        let parts = split(&values, 1e-6);
+        assert_eq!(
+            (parts.positive, parts.negative, parts.zero),
+            (5.0 / 8.0, 2.0 / 8.0, 1.0 / 8.0)
         );
     }
 
