@@ -187,7 +187,6 @@ classify = { test_subset = 1000 }
 [interpolate]
 between = "batch_size"
 alpha = { from = -1.0, to = 2.0, step = 0.25 }
-same_init = false
 [grid]
 width = [200]
 batch_size = [64, 1024]
@@ -208,10 +207,23 @@ seed = [0, 1]
         let (a, b) = (&plan.tasks[a].params, &plan.tasks[b].params);
         assert_eq!(a.seed, b.seed);
         assert_eq!((a.batch_size, b.batch_size), (Some(64), Some(1024)));
-        assert_ne!(a.init_seed, b.init_seed, "same_init = false");
+        assert_ne!(
+            a.init_seed, b.init_seed,
+            "independent starts by default, as the report's code"
+        );
         let interpolate = task.params.interpolate.as_ref().unwrap();
         assert_eq!(interpolate.alpha_step, 0.25);
         assert_eq!(interpolate.test_subset, Some(1000));
+    }
+    let same = crate::plan(&spec.replace("[grid]", "same_init = true\n[grid]")).unwrap();
+    for task in &same.tasks[4..] {
+        let [a, b] = task.depends_on[..] else {
+            panic!("two dependencies expected")
+        };
+        assert_eq!(
+            same.tasks[a].params.init_seed,
+            same.tasks[b].params.init_seed
+        );
     }
     assert_ne!(interpolations[0].depends_on, interpolations[1].depends_on);
 }

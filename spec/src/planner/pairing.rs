@@ -49,7 +49,8 @@ impl Pairing {
                 ),
             ));
         }
-        let same_init = spec.same_init.unwrap_or(true);
+        // Independent starts by default, as the report's code trained them.
+        let same_init = spec.same_init.unwrap_or(false);
         if same_init && between == "seed" {
             return Err(SpecError::invalid(
                 "interpolate.same_init",
