@@ -322,3 +322,22 @@ fit = { points = 200, record_grad_norm = true, grad_norm_phase = { steps = 100, 
     );
     assert_eq!(summary.get("min_grad_norm_step"), Some(step as f64));
 }
+
+/// 1.1's final loss is that of the weights the run ends with, after the
+/// last update, not the loss measured before it.
+#[test]
+fn the_final_loss_comes_after_the_last_update() {
+    let spec = r#"
+name = "one-step"
+experiment = "fit"
+model = { kind = "mlp", hidden = [10, 10, 10] }
+train = { optimizer = "adam", lr = 0.01, steps = 1, record_every = 1 }
+fit = { points = 200 }
+"#;
+    let sink = Recorder::default();
+    let summary = run(&tasks(spec)[0], &sink).unwrap();
+    let before = sink.values("loss")[0];
+    let after = summary.get("final_loss").unwrap();
+    assert_ne!(after, before, "one Adam step moves the loss");
+    assert_eq!(summary.get("min_loss"), Some(before.min(after)));
+}

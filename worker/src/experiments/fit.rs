@@ -115,7 +115,7 @@ fn mse_phase(
         &device,
     );
     let mut optim = optimizer(&params.optimizer);
-    let (mut last, mut best) = (f64::NAN, f64::INFINITY);
+    let mut best = f64::INFINITY;
     let mut flattest = Flattest {
         weights: Vec::new(),
         step: 0,
@@ -146,16 +146,23 @@ fn mse_phase(
                     .metric(metric::GRAD_NORM, step as i64, None, grad_norm);
             }
         }
-        (last, best) = (value, best.min(value));
+        best = best.min(value);
         model = optim.step(
             params.lr,
             model.clone(),
             GradientsParams::from_grads(grads, &model),
         );
     }
+    // The loss of the weights the run ends with, after the last update.
+    let last = f64::from(
+        (model.forward(x) - y)
+            .powi_scalar(2)
+            .mean()
+            .into_scalar::<f32>(),
+    );
     let fitted = Fitted {
         final_loss: last,
-        min_loss: best,
+        min_loss: best.min(last),
         steps: fit.steps,
         flattest,
     };
@@ -193,7 +200,6 @@ fn grad_norm_phase(
             ctx.sink
                 .metric(metric::GRAD_NORM, step as i64, None, grad_norm);
         }
-        fitted.final_loss = loss;
         fitted.min_loss = fitted.min_loss.min(loss);
         let hg = net.hessian_times(&theta, &grad, data.0, data.1);
         let factor = match phase.objective {
@@ -203,6 +209,9 @@ fn grad_norm_phase(
         let direction: Vec<f64> = hg.iter().map(|v| factor * v).collect();
         optim.step(phase.lr, &mut theta, &direction);
     }
+    let last = net.loss_grad(&theta, data.0, data.1).0;
+    fitted.final_loss = last;
+    fitted.min_loss = fitted.min_loss.min(last);
     fitted.steps += phase.steps;
     Ok(())
 }
