@@ -218,6 +218,12 @@ seed = [0, 1]
             ("train_acc", 0.6 + base / 10.0),
             ("test_acc", 0.5 + base / 10.0),
             ("sensitivity", 1.0 + base),
+            ("sensitivity_rms", 10.0 + base),
+            // As if the training set had 100 examples: a batch of 128 is 100.
+            (
+                "batch_size_used",
+                params.batch_size.unwrap().min(100) as f64,
+            ),
         ];
         results.complete(&lease, &summary).await;
     }
@@ -244,14 +250,19 @@ seed = [0, 1]
 
     let sensitivity = &figures["sensitivity-vs-batch-size"];
     assert!(sensitivity.x.log);
+    // At the batch each setting trained with: 128 asked, 100 used.
     assert!(close(
-        series(sensitivity, "tiny"),
-        &[(32.0, 1.37), (128.0, 2.33)]
+        series(sensitivity, "tiny whole test set"),
+        &[(32.0, 1.37), (100.0, 2.33)]
+    ));
+    assert!(close(
+        series(sensitivity, "tiny per example (rms)"),
+        &[(32.0, 10.37), (100.0, 11.33)]
     ));
     let accuracy = &figures["accuracy-vs-batch-size"];
     assert!(close(
         series(accuracy, "tiny test"),
-        &[(32.0, 0.537), (128.0, 0.633)]
+        &[(32.0, 0.537), (100.0, 0.633)]
     ));
 
     // One path per task, one point per snapshot noting its test accuracy;

@@ -41,6 +41,10 @@ pub const TRAIN_EXAMPLES: &str = "train_examples";
 pub const TEST_EXAMPLES: &str = "test_examples";
 pub const SENSITIVITY: &str = "sensitivity";
 pub const SENSITIVITY_PER_SAMPLE: &str = "sensitivity_per_sample";
+pub const SENSITIVITY_RMS: &str = "sensitivity_rms";
+/// The batch size training used: the spec's, or the whole training set
+/// when the spec asks for more examples than it has.
+pub const BATCH_SIZE_USED: &str = "batch_size_used";
 // interpolate (3.3).
 pub const POINTS: &str = "points";
 pub const TRAIN_LOSS_AT_0: &str = "train_loss_at_0";

@@ -101,7 +101,18 @@ fn an_mlp_learns_mnist() {
     assert_eq!(batch_loss.len(), 2 * 125 / 25);
     assert!(batch_loss.last().unwrap() < &batch_loss[0]);
     assert_eq!(summary.get("steps"), Some(250.0));
-    assert!(summary.get("sensitivity").unwrap() > 0.0);
+    let whole = summary.get("sensitivity").unwrap();
+    assert!(whole > 0.0);
+    // The root mean square of the per-example norms is the whole-set norm
+    // times √n, and at least their mean.
+    let n = summary.get("test_examples").unwrap();
+    let rms = summary.get("sensitivity_rms").unwrap();
+    assert!(
+        (rms - whole * n.sqrt()).abs() <= 1e-9 * rms,
+        "{rms} vs {whole}·√{n}"
+    );
+    assert!(summary.get("sensitivity_per_sample").unwrap() <= rms * (1.0 + 1e-12));
+    assert_eq!(summary.get("batch_size_used"), Some(64.0));
     let artifacts = sink.artifacts.lock().unwrap();
     assert_eq!(artifacts[0], ("weights/final".to_string(), 4 * 280_645));
 }
@@ -340,4 +351,21 @@ fit = { points = 200 }
     let after = summary.get("final_loss").unwrap();
     assert_ne!(after, before, "one Adam step moves the loss");
     assert_eq!(summary.get("min_loss"), Some(before.min(after)));
+}
+
+/// 3.4 asks for batches larger than the training set: the run trains on
+/// the whole set at once and says so.
+#[test]
+fn a_batch_larger_than_the_training_set_is_reported_as_used() {
+    let spec = r#"
+name = "huge-batch"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [16] }
+train = { lr = 1e-3, epochs = 2, batch_size = 10000 }
+classify = { train_subset = 500, test_subset = 100 }
+"#;
+    let summary = run(&tasks(spec)[0], &Recorder::default()).unwrap();
+    assert_eq!(summary.get("batch_size_used"), Some(500.0));
+    assert_eq!(summary.get("steps"), Some(2.0), "one step an epoch");
 }

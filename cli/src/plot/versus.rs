@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sweep_spec::{ExperimentKind, TaskParams, summary};
+use sweep_spec::{ExperimentKind, summary};
 
 use super::runs::{Run, by_setting};
 use super::{Axis, Figure, Series, capitalized};
@@ -17,10 +17,15 @@ pub enum Versus {
 }
 
 impl Versus {
-    fn value(self, params: &TaskParams) -> Option<f64> {
+    /// Where a run sits on the axis: for batch size, the batch it trained
+    /// with (a spec's 10,000 on 8,000 examples is a batch of 8,000).
+    fn value(self, run: &Run) -> Option<f64> {
         match self {
-            Self::Params => Some(params.param_count as f64),
-            Self::BatchSize => params.batch_size.map(|b| b as f64),
+            Self::Params => Some(run.params.param_count as f64),
+            Self::BatchSize => run
+                .summary
+                .get(summary::BATCH_SIZE_USED)
+                .or(run.params.batch_size.map(|b| b as f64)),
         }
     }
 
@@ -54,10 +59,7 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
         .iter()
         .filter(|r| r.params.experiment != ExperimentKind::Interpolate)
         .collect();
-    let mut values: Vec<f64> = trained
-        .iter()
-        .filter_map(|r| axis.value(&r.params))
-        .collect();
+    let mut values: Vec<f64> = trained.iter().filter_map(|r| axis.value(r)).collect();
     values.sort_by(f64::total_cmp);
     values.dedup();
     if values.len() < 2 {
@@ -134,7 +136,10 @@ const SUMMARIZED: [Summarized; 4] = [
     Summarized {
         file: "sensitivity",
         label: "sensitivity ‖∂L/∂x‖",
-        figures: &[(summary::SENSITIVITY, "")],
+        figures: &[
+            (summary::SENSITIVITY, "whole test set"),
+            (summary::SENSITIVITY_RMS, "per example (rms)"),
+        ],
         log: true,
     },
     Summarized {
@@ -149,7 +154,7 @@ const SUMMARIZED: [Summarized; 4] = [
 fn setting_means(group: &[&Run], axis: Versus, figure: &str) -> Vec<(f64, f64)> {
     let mut settings: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for run in group {
-        if let (Some(x), Some(y)) = (axis.value(&run.params), run.summary.get(figure)) {
+        if let (Some(x), Some(y)) = (axis.value(run), run.summary.get(figure)) {
             let entry = settings.entry(&run.setting).or_insert((x, 0.0, 0.0));
             entry.1 += y;
             entry.2 += 1.0;

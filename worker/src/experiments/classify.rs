@@ -158,18 +158,15 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
     let final_weights = model.valid().flat();
     let mut out = Summary::new();
     if classify.sensitivity {
-        let (whole, per_sample) =
-            sensitivity(&params.model, &final_weights, &data.test, &train_device);
-        ctx.sink
-            .metric(metric::SENSITIVITY, step as i64, None, whole);
-        ctx.sink.metric(
-            metric::SENSITIVITY_PER_SAMPLE,
-            step as i64,
-            None,
-            per_sample,
-        );
-        out.set(summary::SENSITIVITY, whole)
-            .set(summary::SENSITIVITY_PER_SAMPLE, per_sample);
+        let measured = sensitivity(&params.model, &final_weights, &data.test, &train_device);
+        for (name, value) in [
+            (summary::SENSITIVITY, measured.whole),
+            (summary::SENSITIVITY_PER_SAMPLE, measured.mean),
+            (summary::SENSITIVITY_RMS, measured.rms),
+        ] {
+            ctx.sink.metric(name, step as i64, None, value);
+            out.set(name, value);
+        }
     }
     if classify.save_weights {
         let bytes = weights::to_bytes(&final_weights);
@@ -181,6 +178,10 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
         .set(summary::TEST_LOSS, test_loss)
         .set(summary::TEST_ACC, test_acc)
         .set(summary::STEPS, step as f64)
+        .set(
+            summary::BATCH_SIZE_USED,
+            batch_size.min(data.train.len()) as f64,
+        )
         .set(summary::EPOCHS, classify.epochs as f64)
         .set(summary::PARAM_COUNT, params.param_count as f64)
         .set(summary::TRAIN_EXAMPLES, data.train.len() as f64)
@@ -188,16 +189,26 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
     Ok(out)
 }
 
-/// The sensitivity of 3.4: the Frobenius norm of the gradient of the mean
-/// test loss with respect to the test inputs, and (comparable across test-set
-/// sizes, since the first shrinks like 1/√n) the mean over test examples of
-/// the norm of each example's own loss gradient.
+/// The sensitivity of 3.4, three ways.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sensitivity {
+    /// ‖∂L/∂X‖_F, L the mean test loss: the report's number; it shrinks
+    /// like 1/√n with the test-set size n.
+    pub whole: f64,
+    /// The mean over test examples of ‖∂ℓᵢ/∂xᵢ‖.
+    pub mean: f64,
+    /// The root mean square of ‖∂ℓᵢ/∂xᵢ‖, which is `whole`·√n: free of the
+    /// test-set size.
+    pub rms: f64,
+}
+
+/// The gradient of each test example's own loss with respect to its input.
 pub fn sensitivity(
     shape: &ModelShape,
     weights: &[f32],
     split: &Split,
     device: &Device,
-) -> (f64, f64) {
+) -> Sensitivity {
     let model = Net::new(shape, weights, device);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let (mut squares, mut per_sample) = (0.0, 0.0);
@@ -222,5 +233,9 @@ pub fn sensitivity(
         }
     }
     let n = split.len().max(1) as f64;
-    (squares.sqrt() / n, per_sample / n)
+    Sensitivity {
+        whole: squares.sqrt() / n,
+        mean: per_sample / n,
+        rms: (squares / n).sqrt(),
+    }
 }
