@@ -49,9 +49,23 @@ struct Args {
     /// Log lines as text (coloured only on a terminal) or JSON.
     #[arg(long, env = "SWEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// A name for this worker in listings (default: HOST-PID).
+    /// A name for this worker in listings (default: HOST-PID, or HOST-RANDOM
+    /// as a container's pid 1).
     #[arg(long, env = "SWEEP_WORKER_NAME")]
     name: Option<String>,
+}
+
+/// HOST-PID; in a container, where every worker is pid 1 and, with host
+/// networking, has the host's name, HOST-RANDOM.
+fn default_name() -> String {
+    let host = sweep_worker::hostname();
+    match std::process::id() {
+        1 => {
+            let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").unwrap_or_default();
+            format!("{host}-{}", uuid.get(..8).unwrap_or("1"))
+        }
+        pid => format!("{host}-{pid}"),
+    }
 }
 
 #[tokio::main]
@@ -66,9 +80,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let config = sweep_worker::Config {
-        name: args
-            .name
-            .unwrap_or_else(|| format!("{}-{}", sweep_worker::hostname(), std::process::id())),
+        name: args.name.unwrap_or_else(default_name),
         coordinators: args.coordinators,
         token: args.token,
         ca: args
