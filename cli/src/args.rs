@@ -130,10 +130,35 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+    /// Datasets the full-scale specs need.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download the whole MNIST or Fashion-MNIST (four IDX files).
+    ///
+    /// Files are checked against their published SHA-256; a partial
+    /// download continues where it stopped. They land in DIR/NAME, where
+    /// workers with `--data-dir DIR` find dataset NAME.
+    Fetch {
+        /// mnist or fashion-mnist.
+        name: String,
+        /// The datasets directory (give workers the same as --data-dir).
+        #[arg(long, env = "SWEEP_DATA_DIR", default_value = "data")]
+        dir: PathBuf,
+        /// A mirror to use instead of the dataset's own list (a base URL
+        /// serving the files by name); repeat to try several in turn.
+        #[arg(long = "mirror")]
+        mirrors: Vec<String>,
     },
 }
 

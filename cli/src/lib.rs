@@ -9,6 +9,7 @@
 //!   raw metrics for notebooks. Both, and [`plot`], read the database
 //!   through its read-only side, `ResultStore`.
 //! - [`columns`]: task parameters as listing columns, for every listing.
+//! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors.
 //! - [`plot`]: the report's figures (plotters), PCA of weight snapshots.
 //! - [`output`]: table, CSV and JSON listings.
 
@@ -16,6 +17,7 @@ pub mod args;
 pub mod cluster;
 pub mod columns;
 pub mod export;
+pub mod fetch;
 pub mod local;
 pub mod output;
 pub mod plot;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use clap::CommandFactory;
 use sweep_coordinator::store::{self, Store};
 
-use args::{Cli, Command};
+use args::{Cli, Command, DataCommand};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -77,6 +79,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(&database.database_url).await?;
             let out = std::io::stdout().lock();
             export::export(store.as_ref(), &sweep, format, out).await
+        }
+        Command::Data {
+            command: DataCommand::Fetch { name, dir, mirrors },
+        } => {
+            let set = fetch::dataset(&name)?;
+            let dir =
+                tokio::task::spawn_blocking(move || fetch::fetch(set, &dir, &mirrors)).await??;
+            println!("{}", dir.display());
+            eprintln!(
+                "{name} is ready: start workers with --data-dir {} (or SWEEP_DATA_DIR)",
+                dir.parent().unwrap_or(&dir).display()
+            );
+            Ok(())
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sweep", &mut std::io::stdout());

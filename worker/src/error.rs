@@ -9,7 +9,8 @@ pub enum DataError {
         "dataset {name:?} not found; looked in {}. Put the four IDX files \
          (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], \
          t10k-labels-idx1-ubyte[.gz]) in one of those directories or in --data-dir DIR \
-         (SWEEP_DATA_DIR); `apt-get install dataset-fashion-mnist` installs Fashion-MNIST; \
+         (SWEEP_DATA_DIR); `sweep data fetch mnist --dir DIR` (or fashion-mnist) downloads \
+         one into DIR; `apt-get install dataset-fashion-mnist` installs Fashion-MNIST; \
          dataset = \"mnist-sample\" uses the 10,000 MNIST digits built into the worker",
         looked_in.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
