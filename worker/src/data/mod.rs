@@ -229,6 +229,7 @@ mod tests {
         assert!(err.contains("/usr/share/datasets/mnist"), "{err}");
         assert!(err.contains("mnist-sample"), "{err}");
         assert!(err.contains("dataset-fashion-mnist"), "{err}");
+        assert!(err.contains("sweep data fetch mnist"), "{err}");
     }
 
     /// A copy of the built-in sample in `dir/name`.
