@@ -231,6 +231,12 @@ seed = [0, 1]
 
     // Seeds 0 and 1 add 0 and 0.1: the mean adds 0.05.
     let loss = &figures["loss"];
+    assert_eq!(loss.title, "Loss per epoch (median over 2 seeds)");
+    assert!(
+        figures["sensitivity-vs-batch-size"]
+            .title
+            .ends_with("(mean over 2 seeds)")
+    );
     assert!(loss.y.log);
     assert!(close(
         series(loss, "tiny batch_size=32 train"),
@@ -323,6 +329,10 @@ seed = [0]
     let figures = results.figures(sweep).await;
     let accuracy = &figures["accuracy-vs-params"];
     assert_eq!(accuracy.x.label, "parameters");
+    assert_eq!(
+        accuracy.title, "Accuracy against parameters",
+        "one seed: nothing to average over"
+    );
     assert!(
         close(series(accuracy, "mlp test"), &expected),
         "{accuracy:?}"

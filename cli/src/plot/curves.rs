@@ -4,7 +4,7 @@
 
 use sweep_spec::{ExperimentKind, metric};
 
-use super::runs::{Run, by_setting, median_curve};
+use super::runs::{Run, by_setting, median_curve, over_seeds, seeds};
 use super::{Axis, Figure, Series};
 
 /// Loss, accuracy and gradient-norm curves per setting (1.1, 1.2, 1.3, 2.2, 3.1).
@@ -17,12 +17,13 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         return Vec::new();
     }
     let groups = by_setting(&trained, &[]);
+    let over = over_seeds("median", seeds(&trained));
     let loss = [(metric::TRAIN_LOSS, "train"), (metric::TEST_LOSS, "test")];
     let acc = [(metric::TRAIN_ACC, "train"), (metric::TEST_ACC, "test")];
     [
         curve_figure(
             "loss",
-            "Loss per epoch (median over seeds)",
+            &format!("Loss per epoch{over}"),
             Axis::linear("epoch"),
             Axis::log("loss"),
             &groups,
@@ -30,7 +31,7 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "accuracy",
-            "Accuracy per epoch (median over seeds)",
+            &format!("Accuracy per epoch{over}"),
             Axis::linear("epoch"),
             Axis::linear("accuracy"),
             &groups,
@@ -38,7 +39,7 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "batch-loss",
-            "Minibatch loss during training (median over seeds)",
+            &format!("Minibatch loss during training{over}"),
             Axis::linear("step"),
             Axis::log("loss"),
             &groups,
@@ -46,7 +47,7 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "batch-accuracy",
-            "Minibatch accuracy during training (median over seeds)",
+            &format!("Minibatch accuracy during training{over}"),
             Axis::linear("step"),
             Axis::linear("accuracy"),
             &groups,
@@ -54,7 +55,7 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "fit-loss",
-            "Training loss (MSE, median over seeds)",
+            &format!("Training loss (MSE){over}"),
             Axis::linear("step"),
             Axis::log("loss"),
             &groups,
@@ -62,7 +63,7 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         ),
         curve_figure(
             "grad-norm",
-            "Gradient norm (median over seeds)",
+            &format!("Gradient norm{over}"),
             Axis::linear("step"),
             Axis::log("‖∇θ L‖"),
             &groups,

@@ -91,6 +91,25 @@ pub fn by_setting<'a>(runs: &[&'a Run], skip: &[&str]) -> Vec<(String, Vec<&'a R
     groups
 }
 
+/// The most seeds any one setting has among `runs`.
+pub fn seeds(runs: &[&Run]) -> usize {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for run in runs {
+        *counts.entry(run.setting.as_str()).or_default() += 1;
+    }
+    counts.into_values().max().unwrap_or(0)
+}
+
+/// " (median over 5 seeds)" for a title; nothing when there is one seed,
+/// where there is nothing to take a median or mean over.
+pub fn over_seeds(statistic: &str, seeds: usize) -> String {
+    if seeds > 1 {
+        format!(" ({statistic} over {seeds} seeds)")
+    } else {
+        String::new()
+    }
+}
+
 /// The median over a group's runs of a metric at each step: one diverged
 /// or collapsed seed should not hide what the others did (1.1 has one).
 pub fn median_curve(group: &[&Run], metric: &str) -> Vec<(f64, f64)> {

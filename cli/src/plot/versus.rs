@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sweep_spec::{ExperimentKind, summary};
 
-use super::runs::{Run, by_setting};
+use super::runs::{Run, by_setting, over_seeds, seeds};
 use super::{Axis, Figure, Series, capitalized};
 
 /// The swept axes figures are drawn against.
@@ -89,9 +89,10 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
             out.push(Figure {
                 file: format!("{file}-vs-{}", axis.file()),
                 title: format!(
-                    "{} against {} (mean over seeds)",
+                    "{} against {}{}",
                     capitalized(label),
-                    axis.label()
+                    axis.label(),
+                    over_seeds("mean", seeds(&trained))
                 ),
                 x: Axis::log(axis.label()),
                 y: if log {
