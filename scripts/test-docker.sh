@@ -60,6 +60,8 @@ if ! image_exists "$builder_tag"; then
   # This machine may reach crates.io through a TLS-inspecting proxy: the
   # builder trusts what the host trusts.
   cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  # pip trusts its own bundle unless told otherwise (worker-cuda's torch).
+  printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$rootfs/etc/pip.conf"
   tar -C "$rootfs" -c . | docker import \
     --change 'ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV CARGO_HOME=/usr/local/cargo' - "$builder_tag" >/dev/null
@@ -84,6 +86,14 @@ build coordinator sweep-coordinator
 build worker-cpu sweep-worker-cpu
 if [[ ${SWEEP_DOCKER_CUDA:-0} == 1 ]]; then
   build worker-cuda sweep-worker-cuda --build-arg CUDA_BASE=local/debian:bookworm
+  # No GPU here: the binary must start (the loader finds LibTorch without
+  # LD_LIBRARY_PATH) and refuse cuda:0 at once, saying why.
+  docker run --rm sweep-worker-cuda --version
+  if out=$(docker run --rm --network host sweep-worker-cuda --coordinator http://127.0.0.1:9 2>&1); then
+    echo "the CUDA worker started without a GPU" >&2; exit 1
+  fi
+  grep -q "cuda:0" <<<"$out" || { echo "unexpected failure: $out" >&2; exit 1; }
+  log "worker-cuda starts and refuses cuda:0 without a GPU: $(tail -n 1 <<<"$out")"
 fi
 if [[ ${SWEEP_DOCKER_REUSE:-0} != 1 ]] || ! image_exists local/postgres:15; then
   log "docker build: local/postgres:15 (a stand-in for postgres:15)"
