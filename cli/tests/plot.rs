@@ -442,6 +442,7 @@ seed = [0]
 
     let figures = results.figures(sweep).await;
     let loss = &figures["interpolation-loss"];
+    assert_eq!(loss.x.label, "α (0: batch_size=32, 1: batch_size=256)");
     assert!(close(
         series(loss, "mlp seed 0 train"),
         &[(0.0, 0.2), (0.5, 1.4), (1.0, 0.3)]

@@ -180,6 +180,10 @@ pub struct InterpolateParams {
     pub alpha_step: f64,
     /// What distinguishes θ₁ from θ₂ ("batch_size", "lr", "seed" or "width").
     pub between: String,
+    /// θ₁'s and θ₂'s value of `between`, as "batch_size=64" (for figures);
+    /// none in tasks planned before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends: Option<[String; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_subset: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -150,7 +150,7 @@ name = "cross"
 experiment = "classify"
 dataset = "fashion-mnist"
 model = { kind = "mlp", hidden = [32] }
-train = { epochs = 1 }
+train = { epochs = 1, batch_size = 64 }
 [grid]
 batch_size = [16, 64, 256]
 lr = [1e-3, 1e-4]
@@ -438,4 +438,32 @@ fn tasks_stored_with_the_old_tolerance_still_read() {
     let old: sweep_spec::params::HessianParams =
         serde_json::from_str(r#"{ "tol": 1e-5 }"#).unwrap();
     assert_eq!((old.abs_tol, old.rel_tol), (1e-6, 1e-5));
+}
+
+#[test]
+fn an_interpolation_names_the_two_settings_it_runs_between() {
+    let spec = r#"
+name = "ends"
+experiment = "classify"
+dataset = "mnist"
+model = { kind = "mlp", hidden = [8] }
+train = { epochs = 1, batch_size = 64 }
+[interpolate]
+between = "lr"
+[grid]
+lr = [1e-3, 1e-2]
+seed = [0]
+"#;
+    let plan = plan(spec).unwrap();
+    let interpolation = plan.tasks[2].params.interpolate.as_ref().unwrap();
+    assert_eq!(
+        interpolation.ends,
+        Some(["lr=0.001".to_string(), "lr=0.01".to_string()])
+    );
+    // Tasks stored before the ends were recorded still read.
+    let old: sweep_spec::params::InterpolateParams = serde_json::from_str(
+        r#"{ "alpha_from": 0.0, "alpha_to": 1.0, "alpha_step": 0.5, "between": "lr" }"#,
+    )
+    .unwrap();
+    assert_eq!(old.ends, None);
 }

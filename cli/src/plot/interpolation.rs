@@ -8,6 +8,21 @@ use sweep_spec::{ExperimentKind, metric};
 use super::runs::{Run, labels};
 use super::{Axis, Figure, Series, capitalized};
 
+/// The α axis, naming the two models when every path runs between the same
+/// two settings ("α (0: batch_size=64, 1: batch_size=1024)").
+fn ends_label(paths: &[&Run]) -> String {
+    let ends: Vec<Option<&[String; 2]>> = paths
+        .iter()
+        .map(|r| r.params.interpolate.as_ref().and_then(|i| i.ends.as_ref()))
+        .collect();
+    match ends.first() {
+        Some(Some([first, second])) if ends.iter().all(|e| *e == ends[0]) => {
+            format!("α (0: {first}, 1: {second})")
+        }
+        _ => "α (0: first model, 1: second)".to_string(),
+    }
+}
+
 /// Loss and accuracy along θ(α) = (1-α)·θ₁ + α·θ₂, one series per task (3.3).
 pub fn interpolation(runs: &[Run]) -> Vec<Figure> {
     let paths: Vec<&Run> = runs
@@ -18,6 +33,7 @@ pub fn interpolation(runs: &[Run]) -> Vec<Figure> {
         return Vec::new();
     }
     let labels = labels(&paths, &[]);
+    let x_label = ends_label(&paths);
     let along = |metric: &str| -> Vec<(String, Vec<(f64, f64)>)> {
         paths
             .iter()
@@ -57,7 +73,7 @@ pub fn interpolation(runs: &[Run]) -> Vec<Figure> {
                 "{} along the line between two trained models",
                 capitalized(what)
             ),
-            x: Axis::linear("α (0: first model, 1: second)"),
+            x: Axis::linear(&x_label),
             y: if log {
                 Axis::log(what)
             } else {

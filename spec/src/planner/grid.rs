@@ -301,7 +301,7 @@ pub(super) fn expand(
     }
     if let Some(pairing) = &pairing {
         for pair in pairs.into_values() {
-            let params = pairing.interpolation(&tasks[pair[0]].params);
+            let params = pairing.interpolation(&tasks[pair[0]].params, &tasks[pair[1]].params);
             tasks.push(PlannedTask {
                 params,
                 depends_on: pair.to_vec(),

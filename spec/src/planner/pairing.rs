@@ -86,6 +86,7 @@ impl Pairing {
                 alpha_to: alpha.to,
                 alpha_step: alpha.step,
                 between: between.to_string(),
+                ends: None,
                 train_subset: classify.train_subset.map(|n| n as u64),
                 test_subset: classify.test_subset.map(|n| n as u64),
             },
@@ -105,12 +106,30 @@ impl Pairing {
         }
     }
 
-    pub(super) fn interpolation(&self, first: &TaskParams) -> TaskParams {
+    /// The interpolation task between the trained `first` and `second`.
+    pub(super) fn interpolation(&self, first: &TaskParams, second: &TaskParams) -> TaskParams {
         let mut params = first.clone();
         params.experiment = ExperimentKind::Interpolate;
         params.init_seed = params.seed;
         params.classify = None;
-        params.interpolate = Some(self.params.clone());
+        let end = |p: &TaskParams| format!("{}={}", self.params.between, self.value(p));
+        params.interpolate = Some(InterpolateParams {
+            ends: Some([end(first), end(second)]),
+            ..self.params.clone()
+        });
         params
+    }
+
+    /// A trained task's value on the axis the pair differs in.
+    fn value(&self, params: &TaskParams) -> String {
+        match self.params.between.as_str() {
+            "batch_size" => params
+                .batch_size
+                .map_or_else(String::new, |b| b.to_string()),
+            "lr" => params.lr.to_string(),
+            "seed" => params.seed.to_string(),
+            "width" => params.width.map_or_else(String::new, |w| w.to_string()),
+            _ => params.param_count.to_string(),
+        }
     }
 }
