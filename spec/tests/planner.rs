@@ -150,7 +150,7 @@ name = "cross"
 experiment = "classify"
 dataset = "fashion-mnist"
 model = { kind = "mlp", hidden = [32] }
-train = { epochs = 1, batch_size = 64 }
+train = { epochs = 1 }
 [grid]
 batch_size = [16, 64, 256]
 lr = [1e-3, 1e-4]
