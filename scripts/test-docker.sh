@@ -5,7 +5,7 @@
 #   1. installs docker.io, docker-compose and debootstrap when missing and
 #      starts dockerd without a bridge (host networking only);
 #   2. makes the base images with debootstrap: a Debian runtime base and a
-#      builder (Debian + gcc + this machine's Rust toolchain);
+#      builder (Debian + gcc, g++ + this machine's Rust toolchain);
 #   3. builds the coordinator and CPU worker images from deploy/Dockerfile
 #      with those bases as build arguments, and a stand-in postgres:15;
 #   4. brings up deploy/compose.yaml (host network), submits a sweep with the
@@ -54,7 +54,7 @@ toolchain=$(rustc --print sysroot)
 builder_tag=local/rust:$(rustc --version | awk '{print $2}')
 if ! image_exists "$builder_tag"; then
   log "debootstrap: $builder_tag (Debian, gcc and $toolchain)"
-  rootfs=$(bootstrap builder "gcc,libc6-dev,ca-certificates,pkg-config,python3-venv")
+  rootfs=$(bootstrap builder "gcc,g++,libc6-dev,ca-certificates,pkg-config,python3-venv")
   mkdir -p "$rootfs/usr/local/rust"
   tar -C "$toolchain" --exclude=./share/doc -c . | tar -C "$rootfs/usr/local/rust" -x
   # This machine may reach crates.io through a TLS-inspecting proxy: the
