@@ -66,16 +66,25 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> std::ops::Range<f64> {
     (low - pad)..(high + pad)
 }
 
-/// A tick label: short, in scientific notation when very large or small.
-fn tick(value: f64) -> String {
-    let magnitude = value.abs();
-    if magnitude != 0.0 && !(1e-3..1e5).contains(&magnitude) {
-        format!("{value:.0e}")
+/// Whether an axis over `range` labels its ticks in scientific notation:
+/// all of them when any would need it, so that one axis never mixes
+/// "0.001" with "5e-4", or "10000" with "1e5".
+fn scientific(range: &std::ops::Range<f64>) -> bool {
+    [range.start, range.end]
+        .iter()
+        .any(|v| *v != 0.0 && !(1e-3..1e5).contains(&v.abs()))
+}
+
+/// A tick label, as short as its value allows in the axis's notation.
+fn tick(value: f64, scientific: bool) -> String {
+    if scientific && value != 0.0 {
+        // Rust's shortest round-trip form: 1e-4, 2.5e-3, 1.25e5.
+        format!("{value:e}")
     } else if value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
-        let text = format!("{value:.3}");
-        text.trim_end_matches('0').to_string()
+        let text = format!("{value:.6}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -112,14 +121,14 @@ impl Scale {
         }
     }
 
-    fn label(self, value: f64) -> String {
+    fn label(self, value: f64, scientific: bool) -> String {
         if self == Self::Log10 {
             let mantissa = value / 10f64.powf(value.log10().floor());
             if ![1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
                 return String::new();
             }
         }
-        tick(value)
+        tick(value, scientific)
     }
 }
 
@@ -146,6 +155,7 @@ fn draw<DB: DrawingBackend>(
     let y = range(ys.iter().copied(), scales.1 != Scale::Linear);
     let layout = Layout {
         scales,
+        scientific: (scientific(&x), scientific(&y)),
         legend: legend_corner(&xs, &ys, (&x, &y), scales),
     };
     use Scale::*;
@@ -183,6 +193,8 @@ fn draw<DB: DrawingBackend>(
 /// Where the axes' labels and the legend go.
 struct Layout {
     scales: (Scale, Scale),
+    /// Whether each axis labels in scientific notation (see [`scientific`]).
+    scientific: (bool, bool),
     legend: SeriesLabelPosition,
 }
 
@@ -247,8 +259,8 @@ where
         .configure_mesh()
         .x_desc(&figure.x.label)
         .y_desc(&figure.y.label)
-        .x_label_formatter(&|v| layout.scales.0.label(*v))
-        .y_label_formatter(&|v| layout.scales.1.label(*v))
+        .x_label_formatter(&|v| layout.scales.0.label(*v, layout.scientific.0))
+        .y_label_formatter(&|v| layout.scales.1.label(*v, layout.scientific.1))
         .label_style(("sans-serif", 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
@@ -287,4 +299,33 @@ where
         .position(layout.legend.clone())
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_axis_labels_its_ticks_in_one_notation() {
+        // Down to 5e-4: every label scientific, small ones keep their digits.
+        let small = 0.0004..0.3;
+        assert!(scientific(&small));
+        let labels: Vec<String> = [0.0005, 0.001, 0.0025, 0.01, 0.2]
+            .iter()
+            .map(|v| Scale::Log10.label(*v, scientific(&small)))
+            .collect();
+        assert_eq!(labels, ["5e-4", "1e-3", "", "1e-2", "2e-1"]);
+        assert_eq!(tick(0.0025, true), "2.5e-3");
+        // Steps up to 200,000: 1e5 and 2e5, and so 5e4, not 50000.
+        assert!(scientific(&(0.0..200_000.0)));
+        assert_eq!(tick(50_000.0, true), "5e4");
+        assert_eq!(tick(125_000.0, true), "1.25e5");
+        // Within [0.001, 100000) plain decimals, as many digits as needed.
+        let plain = 0.002..50.0;
+        assert!(!scientific(&plain));
+        assert_eq!(tick(0.002, false), "0.002");
+        assert_eq!(tick(0.0025, false), "0.0025");
+        assert_eq!(tick(20.0, false), "20");
+        assert_eq!(tick(0.5, false), "0.5");
+    }
 }
