@@ -224,6 +224,11 @@ seed = [0, 1]
                 "batch_size_used",
                 params.batch_size.unwrap().min(100) as f64,
             ),
+            // Two epochs of 100 examples.
+            (
+                "steps",
+                2.0 * (100.0 / params.batch_size.unwrap().min(100) as f64).ceil(),
+            ),
         ];
         results.complete(&lease, &summary).await;
     }
@@ -256,6 +261,7 @@ seed = [0, 1]
 
     let sensitivity = &figures["sensitivity-vs-batch-size"];
     assert!(sensitivity.x.log);
+    assert_eq!(sensitivity.x.label, "batch size (steps: 8 at 32, 2 at 100)");
     // At the batch each setting trained with: 128 asked, 100 used.
     assert!(close(
         series(sensitivity, "tiny whole test set"),
