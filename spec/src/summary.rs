@@ -49,7 +49,12 @@ pub const BATCH_SIZE_USED: &str = "batch_size_used";
 pub const POINTS: &str = "points";
 pub const TRAIN_LOSS_AT_0: &str = "train_loss_at_0";
 pub const TRAIN_LOSS_AT_1: &str = "train_loss_at_1";
+/// The highest training loss strictly between the two models minus the
+/// larger of their own (0 when nothing between them is higher).
 pub const TRAIN_LOSS_BARRIER: &str = "train_loss_barrier";
+/// The largest rise of the training loss above the straight line (chord)
+/// joining the two models' losses.
+pub const TRAIN_LOSS_BARRIER_CHORD: &str = "train_loss_barrier_chord";
 
 /// Named numbers. A value that is not finite (an empty spectrum's smallest
 /// eigenvalue) is kept as NaN and never aggregated.

@@ -62,33 +62,80 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
         }
         curve.push((*alpha, train_loss, test_acc));
     }
-    // The barrier: how far the training loss between the two models rises
-    // above the straight line joining their losses.
-    let at = |target: f64| {
-        curve
-            .iter()
-            .min_by(|x, y| (x.0 - target).abs().total_cmp(&(y.0 - target).abs()))
-            .map(|point| point.1)
-            .unwrap_or(f64::NAN)
-    };
-    let (start, end) = (at(0.0), at(1.0));
-    let barrier = curve
-        .iter()
-        .filter(|(alpha, _, _)| (0.0..=1.0).contains(alpha))
-        .map(|(alpha, loss, _)| loss - ((1.0 - alpha) * start + alpha * end))
-        .fold(f64::NEG_INFINITY, f64::max);
+    let losses: Vec<(f64, f64)> = curve.iter().map(|(a, loss, _)| (*a, *loss)).collect();
+    let barrier = Barrier::of(&losses);
     let mut out = Summary::new();
     out.set(summary::POINTS, curve.len() as f64)
-        .set(summary::TRAIN_LOSS_AT_0, start)
-        .set(summary::TRAIN_LOSS_AT_1, end)
-        .set(summary::TRAIN_LOSS_BARRIER, barrier)
+        .set(summary::TRAIN_LOSS_AT_0, barrier.start)
+        .set(summary::TRAIN_LOSS_AT_1, barrier.end)
+        .set(summary::TRAIN_LOSS_BARRIER, barrier.above_ends)
+        .set(summary::TRAIN_LOSS_BARRIER_CHORD, barrier.above_chord)
         .set(summary::PARAM_COUNT, params.param_count as f64);
     Ok(out)
 }
 
+/// How much higher the loss gets between the two models than at them.
+#[derive(Debug, PartialEq)]
+struct Barrier {
+    start: f64,
+    end: f64,
+    /// max over 0 < α < 1 of L(α) − max(L(0), L(1)), at least 0.
+    above_ends: f64,
+    /// max over 0 ≤ α ≤ 1 of L(α) − ((1 − α)·L(0) + α·L(1)).
+    above_chord: f64,
+}
+
+impl Barrier {
+    /// From (α, loss) points; the ends are the points nearest α = 0 and 1.
+    fn of(curve: &[(f64, f64)]) -> Self {
+        let at = |target: f64| {
+            curve
+                .iter()
+                .min_by(|x, y| (x.0 - target).abs().total_cmp(&(y.0 - target).abs()))
+                .map_or(f64::NAN, |point| point.1)
+        };
+        let (start, end) = (at(0.0), at(1.0));
+        let highest_between = curve
+            .iter()
+            .filter(|(alpha, _)| *alpha > 0.0 && *alpha < 1.0)
+            .map(|(_, loss)| *loss)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let above_chord = curve
+            .iter()
+            .filter(|(alpha, _)| (0.0..=1.0).contains(alpha))
+            .map(|(alpha, loss)| loss - ((1.0 - alpha) * start + alpha * end))
+            .fold(f64::NEG_INFINITY, f64::max);
+        Self {
+            start,
+            end,
+            above_ends: (highest_between - start.max(end)).max(0.0),
+            above_chord,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::alphas;
+    use super::{Barrier, alphas};
+
+    #[test]
+    fn the_barrier_is_measured_above_the_ends_and_above_the_chord() {
+        let bump = Barrier::of(&[(-0.5, 9.0), (0.0, 1.0), (0.5, 3.0), (1.0, 2.0), (1.5, 9.0)]);
+        // 3 − max(1, 2) = 1; above the chord: 3 − 1.5 = 1.5 at α = 0.5. The
+        // points outside [0, 1] count for neither.
+        assert_eq!(
+            bump,
+            Barrier {
+                start: 1.0,
+                end: 2.0,
+                above_ends: 1.0,
+                above_chord: 1.5
+            }
+        );
+        // A loss that only falls from one model to the other has no barrier.
+        let none = Barrier::of(&[(0.0, 2.0), (0.5, 1.2), (1.0, 1.0)]);
+        assert_eq!((none.above_ends, none.above_chord), (0.0, 0.0));
+    }
 
     #[test]
     fn the_alpha_grid_includes_both_ends() {
