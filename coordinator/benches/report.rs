@@ -4,6 +4,9 @@
 //! task's metrics back (what a report computed from raw metrics would scan).
 //!
 //!   cargo bench -p sweep-coordinator --bench report -- [sqlite|postgres] [TASKS] [POINTS]
+//!
+//! Without `--bench` (as `cargo test` runs it) it does a tiny run on both
+//! backends with the same checks.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -35,6 +38,12 @@ fn median(mut times: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        for backend in ["sqlite", "postgres"] {
+            run(backend, 20, 30).await;
+        }
+        return;
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
@@ -42,6 +51,10 @@ async fn main() {
     let backend = args.first().map_or("sqlite", String::as_str);
     let tasks: usize = args.get(1).map_or(2000, |a| a.parse().expect("TASKS"));
     let points: usize = args.get(2).map_or(500, |a| a.parse().expect("POINTS"));
+    run(backend, tasks, points).await;
+}
+
+async fn run(backend: &str, tasks: usize, points: usize) {
     let db = match backend {
         "postgres" => common::TestDb::postgres().await,
         _ => common::TestDb::sqlite().await,

@@ -1,12 +1,25 @@
 //! Queue throughput through the whole stack: a coordinator on 127.0.0.1:0,
-//! simulated workers over real gRPC doing lease → one metric batch →
-//! complete, against a SQLite file or a fresh PostgreSQL database.
+//! simulated workers over real gRPC doing lease (up to SLOTS tasks a call) →
+//! per task one metric batch of POINTS points → complete, against a SQLite
+//! file or a fresh PostgreSQL database. TASKS and WORKERS may be
+//! comma-separated lists: one run per pair, each on a fresh database (the
+//! scaling curve).
+//! With RUN below TASKS the workers stop after RUN tasks, so the cost per
+//! task can be compared between sweeps of very different sizes.
+//! Prints one Markdown table row per run: tasks/s, and the lease call's
+//! latency (median, p99) as the workers saw it.
 //!
-//!   cargo bench -p sweep-coordinator --bench throughput -- [sqlite|postgres] [TASKS] [WORKERS]
+//!   cargo bench -p sweep-coordinator --bench throughput -- \
+//!     [sqlite|postgres] [TASKS[,...]] [WORKERS[,...]] [SLOTS] [POINTS] [RUN]
+//!
+//! Without `--bench` (as `cargo test` runs it) it does a tiny run on both
+//! backends and checks that every task ran exactly once.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sweep_coordinator::Config;
@@ -15,17 +28,50 @@ use sweep_proto::v1::coordinator_client::CoordinatorClient;
 use sweep_proto::v1::sweeps_client::SweepsClient;
 use tonic::transport::Channel;
 
+struct Run {
+    backend: String,
+    tasks: usize,
+    workers: usize,
+    slots: u32,
+    points: i64,
+    run: usize,
+}
+
+/// TASKS tasks as a grid of seeds × learning rates, so that the spec stays
+/// small however many tasks it has.
 fn spec(tasks: usize) -> String {
-    let seeds: Vec<String> = (0..tasks).map(|s| s.to_string()).collect();
+    let seeds = tasks.min(1000);
+    assert_eq!(
+        tasks % seeds,
+        0,
+        "TASKS is up to 1000 or a multiple of 1000"
+    );
+    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    let lrs: Vec<String> = (1..=tasks / seeds.len())
+        .map(|i| format!("{i}e-5"))
+        .collect();
     format!(
         "name = \"bench\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
          model = {{ kind = \"mlp\", hidden = [16] }}\n\
-         train = {{ lr = 1e-3, epochs = 1, batch_size = 64 }}\n[grid]\nseed = [{}]\n",
-        seeds.join(", ")
+         train = {{ epochs = 1, batch_size = 64 }}\n\
+         [grid]\nseed = [{}]\nlr = [{}]\n",
+        seeds.join(", "),
+        lrs.join(", ")
     )
 }
 
-async fn simulated_worker(channel: Channel) -> usize {
+/// What one simulated worker did: tasks completed and each lease call's time.
+struct WorkerLog {
+    done: usize,
+    lease_times: Vec<Duration>,
+}
+
+async fn simulated_worker(
+    channel: Channel,
+    slots: u32,
+    points: i64,
+    left: Arc<AtomicIsize>,
+) -> WorkerLog {
     let mut client = CoordinatorClient::new(channel);
     let worker_id = client
         .register(v1::RegisterRequest {
@@ -33,113 +79,172 @@ async fn simulated_worker(channel: Channel) -> usize {
             host: "localhost".into(),
             backend: "none".into(),
             devices: Vec::new(),
-            slots: 1,
+            slots,
             version: "bench".into(),
         })
         .await
         .unwrap()
         .into_inner()
         .worker_id;
-    let mut done = 0;
-    loop {
+    let mut log = WorkerLog {
+        done: 0,
+        lease_times: Vec::new(),
+    };
+    while left.load(Ordering::Relaxed) > 0 {
         let request = v1::LeaseRequest {
             worker_id,
-            free_slots: 1,
+            free_slots: slots,
             wait_ms: 0,
             device_kinds: vec!["cpu".into()],
         };
+        let started = Instant::now();
         let leases = client.lease(request).await.unwrap().into_inner().leases;
-        let Some(lease) = leases.into_iter().next() else {
-            return done;
-        };
-        let lease_ref = Some(v1::LeaseRef {
-            task_id: lease.task_id,
-            lease_token: lease.lease_token,
-        });
-        let batch = v1::MetricBatch {
-            lease: lease_ref.clone(),
-            points: (0..10)
-                .map(|step| v1::MetricPoint {
-                    name: "loss".into(),
-                    step,
-                    epoch: None,
-                    value: 1.0,
+        log.lease_times.push(started.elapsed());
+        if leases.is_empty() {
+            return log;
+        }
+        for lease in leases {
+            let lease_ref = Some(v1::LeaseRef {
+                task_id: lease.task_id,
+                lease_token: lease.lease_token,
+            });
+            if points > 0 {
+                let batch = v1::MetricBatch {
+                    lease: lease_ref.clone(),
+                    points: (0..points)
+                        .map(|step| v1::MetricPoint {
+                            name: "loss".into(),
+                            step,
+                            epoch: None,
+                            value: 1.0,
+                        })
+                        .collect(),
+                };
+                client
+                    .report_metrics(futures::stream::iter(vec![batch]))
+                    .await
+                    .unwrap();
+            }
+            client
+                .complete(v1::CompleteRequest {
+                    lease: lease_ref,
+                    summary_json: "{\"test_acc\": 0.5}".into(),
                 })
-                .collect(),
-        };
-        client
-            .report_metrics(futures::stream::iter(vec![batch]))
-            .await
-            .unwrap();
-        client
-            .complete(v1::CompleteRequest {
-                lease: lease_ref,
-                summary_json: "{}".into(),
-            })
-            .await
-            .unwrap();
-        done += 1;
+                .await
+                .unwrap();
+            log.done += 1;
+            left.fetch_sub(1, Ordering::Relaxed);
+        }
     }
+    log
 }
 
-#[tokio::main]
-async fn main() {
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn run(config: &Run) {
+    let db = match config.backend.as_str() {
+        "postgres" => common::TestDb::postgres().await,
+        _ => common::TestDb::sqlite().await,
+    };
+    let server = common::Server::start(Config::new(db.url.clone())).await;
+    let channel = server.channel().await;
+    SweepsClient::new(channel.clone())
+        .submit(v1::SubmitRequest {
+            spec_toml: spec(config.tasks),
+        })
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let left = Arc::new(AtomicIsize::new(config.run as isize));
+    let handles: Vec<_> = (0..config.workers)
+        .map(|_| {
+            tokio::spawn(simulated_worker(
+                channel.clone(),
+                config.slots,
+                config.points,
+                left.clone(),
+            ))
+        })
+        .collect();
+    let (mut done, mut lease_times) = (0, Vec::new());
+    for handle in handles {
+        let log = handle.await.unwrap();
+        done += log.done;
+        lease_times.extend(log.lease_times);
+    }
+    let elapsed = started.elapsed();
+    if config.run >= config.tasks {
+        assert_eq!(done, config.tasks, "every task ran exactly once");
+    }
+    lease_times.sort();
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
+        config.backend,
+        config.tasks,
+        done,
+        config.workers,
+        config.slots,
+        config.points,
+        done as f64 / elapsed.as_secs_f64(),
+        percentile(&lease_times, 0.5).as_secs_f64() * 1e3,
+        percentile(&lease_times, 0.99).as_secs_f64() * 1e3,
+    );
+    server.stop().await;
+    db.cleanup().await;
+}
+
+fn runs_from_args() -> Vec<Run> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return ["sqlite", "postgres"]
+            .into_iter()
+            .map(|backend| Run {
+                backend: backend.into(),
+                tasks: 40,
+                workers: 4,
+                slots: 2,
+                points: 3,
+                run: 40,
+            })
+            .collect();
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let backend = args.first().map(String::as_str).unwrap_or("sqlite");
-    let tasks: usize = args.get(1).map_or(2000, |n| n.parse().expect("TASKS"));
-    let workers: usize = args.get(2).map_or(8, |n| n.parse().expect("WORKERS"));
-    let db = match backend {
-        "postgres" => common::TestDb::postgres().await,
-        _ => common::TestDb::sqlite().await,
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
+    let list = |i: usize, default: &str, what: &str| -> Vec<usize> {
+        let text = arg(i, default);
+        text.split(',').map(|n| n.parse().expect(what)).collect()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(sweep_coordinator::run(
-        Config::new(db.url.clone()),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-
-    let started = Instant::now();
-    SweepsClient::new(channel.clone())
-        .submit(v1::SubmitRequest {
-            spec_toml: spec(tasks),
-        })
-        .await
-        .unwrap();
-    let submit = started.elapsed();
-
-    let started = Instant::now();
-    let handles: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(simulated_worker(channel.clone())))
-        .collect();
-    let mut done = 0;
-    for handle in handles {
-        done += handle.await.unwrap();
+    let slots = arg(3, "1").parse().expect("SLOTS");
+    let points = arg(4, "10").parse().expect("POINTS");
+    let run = args.get(5).map_or(usize::MAX, |n| n.parse().expect("RUN"));
+    let mut runs = Vec::new();
+    for tasks in list(1, "2000", "TASKS") {
+        for workers in list(2, "8", "WORKERS") {
+            runs.push(Run {
+                backend: arg(0, "sqlite"),
+                tasks,
+                workers,
+                slots,
+                points,
+                run: run.min(tasks),
+            });
+        }
     }
-    let run = started.elapsed();
-    assert_eq!(done, tasks, "every task ran exactly once");
+    runs
+}
+
+#[tokio::main]
+async fn main() {
     println!(
-        "{backend}: submit {tasks} tasks in {:.3} s ({:.0} tasks/s); \
-         {workers} workers ran them (lease + 10 metrics + complete) in {:.3} s: {:.0} tasks/s",
-        submit.as_secs_f64(),
-        tasks as f64 / submit.as_secs_f64(),
-        run.as_secs_f64(),
-        tasks as f64 / run.as_secs_f64()
+        "| backend | tasks in sweep | tasks run | workers | slots | points | tasks/s | lease p50 ms | lease p99 ms |"
     );
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
-    db.cleanup().await;
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for config in runs_from_args() {
+        run(&config).await;
+    }
 }

@@ -7,13 +7,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::Server;
+
 use sweep_coordinator::Config;
 use sweep_proto::v1::coordinator_client::CoordinatorClient;
 use sweep_proto::v1::sweeps_client::SweepsClient;
 use sweep_proto::v1::{self, artifact_download, artifact_upload};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 const SPEC: &str = r#"
@@ -25,52 +24,6 @@ train = { lr = 1e-3, epochs = 1, batch_size = 64 }
 [grid]
 seed = [0, 1]
 "#;
-
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<sweep_coordinator::error::Result<()>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(sweep_coordinator::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            handle,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        let url = format!("http://{}", self.addr);
-        for _ in 0..100 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-                return channel;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the coordinator at {url} never answered");
-    }
-
-    async fn clients(&self) -> (CoordinatorClient<Channel>, SweepsClient<Channel>) {
-        let channel = self.channel().await;
-        (
-            CoordinatorClient::new(channel.clone()),
-            SweepsClient::new(channel),
-        )
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.handle.await.unwrap().expect("clean shutdown");
-    }
-}
 
 fn config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config::new(format!(

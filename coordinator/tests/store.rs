@@ -381,6 +381,32 @@ async fn metric_writes_are_idempotent_and_checked(db: &mut TestDb) {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
     assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1200);
+
+    // Names and values come back exactly as sent, however awkward.
+    let awkward = vec![
+        MetricPoint {
+            name: "odd \"name\" \\ é\n".into(),
+            step: -3,
+            epoch: None,
+            value: 0.1 + 0.2,
+        },
+        point("tiny", 1, 5e-324),
+        point("huge", 1, -f64::MAX),
+        point("third", 1, 1.0 / 3.0),
+    ];
+    assert_eq!(
+        store
+            .record_metrics(&lease.to_ref(), &awkward)
+            .await
+            .unwrap(),
+        4
+    );
+    let stored = store.metrics(lease.task_id).await.unwrap();
+    for sent in &awkward {
+        let back = stored.iter().find(|m| m.point.name == sent.name).unwrap();
+        assert_eq!(&back.point, sent);
+        assert_eq!(back.point.value.to_bits(), sent.value.to_bits());
+    }
 }
 
 async fn artifacts_are_stored_per_attempt(db: &mut TestDb) {
@@ -724,7 +750,34 @@ async fn sweeps_stored_before_spec_keys_get_theirs_on_open(db: &mut TestDb) {
     assert_eq!(found.map(|s| s.id), Some(id));
 }
 
+async fn a_store_from_before_dependency_counts_counts_them_on_open(db: &mut TestDb) {
+    let id = submit(&db.store, &pair_spec("counted")).await;
+    // As the schema was before migration 4.
+    db.execute("ALTER TABLE tasks DROP COLUMN dependents").await;
+    db.execute("ALTER TABLE tasks DROP COLUMN dependencies")
+        .await;
+    db.execute("DELETE FROM _sqlx_migrations WHERE version = 4")
+        .await;
+    db.reopen().await;
+    let store = &db.store;
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    for lease in &leases {
+        store
+            .complete(&lease.to_ref(), &Summary::new())
+            .await
+            .unwrap();
+    }
+    let interpolation = lease_one(store, w, TTL).await;
+    assert_eq!(
+        interpolation.depends_on,
+        vec![leases[0].task_id, leases[1].task_id]
+    );
+    assert_eq!(store.tasks(id, &[]).await.unwrap().len(), 3);
+}
+
 store_suite!(
+    a_store_from_before_dependency_counts_counts_them_on_open,
     tasks_are_read_page_by_page_with_the_filter_in_the_database,
     sweeps_are_found_by_name_and_by_spec_key,
     sweeps_stored_before_spec_keys_get_theirs_on_open,
@@ -748,3 +801,35 @@ store_suite!(
     unknown_ids_are_not_found,
     a_reopened_store_has_lost_nothing,
 );
+
+/// Coordinators sharing a PostgreSQL database wake each other's long polls:
+/// a change made through one store moves the other's change counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_coordinator_wakes_the_others() {
+    let db = TestDb::postgres().await;
+    let other = connect(&db.url).await.unwrap();
+    let mut changes = other.changes();
+    changes.borrow_and_update();
+    // The other store's listener starts in the background: keep changing
+    // until it hears one (a notification sent before it listens is lost).
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut n = 0;
+        loop {
+            submit(&db.store, &classify_spec(&format!("wake-{n}"), 1, "")).await;
+            n += 1;
+            if tokio::time::timeout(Duration::from_millis(500), changes.changed())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        heard.is_ok(),
+        "the other coordinator never heard of a change"
+    );
+    drop(other);
+    db.cleanup().await;
+}

@@ -326,8 +326,13 @@ fn other_mistakes_name_their_field() {
             &["requires", "tpu"],
         ),
         (
-            &format!("{VALID}[grid]\nseed = [{}]\n", vec!["1"; 200_000].join(",")),
-            &["grid", "100000"],
+            &format!(
+                "{}[grid]\nseed = [{}]\nlr = [{}]\n",
+                VALID.replace("lr = 1e-4, ", ""),
+                vec!["1"; 2_000].join(","),
+                vec!["1e-4"; 1_000].join(",")
+            ),
+            &["grid", "1000000"],
         ),
     ];
     for (spec, parts) in cases {

@@ -16,7 +16,9 @@ const DIALECT: Dialect = Dialect {
     // and the write after it, so no row locks are needed.
     lock: "",
     skip_locked: "",
-    notify: None,
+    points: "(SELECT json_extract(value, '$.name') AS name, json_extract(value, '$.step') AS step, \
+             json_extract(value, '$.epoch') AS epoch, json_extract(value, '$.value') AS value \
+             FROM json_each($3)) AS p",
 };
 
 /// The file a SQLite URL names.

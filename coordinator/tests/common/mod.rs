@@ -1,11 +1,20 @@
-//! Test helpers: a real SQLite file or a fresh PostgreSQL database per test.
+//! Test helpers: a real SQLite file or a fresh PostgreSQL database per test,
+//! and a coordinator serving on a loopback port.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::{AnyConnection, Connection, Executor, PgConnection};
+use sweep_coordinator::Config;
 use sweep_coordinator::store::{self, Store};
+use sweep_proto::v1::coordinator_client::CoordinatorClient;
+use sweep_proto::v1::sweeps_client::SweepsClient;
 use sweep_proto::{Device, Registration, WorkerId};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 /// Where the tests find PostgreSQL (`SWEEP_TEST_POSTGRES_URL`, default the
 /// local server with trust auth). The tests fail, not skip, without one.
@@ -133,4 +142,51 @@ pub async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
         })
         .await
         .expect("register worker")
+}
+
+/// A coordinator serving on 127.0.0.1:0 until stopped.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<sweep_coordinator::error::Result<()>>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(sweep_coordinator::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        let url = format!("http://{}", self.addr);
+        for _ in 0..100 {
+            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
+                return channel;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the coordinator at {url} never answered");
+    }
+
+    pub async fn clients(&self) -> (CoordinatorClient<Channel>, SweepsClient<Channel>) {
+        let channel = self.channel().await;
+        (
+            CoordinatorClient::new(channel.clone()),
+            SweepsClient::new(channel),
+        )
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.await.unwrap().expect("clean shutdown");
+    }
 }

@@ -92,34 +92,40 @@ impl SqlStore {
         }
     }
 
-    /// Ends the current attempt of a task whose lease was fenced, then
-    /// unblocks or fails its dependents as the new state requires.
+    /// Ends the attempt that `lease` names, fenced like [`SqlStore::fence`]
+    /// (one statement, so a caller that only ends an attempt needs no
+    /// separate fence), then unblocks or fails the task's dependents as the
+    /// new state requires.
     pub(super) async fn end_attempt(
         &self,
         tx: &mut Transaction<'static, Any>,
-        task: TaskId,
+        lease: &LeaseRef,
         ending: Ending<'_>,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE tasks SET state = $2, \
-             error = CASE WHEN $2 = 'succeeded' THEN NULL ELSE COALESCE($3, error) END, \
-             summary = COALESCE($4, summary), handbacks = handbacks + $5, \
-             finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
+        let dependents: Option<i64> = sqlx::query_scalar(self.sql(
+            "UPDATE tasks SET state = $3, \
+             error = CASE WHEN $3 = 'succeeded' THEN NULL ELSE COALESCE($4, error) END, \
+             summary = COALESCE($5, summary), handbacks = handbacks + $6, \
+             finished_at = CASE WHEN $7 = 1 THEN {now} ELSE NULL END, \
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1",
+             WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
+             RETURNING dependents",
         ))
-        .bind(task.0)
+        .bind(lease.task_id.0)
+        .bind(lease.token.clone())
         .bind(ending.state.as_str())
         .bind(ending.error.map(str::to_string))
         .bind(ending.summary)
         .bind(ending.handback)
         .bind(i64::from(ending.state.is_final()))
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        match ending.state {
-            TaskState::Succeeded => self.unblock_dependents(tx, task).await,
-            TaskState::Failed => self.fail_dependents(tx, task).await,
-            _ => Ok(()),
+        match (dependents, ending.state) {
+            (None, _) => Err(self.not_leased(tx, lease.task_id).await),
+            (Some(0), _) => Ok(()),
+            (Some(_), TaskState::Succeeded) => self.unblock_dependents(tx, lease.task_id).await,
+            (Some(_), TaskState::Failed) => self.fail_dependents(tx, lease.task_id).await,
+            (Some(_), _) => Ok(()),
         }
     }
 
@@ -171,20 +177,20 @@ impl SqlStore {
     }
 
     /// Keeps the finite numbers of a completed task's summary for reports.
+    /// A task succeeds at most once (nothing queues a succeeded task again),
+    /// so its numbers are written once; the upsert only makes a repeat
+    /// harmless.
     pub(super) async fn insert_summary(
         &self,
         tx: &mut Transaction<'static, Any>,
         task: TaskId,
         summary: &Summary,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM summary_values WHERE task_id = $1")
-            .bind(task.0)
-            .execute(&mut **tx)
-            .await?;
         let values: Vec<(&str, f64)> = summary.finite().collect();
         for chunk in values.chunks(INSERT_BATCH) {
             let sql = format!(
-                "INSERT INTO summary_values (task_id, name, value) VALUES {}",
+                "INSERT INTO summary_values (task_id, name, value) VALUES {} \
+                 ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value",
                 placeholders(chunk.len(), 3)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));

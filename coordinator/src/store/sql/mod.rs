@@ -30,7 +30,7 @@ use super::signal::Signal;
 use crate::error::{Error, Result};
 
 /// What differs between the databases. Query templates name these fragments
-/// as `{now}`, `{token}`, `{lock}` and `{skip_locked}`.
+/// as `{now}`, `{token}`, `{lock}`, `{skip_locked}` and `{points}`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Dialect {
     /// Milliseconds since the Unix epoch by the database's clock, so that
@@ -43,9 +43,9 @@ pub(crate) struct Dialect {
     pub lock: &'static str,
     /// Lets concurrent claimers and reapers pass over each other's rows.
     pub skip_locked: &'static str,
-    /// Run inside a transaction that changed task states, to wake the long
-    /// polls of other coordinators on the same database.
-    pub notify: Option<&'static str>,
+    /// A table `p (name, step, epoch, value)` read from the JSON array of
+    /// metric points bound as `$3`: a batch of any size is one parameter.
+    pub points: &'static str,
 }
 
 /// Rows per multi-row INSERT: well under both databases' parameter limits.
@@ -55,13 +55,17 @@ pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
     signal: Signal,
-    /// Background work tied to this store (the PostgreSQL listener).
-    background: Option<JoinHandle<()>>,
+    /// Changes made here, for other coordinators on the same database to
+    /// hear of (PostgreSQL only; see `postgres::announce`).
+    announce: Option<Signal>,
+    /// Background work tied to this store (PostgreSQL's listener and
+    /// announcer).
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Drop for SqlStore {
     fn drop(&mut self) {
-        if let Some(task) = &self.background {
+        for task in &self.background {
             task.abort();
         }
     }
@@ -80,12 +84,17 @@ impl SqlStore {
             pool,
             dialect,
             signal,
-            background: None,
+            announce: None,
+            background: Vec::new(),
         }
     }
 
-    pub(crate) fn with_background(mut self, task: JoinHandle<()>) -> Self {
-        self.background = Some(task);
+    /// Shares this store's changes with other coordinators: each commit
+    /// that changes tasks bumps `announce`, which the `background` tasks
+    /// pass on.
+    pub(crate) fn with_peers(mut self, announce: Signal, background: Vec<JoinHandle<()>>) -> Self {
+        self.announce = Some(announce);
+        self.background = background;
         self
     }
 
@@ -97,17 +106,19 @@ impl SqlStore {
                 .replace("{now}", self.dialect.now)
                 .replace("{token}", self.dialect.token)
                 .replace("{skip_locked}", self.dialect.skip_locked)
-                .replace("{lock}", self.dialect.lock),
+                .replace("{lock}", self.dialect.lock)
+                .replace("{points}", self.dialect.points),
         )
     }
 
-    /// Commits a transaction that changed task states and wakes the waiters.
-    pub(super) async fn commit_change(&self, mut tx: Transaction<'static, Any>) -> Result<()> {
-        if let Some(notify) = self.dialect.notify {
-            sqlx::query(notify).execute(&mut *tx).await?;
-        }
+    /// Commits a transaction that changed task states and wakes the waiters,
+    /// here and (through `announce`) in other coordinators.
+    pub(super) async fn commit_change(&self, tx: Transaction<'static, Any>) -> Result<()> {
         tx.commit().await?;
         self.signal.bump();
+        if let Some(announce) = &self.announce {
+            announce.bump();
+        }
         Ok(())
     }
 

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 use sweep_proto::{Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId, TaskState};
 use sweep_proto::{Verdict, WorkerId};
 use sweep_spec::Summary;
 use tokio::sync::watch;
 
 use super::attempt::{Ending, Fenced};
-use super::{INSERT_BATCH, SqlStore, millis, params_from_row, placeholders};
+use super::{SqlStore, millis, params_from_row};
 use crate::error::{Error, Result};
 use crate::store::{Capabilities, NewArtifact, QueueStore, ReapOutcome};
 
@@ -40,7 +40,7 @@ impl QueueStore for SqlStore {
                lease_token = {token}, lease_expires_at = {now} + $2, cancel_requested = 0, \
                started_at = COALESCE(started_at, {now}) \
              WHERE state = 'queued' AND id IN (SELECT id FROM picked) \
-             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at",
+             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
         ))
         .bind(worker.0)
         .bind(millis(ttl))
@@ -48,10 +48,14 @@ impl QueueStore for SqlStore {
         .bind(i64::from(max))
         .fetch_all(&mut *tx)
         .await?;
+        let mut with_deps = Vec::new();
         let mut leases = rows
             .iter()
             .map(|row| {
                 let task_id = TaskId(row.try_get("id")?);
+                if row.try_get::<i64, _>("dependencies")? > 0 {
+                    with_deps.push(task_id);
+                }
                 Ok(Lease {
                     task_id,
                     sweep_id: SweepId(row.try_get("sweep_id")?),
@@ -63,8 +67,7 @@ impl QueueStore for SqlStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let ids: Vec<TaskId> = leases.iter().map(|l| l.task_id).collect();
-        let mut deps = self.dependencies(&mut tx, &ids).await?;
+        let mut deps = self.dependencies(&mut tx, &with_deps).await?;
         tx.commit().await?;
         leases.sort_by_key(|lease| lease.task_id);
         for lease in &mut leases {
@@ -122,28 +125,30 @@ impl QueueStore for SqlStore {
                 bad.name, bad.step, bad.value
             )));
         }
-        let mut tx = self.pool.begin().await?;
-        let fenced = self.fence(&mut tx, lease).await?;
-        let mut stored = 0;
-        for chunk in points.chunks(INSERT_BATCH) {
-            let sql = format!(
-                "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) VALUES {} \
-                 ON CONFLICT (task_id, attempt, name, step) DO NOTHING",
-                placeholders(chunk.len(), 6)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for point in chunk {
-                query = query
-                    .bind(lease.task_id.0)
-                    .bind(fenced.attempt)
-                    .bind(point.name.clone())
-                    .bind(point.step)
-                    .bind(point.epoch)
-                    .bind(point.value);
-            }
-            stored += query.execute(&mut *tx).await?.rows_affected();
+        // One statement, fenced by its own sub-select (which locks the task's
+        // row on PostgreSQL until the insert commits), with the whole batch
+        // as one JSON parameter: a batch costs one round trip and one commit.
+        let stored = sqlx::query(self.sql(
+            "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) \
+             SELECT t.id, t.attempt, p.name, p.step, p.epoch, p.value \
+             FROM (SELECT id, attempt FROM tasks \
+                   WHERE id = $1 AND state = 'leased' AND lease_token = $2{lock}) AS t, \
+                  {points} \
+             WHERE true ON CONFLICT (task_id, attempt, name, step) DO NOTHING",
+        ))
+        .bind(lease.task_id.0)
+        .bind(lease.token.clone())
+        .bind(points_json(points)?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if stored == 0 {
+            // Every point was a duplicate, or the lease is not current: only
+            // the second is an error.
+            let mut tx = self.pool.begin().await?;
+            self.fence(&mut tx, lease).await?;
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(stored)
     }
 
@@ -171,14 +176,13 @@ impl QueueStore for SqlStore {
 
     async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        self.fence(&mut tx, lease).await?;
         let ending = Ending {
             state: TaskState::Succeeded,
             error: None,
             summary: Some(summary.to_json()),
             handback: 0,
         };
-        self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.end_attempt(&mut tx, lease, ending).await?;
         self.insert_summary(&mut tx, lease.task_id, summary).await?;
         self.commit_change(tx).await
     }
@@ -193,7 +197,7 @@ impl QueueStore for SqlStore {
             summary: None,
             handback: 0,
         };
-        self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.end_attempt(&mut tx, lease, ending).await?;
         self.commit_change(tx).await?;
         Ok(state)
     }
@@ -212,7 +216,7 @@ impl QueueStore for SqlStore {
             summary: None,
             handback: 1,
         };
-        self.end_attempt(&mut tx, lease.task_id, ending).await?;
+        self.end_attempt(&mut tx, lease, ending).await?;
         self.commit_change(tx).await?;
         Ok(state)
     }
@@ -220,8 +224,8 @@ impl QueueStore for SqlStore {
     async fn reap_expired(&self) -> Result<ReapOutcome> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(self.sql(
-            "SELECT id, sweep_id, attempt, handbacks, max_attempts, cancel_requested, lease_owner \
-             FROM tasks WHERE state = 'leased' AND lease_expires_at < {now} \
+            "SELECT id, sweep_id, attempt, handbacks, max_attempts, cancel_requested, lease_owner, \
+             lease_token FROM tasks WHERE state = 'leased' AND lease_expires_at < {now} \
              ORDER BY id{skip_locked}",
         ))
         .fetch_all(&mut *tx)
@@ -229,6 +233,10 @@ impl QueueStore for SqlStore {
         let mut outcome = ReapOutcome::default();
         for row in rows {
             let task = TaskId(row.try_get("id")?);
+            let lease = LeaseRef {
+                task_id: task,
+                token: row.try_get("lease_token")?,
+            };
             let fenced = Fenced::from_row(&row)?;
             let owner: Option<i64> = row.try_get("lease_owner")?;
             let error = format!(
@@ -244,7 +252,7 @@ impl QueueStore for SqlStore {
                 summary: None,
                 handback: 0,
             };
-            self.end_attempt(&mut tx, task, ending).await?;
+            self.end_attempt(&mut tx, &lease, ending).await?;
             tracing::info!(task = %task, sweep = %fenced.sweep_id, %state, "reaped an expired lease");
             match state {
                 TaskState::Queued => outcome.requeued.push(task),
@@ -263,4 +271,27 @@ impl QueueStore for SqlStore {
     fn changes(&self) -> watch::Receiver<u64> {
         self.signal.subscribe()
     }
+}
+
+/// A metric batch as the JSON array that [`Dialect::points`] reads.
+///
+/// [`Dialect::points`]: super::Dialect::points
+fn points_json(points: &[MetricPoint]) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        name: &'a str,
+        step: i64,
+        epoch: Option<i64>,
+        value: f64,
+    }
+    let rows: Vec<Row> = points
+        .iter()
+        .map(|p| Row {
+            name: &p.name,
+            step: p.step,
+            epoch: p.epoch,
+            value: p.value,
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|err| Error::Corrupt(format!("metric batch: {err}")))
 }

@@ -22,11 +22,16 @@ impl SqlStore {
         let plan = &new.plan;
         let mut ids = vec![TaskId(0); plan.tasks.len()];
         let ordinals: Vec<usize> = (0..plan.tasks.len()).collect();
+        let mut dependents = vec![0_i64; plan.tasks.len()];
+        for dep in plan.tasks.iter().flat_map(|task| &task.depends_on) {
+            dependents[*dep] += 1;
+        }
         for chunk in ordinals.chunks(INSERT_BATCH) {
             let sql = format!(
                 "INSERT INTO tasks (sweep_id, ordinal, kind, params, setting, requires, priority, \
-                 state, max_attempts, created_at) VALUES {} RETURNING id, ordinal",
-                placeholders(chunk.len(), 10)
+                 state, max_attempts, created_at, dependents, dependencies) VALUES {} \
+                 RETURNING id, ordinal",
+                placeholders(chunk.len(), 12)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for &ordinal in chunk {
@@ -46,7 +51,9 @@ impl SqlStore {
                     .bind(plan.priority)
                     .bind(state.as_str())
                     .bind(plan.max_attempts)
-                    .bind(now);
+                    .bind(now)
+                    .bind(dependents[ordinal])
+                    .bind(task.depends_on.len() as i64);
             }
             for row in query.fetch_all(&mut **tx).await? {
                 let ordinal: i64 = row.try_get("ordinal")?;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs the coordinator's benchmarks at size and writes their tables into
+# docs/BENCHMARKS.md, between the markers `<!-- bench.sh: begin -->` and
+# `<!-- bench.sh: end -->`, with the machine, the date and each command.
+# Needs PostgreSQL on 127.0.0.1:5432 (SWEEP_TEST_POSTGRES_URL), like the
+# tests. About 15 minutes on 2 cores. `cargo test` runs each benchmark in a
+# tiny configuration, so they keep working between runs of this script.
+#
+#   scripts/bench.sh            # everything
+#   SWEEP_BENCH_QUICK=1 scripts/bench.sh   # small sizes, a minute (a check)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+doc=docs/BENCHMARKS.md
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+if [[ ${SWEEP_BENCH_QUICK:-0} == 1 ]]; then
+  scale=(1000 2000 1,8 "1000,10000" 20 100 200 5000)
+else
+  scale=(5000 20000 1,2,4,8,16,32,64 "1000,10000,100000,1000000" 64 20 2000 5000)
+fi
+read -r tasks sqlite_tasks workers sizes streams batches report_tasks report_points <<<"${scale[*]}"
+
+cargo bench -p sweep-coordinator --no-run -q 2>/dev/null
+bench() { # NAME ARGS...: runs it, echoes the command, keeps the table
+  local name=$1
+  shift
+  printf '\n```sh\ncargo bench -p sweep-coordinator --bench %s -- %s\n```\n\n' "$name" "$*" >>"$out"
+  echo "== $name $*" >&2
+  cargo bench -q -p sweep-coordinator --bench "$name" -- "$@" | tee -a "$out" >&2
+}
+
+{
+  echo "Written by \`scripts/bench.sh\` on $(date -u +%F): $(nproc) cores,"
+  echo "$(free -g | awk '/^Mem:/ {print $2}') GiB, $(psql -V 2>/dev/null | awk '{print "PostgreSQL " $3}' || echo PostgreSQL)"
+  echo "on the same machine (fsync on), client, coordinator and database sharing the cores."
+  echo
+  echo "### Queue: lease → metrics → complete over gRPC, by number of workers"
+} >"$out"
+bench throughput postgres "$tasks" "$workers" 4 10
+bench throughput sqlite "$sqlite_tasks" 8 4 10
+{
+  echo
+  echo "### Queue: the cost per task against the size of the sweep (64 workers, the first tasks of each)"
+} >>"$out"
+bench throughput postgres "$sizes" 64 4 10 "$tasks"
+{
+  echo
+  echo "### Metric ingestion: concurrent ReportMetrics streams"
+} >>"$out"
+bench ingest postgres "$streams" "$batches" 1000
+bench ingest sqlite "$streams" "$batches" 1000
+{
+  echo
+  echo "### Report against raw-metric volume"
+} >>"$out"
+bench report postgres "$report_tasks" "$report_points"
+
+python3 - "$doc" "$out" <<'PY'
+import sys
+doc, out = sys.argv[1], sys.argv[2]
+text, new = open(doc).read(), open(out).read()
+begin, end = "<!-- bench.sh: begin -->", "<!-- bench.sh: end -->"
+head, rest = text.split(begin)
+_, tail = rest.split(end)
+open(doc, "w").write(f"{head}{begin}\n{new}\n{end}{tail}")
+PY
+echo "== wrote $doc" >&2
