@@ -7,6 +7,9 @@ use clap::Parser;
 use sweep_cli::args::Cli;
 use sweep_cli::local::Interrupted;
 
+#[global_allocator]
+static ALLOCATOR: sweep_worker::TrainingAllocator = sweep_worker::TrainingAllocator;
+
 fn main() -> ExitCode {
     sweep_proto::process::init_logging("warn", Default::default());
     let cli = Cli::parse();

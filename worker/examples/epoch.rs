@@ -21,6 +21,9 @@ use sweep_spec::planner;
 use sweep_worker::device::DeviceChoice;
 use sweep_worker::experiments::{self, Context, Sink};
 
+#[global_allocator]
+static ALLOCATOR: sweep_worker::TrainingAllocator = sweep_worker::TrainingAllocator;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// A sweep spec (TOML); dependent tasks (interpolation) are skipped.

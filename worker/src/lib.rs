@@ -15,6 +15,7 @@
 //!   artifacts in the background; [`slots`]: a thread pool per slot.
 //! - [`rng`]: the seeded generator behind weights, data order and shuffles.
 //! - [`error`]: dataset errors.
+//! - [`TrainingAllocator`]: the allocator binaries that train declare.
 
 pub mod data;
 pub mod device;
@@ -31,3 +32,10 @@ pub mod slots;
 pub mod task;
 
 pub use runner::{Config, hostname, run};
+
+/// The `#[global_allocator]` of every binary that trains. glibc's malloc
+/// hands the large buffers of a training step back to the kernel when they
+/// are freed and faults them in again on the next step: the shallow
+/// 1-190-1 fit spent most of its time in page faults and ran 3x slower than
+/// with mimalloc, which keeps freed memory for reuse (docs/BENCHMARKS.md).
+pub use mimalloc::MiMalloc as TrainingAllocator;

@@ -9,6 +9,9 @@ use clap::Parser;
 use sweep_proto::process::LogFormat;
 use sweep_worker::device::DeviceChoice;
 
+#[global_allocator]
+static ALLOCATOR: sweep_worker::TrainingAllocator = sweep_worker::TrainingAllocator;
+
 /// A sweep worker: leases tasks from a coordinator and trains them with burn.
 #[derive(Debug, Parser)]
 #[command(version, about)]
