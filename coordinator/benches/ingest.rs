@@ -71,10 +71,7 @@ async fn stream(channel: Channel, lease: v1::LeaseRef, batches: i64, size: i64) 
 }
 
 async fn run(config: &Run) {
-    let db = match config.backend.as_str() {
-        "postgres" => common::TestDb::postgres().await,
-        _ => common::TestDb::sqlite().await,
-    };
+    let db = common::TestDb::of(config.backend.as_str()).await;
     let server = common::Server::start(Config::new(db.url.clone())).await;
     let channel = server.channel().await;
     SweepsClient::new(channel.clone())

@@ -55,10 +55,7 @@ async fn main() {
 }
 
 async fn run(backend: &str, tasks: usize, points: usize) {
-    let db = match backend {
-        "postgres" => common::TestDb::postgres().await,
-        _ => common::TestDb::sqlite().await,
-    };
+    let db = common::TestDb::of(backend).await;
     let store = &db.store;
     let sweep = store
         .create_sweep(&planner::submission(&spec(tasks)).unwrap())

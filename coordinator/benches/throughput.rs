@@ -144,10 +144,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn run(config: &Run) {
-    let db = match config.backend.as_str() {
-        "postgres" => common::TestDb::postgres().await,
-        _ => common::TestDb::sqlite().await,
-    };
+    let db = common::TestDb::of(config.backend.as_str()).await;
     let server = common::Server::start(Config::new(db.url.clone())).await;
     let channel = server.channel().await;
     SweepsClient::new(channel.clone())

@@ -68,6 +68,14 @@ impl TestDb {
         }
     }
 
+    /// The backend a benchmark names: `postgres`, or SQLite for anything else.
+    pub async fn of(backend: &str) -> Self {
+        match backend {
+            "postgres" => Self::postgres().await,
+            _ => Self::sqlite().await,
+        }
+    }
+
     /// Drops the store and opens it again, as a restarted coordinator would.
     pub async fn reopen(&mut self) {
         self.store = store::connect(&self.url).await.expect("reopen store");
