@@ -3,8 +3,9 @@
 # docs/BENCHMARKS.md, between the markers `<!-- bench.sh: begin -->` and
 # `<!-- bench.sh: end -->`, with the machine, the date and each command.
 # Needs PostgreSQL on 127.0.0.1:5432 (SWEEP_TEST_POSTGRES_URL), like the
-# tests. About 15 minutes on 2 cores. `cargo test` runs each benchmark in a
-# tiny configuration, so they keep working between runs of this script.
+# tests. About 8 minutes on 2 cores, then scripts/bench-training.sh (training
+# against PyTorch) unless quick. `cargo test` runs each benchmark in a tiny
+# configuration, so they keep working between runs of this script.
 #
 #   scripts/bench.sh            # everything
 #   SWEEP_BENCH_QUICK=1 scripts/bench.sh   # small sizes, a minute (a check)
@@ -56,13 +57,6 @@ bench ingest sqlite "$streams" "$batches" 1000
 } >>"$out"
 bench report postgres "$report_tasks" "$report_points"
 
-python3 - "$doc" "$out" <<'PY'
-import sys
-doc, out = sys.argv[1], sys.argv[2]
-text, new = open(doc).read(), open(out).read()
-begin, end = "<!-- bench.sh: begin -->", "<!-- bench.sh: end -->"
-head, rest = text.split(begin)
-_, tail = rest.split(end)
-open(doc, "w").write(f"{head}{begin}\n{new}\n{end}{tail}")
-PY
+scripts/write-block.py "$doc" bench.sh "$out"
 echo "== wrote $doc" >&2
+[[ ${SWEEP_BENCH_QUICK:-0} == 1 ]] || scripts/bench-training.sh

@@ -1,18 +1,12 @@
 #!/usr/bin/env bash
 # The worker's model and learning tests on LibTorch (CPU): the `tch` feature
-# without flex, so every CPU tensor goes through LibTorch. Needs PyTorch
-# 2.9.0 (the version tch 0.22 is built for); a venv with it is made once and
-# cached at $SWEEP_TORCH_VENV (default ~/.cache/sweep/torch-2.9.0, about 7 GB:
-# the registry's wheel is a CUDA build, which runs on CPU too).
+# without flex, so every CPU tensor goes through LibTorch; then the PyTorch
+# reference scripts on tiny specs. Needs PyTorch 2.9.0, from the venv that
+# scripts/torch-venv.sh makes once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=${SWEEP_TORCH_VENV:-$HOME/.cache/sweep/torch-2.9.0}
-if ! "$venv/bin/python" -c 'import torch; assert torch.__version__.startswith("2.9.0")' 2>/dev/null; then
-  echo "== installing torch==2.9.0 into $venv (once)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check torch==2.9.0
-fi
+venv=$(scripts/torch-venv.sh)
 torch_lib=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')/lib
 
 export VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
@@ -20,3 +14,32 @@ export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 features=(-p sweep-worker --no-default-features --features tch --locked)
 cargo clippy "${features[@]}" --all-targets -- -D warnings
 cargo test "${features[@]}" --lib --test learning
+
+# The PyTorch references of the training benchmarks (scripts/bench-training.sh)
+# on tiny specs, so they keep running between benchmark runs.
+check=$(mktemp -d)
+trap 'rm -rf "$check"' EXIT
+cat >"$check/classify.toml" <<'SPEC'
+name = "torch-reference-check"
+experiment = "classify"
+dataset = "mnist-sample"
+train = { optimizer = "adam", lr = 1e-3, epochs = 1, batch_size = 64, record_every = 2 }
+classify = { train_subset = 256, test_subset = 128 }
+models = [
+  { name = "mlp", kind = "mlp", hidden = [32] },
+  { name = "cnn", kind = "cnn", convs = [4], fc = [16] },
+]
+SPEC
+cat >"$check/fit.toml" <<'SPEC'
+name = "torch-reference-check-fit"
+experiment = "fit"
+train = { optimizer = "adam", lr = 0.005, steps = 20, record_every = 5 }
+fit = { target = "x_cos_x", points = 100, x_min = -1.0, x_max = 10.0 }
+models = [{ name = "mlp", kind = "mlp", hidden = [8, 8] }]
+SPEC
+cargo build "${features[@]}" --example epoch
+for spec in classify fit; do
+  python scripts/torch_sweep.py "$check/$spec.toml" --epoch target/debug/examples/epoch | tee "$check/out"
+  grep -q ", 0 skipped" "$check/out"
+done
+python scripts/torch_epoch.py --model '{"kind":"mlp","input":784,"hidden":[32],"output":10}' --epochs 1

@@ -2,7 +2,8 @@
 //! way the coordinator would, trains each of its tasks here, one after the
 //! other, and prints the wall time and final metrics of each. It is the
 //! training benchmark (time per epoch against PyTorch) and the body of
-//! `scripts/gpu-smoke.sh`.
+//! `scripts/gpu-smoke.sh`; with `--tasks` it only prints the plan, which
+//! `scripts/torch_sweep.py` replays with PyTorch.
 //!
 //! ```sh
 //! cargo run --release -p sweep-worker --example epoch -- sweeps/quick/1.2-deep-vs-shallow-mnist.toml
@@ -35,6 +36,10 @@ struct Args {
     /// Train each task this many times and report every run.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Print each task's parameters as one JSON line instead of training
+    /// (what `scripts/torch_sweep.py` trains with PyTorch).
+    #[arg(long)]
+    tasks: bool,
 }
 
 /// Keeps the last value of each metric.
@@ -55,6 +60,13 @@ fn main() -> anyhow::Result<()> {
     let spec = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("cannot read {}", args.spec.display()))?;
     let plan = planner::submission(&spec)?.plan;
+    let independent = plan.tasks.iter().filter(|t| t.depends_on.is_empty());
+    if args.tasks {
+        for task in independent {
+            println!("{}", serde_json::to_string(&task.params)?);
+        }
+        return Ok(());
+    }
     let device = args.device.open().map_err(anyhow::Error::msg)?;
     println!(
         "device {} (backend {}), {} threads",
@@ -63,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     let stop = AtomicBool::new(false);
-    for task in plan.tasks.iter().filter(|t| t.depends_on.is_empty()) {
+    for task in independent {
         let params = &task.params;
         for _ in 0..args.repeat {
             let sink = Last::default();
