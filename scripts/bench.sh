@@ -36,7 +36,7 @@ bench() { # NAME ARGS...: runs it, echoes the command, keeps the table
   echo "$(free -g | awk '/^Mem:/ {print $2}') GiB, $(psql -V 2>/dev/null | awk '{print "PostgreSQL " $3}' || echo PostgreSQL)"
   echo "on the same machine (fsync on), client, coordinator and database sharing the cores."
   echo
-  echo "### Queue: lease → metrics → complete over gRPC, by number of workers"
+  echo "### Queue: lease → complete (with its metric points) over gRPC, by number of workers"
 } >"$out"
 bench throughput postgres "$tasks" "$workers" 4 10
 bench throughput sqlite "$sqlite_tasks" 8 4 10

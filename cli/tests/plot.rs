@@ -73,7 +73,7 @@ impl Results {
     async fn complete(&self, lease: &Lease, values: &[(&str, f64)]) {
         let summary: Summary = values.iter().map(|(n, v)| (n.to_string(), *v)).collect();
         self.store
-            .complete(&lease.to_ref(), &summary)
+            .complete(&lease.to_ref(), &summary, &[])
             .await
             .unwrap();
     }

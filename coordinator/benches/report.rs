@@ -93,7 +93,7 @@ async fn run(backend: &str, tasks: usize, points: usize) {
                 .set(summary::TEST_ACC, 0.85 + seed.cos() / 100.0)
                 .set(summary::SENSITIVITY, 1.5)
                 .set(summary::STEPS, 900.0);
-            store.complete(&lease.to_ref(), &values).await.unwrap();
+            store.complete(&lease.to_ref(), &values, &[]).await.unwrap();
         }
     }
     println!(

@@ -1,6 +1,7 @@
 //! Queue throughput through the whole stack: a coordinator on 127.0.0.1:0,
 //! simulated workers over real gRPC doing lease (up to SLOTS tasks a call) →
-//! per task one metric batch of POINTS points → complete, against a SQLite
+//! per task one completion carrying POINTS metric points (what a worker
+//! sends for a task shorter than its shipper's linger), against a SQLite
 //! file or a fresh PostgreSQL database. TASKS and WORKERS may be
 //! comma-separated lists: one run per pair, each on a fresh database (the
 //! scaling curve).
@@ -104,13 +105,15 @@ async fn simulated_worker(
             return log;
         }
         for lease in leases {
-            let lease_ref = Some(v1::LeaseRef {
-                task_id: lease.task_id,
-                lease_token: lease.lease_token,
-            });
-            if points > 0 {
-                let batch = v1::MetricBatch {
-                    lease: lease_ref.clone(),
+            // Like a worker's task that ends within the shipper's linger:
+            // its points travel with the completion.
+            client
+                .complete(v1::CompleteRequest {
+                    lease: Some(v1::LeaseRef {
+                        task_id: lease.task_id,
+                        lease_token: lease.lease_token,
+                    }),
+                    summary_json: "{\"test_acc\": 0.5}".into(),
                     points: (0..points)
                         .map(|step| v1::MetricPoint {
                             name: "loss".into(),
@@ -119,16 +122,6 @@ async fn simulated_worker(
                             value: 1.0,
                         })
                         .collect(),
-                };
-                client
-                    .report_metrics(futures::stream::iter(vec![batch]))
-                    .await
-                    .unwrap();
-            }
-            client
-                .complete(v1::CompleteRequest {
-                    lease: lease_ref,
-                    summary_json: "{\"test_acc\": 0.5}".into(),
                 })
                 .await
                 .unwrap();

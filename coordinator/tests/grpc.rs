@@ -195,6 +195,7 @@ async fn a_task_life_cycle_over_grpc() {
         .complete(v1::CompleteRequest {
             lease: lease_ref(good),
             summary_json: r#"{"test_acc": 0.91}"#.into(),
+            points: Vec::new(),
         })
         .await
         .unwrap();
@@ -365,6 +366,7 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
         .complete(v1::CompleteRequest {
             lease: lease_ref(&stale),
             summary_json: String::new(),
+            points: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -399,15 +401,33 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
         .complete(v1::CompleteRequest {
             lease: lease_ref(&lease),
             summary_json: "[1, 2]".into(),
+            points: Vec::new(),
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    let diverged = v1::MetricPoint {
+        name: "train_loss".into(),
+        step: 9,
+        epoch: None,
+        value: f64::NAN,
+    };
+    let err = workers
+        .complete(v1::CompleteRequest {
+            lease: lease_ref(&lease),
+            summary_json: "{}".into(),
+            points: vec![diverged],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("train_loss"), "{}", err.message());
     // The real lease still works after all that.
     workers
         .complete(v1::CompleteRequest {
             lease: lease_ref(&lease),
             summary_json: "{}".into(),
+            points: Vec::new(),
         })
         .await
         .unwrap();
@@ -761,6 +781,7 @@ async fn a_restarted_coordinator_keeps_everything() {
         .complete(v1::CompleteRequest {
             lease: lease_ref(&lease),
             summary_json: "{}".into(),
+            points: Vec::new(),
         })
         .await
         .expect("the lease outlives the coordinator");
@@ -813,6 +834,7 @@ async fn prometheus_scrapes_tasks_workers_leases_and_endings() {
     let complete = v1::CompleteRequest {
         lease: lease_ref(&leases[0]),
         summary_json: "{}".into(),
+        points: Vec::new(),
     };
     workers.complete(complete).await.unwrap();
     let fail = v1::FailRequest {

@@ -148,7 +148,11 @@ async fn an_expired_lease_is_requeued_with_a_new_attempt_and_token(db: &mut Test
     // The old lease can change nothing.
     let old = first.to_ref();
     assert_stale(store.record_metrics(&old, &[point("loss", 1, 0.5)]).await);
-    assert_stale(store.complete(&old, &Summary::new()).await);
+    assert_stale(
+        store
+            .complete(&old, &Summary::new(), &[point("loss", 2, 0.5)])
+            .await,
+    );
     assert_stale(store.fail(&old, "late", true).await);
     let artifact = NewArtifact {
         name: "weights/final".into(),
@@ -162,7 +166,7 @@ async fn an_expired_lease_is_requeued_with_a_new_attempt_and_token(db: &mut Test
     assert!(store.metrics(first.task_id).await.unwrap().is_empty());
     // The new one still works.
     store
-        .complete(&second.to_ref(), &summary(&[("acc", 0.9)]))
+        .complete(&second.to_ref(), &summary(&[("acc", 0.9)]), &[])
         .await
         .unwrap();
     let task = store.task(first.task_id).await.unwrap();
@@ -260,7 +264,7 @@ async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) 
     let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
     assert_eq!(leases.len(), 2, "the blocked task is not leased");
     store
-        .complete(&leases[0].to_ref(), &Summary::new())
+        .complete(&leases[0].to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -268,7 +272,7 @@ async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) 
         TaskState::Blocked
     );
     store
-        .complete(&leases[1].to_ref(), &Summary::new())
+        .complete(&leases[1].to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -301,7 +305,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
 
     // Retry re-queues the failed training task and blocks the dependent again.
     store
-        .complete(&leases[1].to_ref(), &Summary::new())
+        .complete(&leases[1].to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     assert_eq!(store.retry_sweep(id).await.unwrap(), 2);
@@ -311,7 +315,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
     assert_eq!(again.task_id, leases[0].task_id);
     assert_eq!(again.attempt, 2);
     store
-        .complete(&again.to_ref(), &Summary::new())
+        .complete(&again.to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -409,6 +413,50 @@ async fn metric_writes_are_idempotent_and_checked(db: &mut TestDb) {
     }
 }
 
+async fn a_completion_stores_its_last_points_with_it(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("tail", 1, "")).await;
+    let w = worker(store, "w").await;
+    let lease = lease_one(store, w, TTL).await;
+    store
+        .record_metrics(&lease.to_ref(), &[point("loss", 1, 0.5)])
+        .await
+        .unwrap();
+    // A bad point refuses the whole completion: nothing is stored and the
+    // task stays leased, so the worker can still end it properly.
+    let bad = [point("loss", 2, 0.4), point("test_acc", 2, f64::INFINITY)];
+    let err = store
+        .complete(&lease.to_ref(), &summary(&[("test_acc", 0.9)]), &bad)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
+    let task = store.task(lease.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Leased);
+    assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1);
+
+    // A point sent before is kept once; the new ones land with the success.
+    let tail = [
+        point("loss", 1, 0.5),
+        point("loss", 2, 0.4),
+        point("test_acc", 2, 0.9),
+    ];
+    store
+        .complete(&lease.to_ref(), &summary(&[("test_acc", 0.9)]), &tail)
+        .await
+        .unwrap();
+    let task = store.task(lease.task_id).await.unwrap();
+    assert_eq!(task.state, TaskState::Succeeded);
+    let stored: Vec<_> = store
+        .metrics(lease.task_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.attempt, m.point))
+        .collect();
+    let expected: Vec<_> = tail.iter().map(|p| (1, p.clone())).collect();
+    assert_eq!(stored, expected);
+}
+
 async fn artifacts_are_stored_per_attempt(db: &mut TestDb) {
     let store = &db.store;
     submit(store, &classify_spec("artifacts", 1, "")).await;
@@ -465,7 +513,7 @@ async fn retry_requeues_only_failed_tasks(db: &mut TestDb) {
     let w = worker(store, "w").await;
     let leases = store.lease(w, &CPU, 3, TTL).await.unwrap();
     store
-        .complete(&leases[0].to_ref(), &Summary::new())
+        .complete(&leases[0].to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     store.fail(&leases[1].to_ref(), "boom", true).await.unwrap();
@@ -488,11 +536,11 @@ async fn retry_requeues_only_failed_tasks(db: &mut TestDb) {
         "the retried task gets a new attempt budget"
     );
     store
-        .complete(&again.to_ref(), &Summary::new())
+        .complete(&again.to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     store
-        .complete(&leases[2].to_ref(), &Summary::new())
+        .complete(&leases[2].to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
     let sweep = get_sweep(store, id).await.unwrap();
@@ -564,7 +612,7 @@ async fn unknown_ids_are_not_found(db: &mut TestDb) {
         task_id: TaskId(424_242),
         token: "x".into(),
     };
-    assert_not_found(store.complete(&lease, &Summary::new()).await);
+    assert_not_found(store.complete(&lease, &Summary::new(), &[]).await);
 }
 
 async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
@@ -589,7 +637,7 @@ async fn a_reopened_store_has_lost_nothing(db: &mut TestDb) {
     assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1);
     // The lease survived: the worker can finish its task.
     store
-        .complete(&lease.to_ref(), &Summary::new())
+        .complete(&lease.to_ref(), &Summary::new(), &[])
         .await
         .unwrap();
 }
@@ -619,7 +667,7 @@ seed = [0, 1, 2]
             ("lambda_min", f64::NAN),
         ];
         store
-            .complete(&lease.to_ref(), &summary(&values))
+            .complete(&lease.to_ref(), &summary(&values), &[])
             .await
             .unwrap();
     }
@@ -628,7 +676,7 @@ seed = [0, 1, 2]
         if acc > 0.6 {
             values.set("sensitivity", 3.0);
         }
-        store.complete(&lease.to_ref(), &values).await.unwrap();
+        store.complete(&lease.to_ref(), &values, &[]).await.unwrap();
     }
     store
         .fail(&large[2].to_ref(), "diverged", false)
@@ -764,7 +812,7 @@ async fn a_store_from_before_dependency_counts_counts_them_on_open(db: &mut Test
     let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
     for lease in &leases {
         store
-            .complete(&lease.to_ref(), &Summary::new())
+            .complete(&lease.to_ref(), &Summary::new(), &[])
             .await
             .unwrap();
     }
@@ -792,6 +840,7 @@ store_suite!(
     a_failed_dependency_fails_its_dependents,
     cancel_stops_queued_tasks_and_tells_the_holders,
     metric_writes_are_idempotent_and_checked,
+    a_completion_stores_its_last_points_with_it,
     artifacts_are_stored_per_attempt,
     a_handed_back_task_does_not_use_up_an_attempt,
     retry_requeues_only_failed_tasks,

@@ -207,10 +207,19 @@ impl TryFrom<v1::MetricPoint> for MetricPoint {
 /// How an attempt ends.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ending {
-    /// Success, with the summary reports aggregate.
-    Complete(Summary),
+    /// Success, with the summary reports aggregate and the metric points not
+    /// sent yet (stored with the completion, in one transaction).
+    Complete {
+        summary: Summary,
+        points: Vec<MetricPoint>,
+    },
     /// An error; a retryable one queues the task again while attempts remain.
-    Fail { error: String, retryable: bool },
+    /// The points not sent yet are stored first.
+    Fail {
+        error: String,
+        retryable: bool,
+        points: Vec<MetricPoint>,
+    },
     /// Handed back unfinished (shutdown, cancel): the attempt does not count.
     Release { reason: String },
 }

@@ -155,6 +155,7 @@ async fn start(env: &Env, running: &mut JoinSet<()>, leased: Leased, stopping: b
             let ending = Ending::Fail {
                 error,
                 retryable: false,
+                points: Vec::new(),
             };
             task::end(&env.session, &lease, ending).await;
         }

@@ -6,15 +6,23 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use sweep_proto::client::{WorkerClient, retry_until};
 use sweep_proto::{ErrorKind, LeaseRef, MetricPoint, WireError};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::experiments::Sink;
 
 /// Points per `ReportMetrics` batch.
 const BATCH: usize = 500;
+
+/// How long a point may wait for others before it is sent. What is still
+/// waiting when the task ends goes with its completion instead: a task
+/// shorter than this reports everything in one call and one commit, and a
+/// long one shows its progress at most this late.
+const LINGER: Duration = Duration::from_millis(500);
 
 pub enum Event {
     Metric(MetricPoint),
@@ -52,8 +60,9 @@ impl Sink for ChannelSink {
 /// How shipping ended.
 #[derive(Debug, PartialEq)]
 pub enum Shipped {
-    /// Everything the task reported is stored.
-    All,
+    /// Everything the task reported is stored, except these last points,
+    /// which the task's ending carries.
+    All(Vec<MetricPoint>),
     /// The task was stopped while the coordinator was away; what was left
     /// is dropped rather than waited for.
     Stopped,
@@ -70,9 +79,10 @@ enum Halt {
     Failed(WireError),
 }
 
-/// Sends everything the task reports until its sink is dropped. When the
-/// coordinator refuses a report it sets `stop`, so the task ends early; when
-/// `stop` is set while the coordinator is away, it gives up at once.
+/// Sends everything the task reports until its sink is dropped, and returns
+/// the points it held back (see [`LINGER`]). When the coordinator refuses a
+/// report it sets `stop`, so the task ends early; when `stop` is set while
+/// the coordinator is away, it gives up at once.
 pub async fn ship(
     client: WorkerClient,
     lease: LeaseRef,
@@ -80,22 +90,30 @@ pub async fn ship(
     stop: Arc<AtomicBool>,
 ) -> Shipped {
     let mut points = Vec::new();
-    while let Some(event) = events.recv().await {
-        let sent = match event {
-            Event::Metric(point) => {
+    // When the oldest point held back is to be sent.
+    let mut due: Option<Instant> = None;
+    loop {
+        let next = match due {
+            Some(at) => tokio::time::timeout_at(at, events.recv()).await,
+            None => Ok(events.recv().await),
+        };
+        let sent = match next {
+            Ok(None) => return Shipped::All(points),
+            // Lingered long enough: send what waits.
+            Err(_elapsed) => send_points(&client, &lease, &stop, &mut points).await,
+            Ok(Some(Event::Metric(point))) => {
                 points.push(point);
-                // Batch what is already queued; send when the queue is empty
-                // or the batch is full.
-                if points.len() < BATCH && !events.is_empty() {
+                due.get_or_insert_with(|| Instant::now() + LINGER);
+                if points.len() < BATCH {
                     continue;
                 }
-                send_points(&client, &lease, &stop, std::mem::take(&mut points)).await
+                send_points(&client, &lease, &stop, &mut points).await
             }
-            Event::Artifact {
+            Ok(Some(Event::Artifact {
                 name,
                 encoding,
                 data,
-            } => match send_points(&client, &lease, &stop, std::mem::take(&mut points)).await {
+            })) => match send_points(&client, &lease, &stop, &mut points).await {
                 Ok(()) => {
                     send(&stop, || {
                         client.put_artifact(&lease, &name, &encoding, &data)
@@ -105,13 +123,10 @@ pub async fn ship(
                 halt => halt,
             },
         };
+        due = None;
         if let Err(halt) = sent {
             return halted(halt, &lease, &stop);
         }
-    }
-    match send_points(&client, &lease, &stop, points).await {
-        Ok(()) => Shipped::All,
-        Err(halt) => halted(halt, &lease, &stop),
     }
 }
 
@@ -143,16 +158,19 @@ where
     }
 }
 
+/// Sends the points held back, if any, and empties `points`.
 async fn send_points(
     client: &WorkerClient,
     lease: &LeaseRef,
     stop: &AtomicBool,
-    points: Vec<MetricPoint>,
+    points: &mut Vec<MetricPoint>,
 ) -> Result<(), Halt> {
     if points.is_empty() {
         return Ok(());
     }
-    send(stop, || client.send_metrics(lease, &points)).await
+    send(stop, || client.send_metrics(lease, points)).await?;
+    points.clear();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -176,7 +194,8 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let shipping = tokio::spawn(ship(client, lease, receiver, stop.clone()));
         ChannelSink(events.clone()).metric("loss", 1, None, 0.5);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Past the linger: the point is being sent, and sending fails.
+        tokio::time::sleep(LINGER + Duration::from_millis(300)).await;
         assert!(
             !shipping.is_finished(),
             "it keeps trying while the task goes on"
@@ -187,5 +206,32 @@ mod tests {
             .expect("shipping ends once the task is stopped")
             .unwrap();
         assert_eq!(shipped, Shipped::Stopped);
+    }
+
+    #[tokio::test]
+    async fn the_last_points_of_a_short_task_are_left_for_its_ending() {
+        // Nothing listens on port 1: a point sent would be retried forever.
+        let nowhere = ["http://127.0.0.1:1".to_string()];
+        let client = WorkerClient::new(&nowhere, &Default::default()).unwrap();
+        let lease = LeaseRef {
+            task_id: TaskId(1),
+            token: "t".into(),
+        };
+        let (events, receiver) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let shipping = tokio::spawn(ship(client, lease, receiver, stop));
+        let sink = ChannelSink(events);
+        sink.metric("loss", 1, None, 0.5);
+        sink.metric("test_acc", 1, Some(1), 0.9);
+        drop(sink);
+        let shipped = tokio::time::timeout(Duration::from_secs(10), shipping)
+            .await
+            .expect("a task that ends within the linger sends nothing itself")
+            .unwrap();
+        let names: Vec<_> = match &shipped {
+            Shipped::All(tail) => tail.iter().map(|p| (p.name.as_str(), p.value)).collect(),
+            other => panic!("expected the points back, got {other:?}"),
+        };
+        assert_eq!(names, [("loss", 0.5), ("test_acc", 0.9)]);
     }
 }

@@ -40,7 +40,7 @@ pub async fn run(env: Env, lease: Lease) {
         Ok(reservation) => reservation,
         Err(err) => {
             let reason = env.session.board.finish(task);
-            if let Some(ending) = ending(Err(err), Shipped::All, reason) {
+            if let Some(ending) = ending(Err(err), Shipped::All(Vec::new()), reason) {
                 end(&env.session, &reference, ending).await;
             }
             return;
@@ -53,6 +53,7 @@ pub async fn run(env: Env, lease: Lease) {
             let ending = Ending::Fail {
                 error,
                 retryable: false,
+                points: Vec::new(),
             };
             return end(&env.session, &reference, ending).await;
         }
@@ -88,16 +89,18 @@ fn ending(
         (_, Shipped::Refused(error), _) => Ending::Fail {
             error,
             retryable: false,
+            points: Vec::new(),
         },
         (Err(TaskError::Stopped), _, Some(StopReason::Cancelled))
         | (_, Shipped::Stopped, Some(StopReason::Cancelled)) => release("sweep cancelled"),
         (Err(TaskError::Stopped), _, _) | (_, Shipped::Stopped, _) => {
             release("worker shutting down")
         }
-        (Ok(summary), Shipped::All, _) => Ending::Complete(summary),
-        (Err(err), Shipped::All, _) => Ending::Fail {
+        (Ok(summary), Shipped::All(points), _) => Ending::Complete { summary, points },
+        (Err(err), Shipped::All(points), _) => Ending::Fail {
             error: err.to_string(),
             retryable: err.retryable(),
+            points,
         },
     })
 }
@@ -165,8 +168,10 @@ pub async fn end(session: &Session, lease: &LeaseRef, ending: Ending) {
     let task = lease.task_id;
     match retry(|| session.client.end(lease, &ending)).await {
         Ok(()) => match &ending {
-            Ending::Complete(_) => tracing::info!(%task, "task succeeded"),
-            Ending::Fail { error, retryable } => {
+            Ending::Complete { .. } => tracing::info!(%task, "task succeeded"),
+            Ending::Fail {
+                error, retryable, ..
+            } => {
                 tracing::warn!(%task, %error, retryable, "task failed")
             }
             Ending::Release { reason } => tracing::info!(%task, %reason, "task handed back"),
@@ -180,29 +185,38 @@ pub async fn end(session: &Session, lease: &LeaseRef, ending: Ending) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sweep_proto::MetricPoint;
 
     #[test]
     fn a_task_ends_by_what_happened_to_it() {
         let done = || Ok(Summary::new());
+        let point = MetricPoint {
+            name: "test_acc".into(),
+            step: 1,
+            epoch: Some(1),
+            value: 0.5,
+        };
+        let tail = || Shipped::All(vec![point.clone()]);
         assert_eq!(
-            ending(done(), Shipped::All, None),
-            Some(Ending::Complete(Summary::new()))
+            ending(done(), tail(), None),
+            Some(Ending::Complete {
+                summary: Summary::new(),
+                points: vec![point.clone()],
+            }),
+            "the points held back go with the completion"
         );
         assert_eq!(ending(done(), Shipped::LeaseLost, None), None);
-        assert_eq!(ending(done(), Shipped::All, Some(StopReason::Lost)), None);
+        assert_eq!(ending(done(), tail(), Some(StopReason::Lost)), None);
         let refused = ending(done(), Shipped::Refused("too big".into()), None);
         assert_eq!(
             refused,
             Some(Ending::Fail {
                 error: "too big".into(),
-                retryable: false
+                retryable: false,
+                points: Vec::new(),
             })
         );
-        let cancelled = ending(
-            Err(TaskError::Stopped),
-            Shipped::All,
-            Some(StopReason::Cancelled),
-        );
+        let cancelled = ending(Err(TaskError::Stopped), tail(), Some(StopReason::Cancelled));
         assert!(
             matches!(cancelled, Some(Ending::Release { reason }) if reason == "sweep cancelled")
         );
@@ -216,15 +230,19 @@ mod tests {
                 step: 3,
                 loss: f64::NAN,
             }),
-            Shipped::All,
+            tail(),
             None,
         );
-        assert!(matches!(
-            diverged,
-            Some(Ending::Fail {
-                retryable: false,
-                ..
-            })
-        ));
+        assert!(
+            matches!(
+                &diverged,
+                Some(Ending::Fail {
+                    retryable: false,
+                    points,
+                    ..
+                }) if points == &[point.clone()]
+            ),
+            "a failed attempt keeps its last points too: {diverged:?}"
+        );
     }
 }

@@ -154,11 +154,7 @@ impl Coordinator for CoordinatorService {
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             let lease = LeaseRef::from_wire(batch.lease)?;
-            let points = batch
-                .points
-                .into_iter()
-                .map(MetricPoint::try_from)
-                .collect::<Result<Vec<_>, _>>()?;
+            let points = metric_points(batch.points)?;
             received += points.len() as u64;
             stored += self.store.record_metrics(&lease, &points).await?;
         }
@@ -252,7 +248,8 @@ impl Coordinator for CoordinatorService {
         let lease = LeaseRef::from_wire(req.lease)?;
         let summary = Summary::from_json(&req.summary_json)
             .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
-        self.store.complete(&lease, &summary).await?;
+        let points = metric_points(req.points)?;
+        self.store.complete(&lease, &summary, &points).await?;
         self.metrics.ended(TaskState::Succeeded);
         tracing::info!(task = %lease.task_id, "task succeeded");
         Ok(Response::new(v1::CompleteResponse {}))
@@ -287,4 +284,9 @@ impl Coordinator for CoordinatorService {
             state: state_to_wire(state),
         }))
     }
+}
+
+/// Points from the wire, each checked (see [`MetricPoint::try_from`]).
+fn metric_points(points: Vec<v1::MetricPoint>) -> Result<Vec<MetricPoint>, WireError> {
+    points.into_iter().map(MetricPoint::try_from).collect()
 }

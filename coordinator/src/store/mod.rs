@@ -108,9 +108,16 @@ pub trait QueueStore: Send + Sync + 'static {
     /// name from the same attempt. Fenced.
     async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
 
-    /// Ends the attempt in success with its summary; dependents whose
-    /// dependencies have now all succeeded become queued. Fenced.
-    async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()>;
+    /// Ends the attempt in success with its summary, storing its last metric
+    /// points first as [`QueueStore::record_metrics`] would, all in one
+    /// transaction; dependents whose dependencies have now all succeeded
+    /// become queued. Fenced.
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        summary: &Summary,
+        points: &[MetricPoint],
+    ) -> Result<()>;
 
     /// Ends the attempt with an error. A retryable error queues the task again
     /// while attempts remain; otherwise the task fails with this error and so

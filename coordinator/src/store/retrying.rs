@@ -111,8 +111,13 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
         .await
     }
 
-    async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()> {
-        retry("complete", || self.0.complete(lease, summary)).await
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        summary: &Summary,
+        points: &[MetricPoint],
+    ) -> Result<()> {
+        retry("complete", || self.0.complete(lease, summary, points)).await
     }
 
     async fn fail(&self, lease: &LeaseRef, error: &str, retryable: bool) -> Result<TaskState> {

@@ -192,18 +192,26 @@ impl WorkerClient {
     }
 
     /// Ends the attempt the way `ending` says, in one call.
-    pub async fn end(&self, lease: &LeaseRef, ending: &Ending) -> Result<(), WireError> {
-        let lease = Some(v1::LeaseRef::from(lease));
+    pub async fn end(&self, lease_ref: &LeaseRef, ending: &Ending) -> Result<(), WireError> {
+        let lease = Some(v1::LeaseRef::from(lease_ref));
         match ending {
-            Ending::Complete(summary) => {
+            Ending::Complete { summary, points } => {
                 let request = v1::CompleteRequest {
                     lease,
                     summary_json: Summary::to_json(summary),
+                    points: points.iter().cloned().map(Into::into).collect(),
                 };
                 self.call(request, |mut c, r| async move { c.complete(r).await })
                     .await?;
             }
-            Ending::Fail { error, retryable } => {
+            Ending::Fail {
+                error,
+                retryable,
+                points,
+            } => {
+                if !points.is_empty() {
+                    self.send_metrics(&lease_ref, points).await?;
+                }
                 let request = v1::FailRequest {
                     lease,
                     error: error.clone(),

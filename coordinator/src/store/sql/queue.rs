@@ -119,29 +119,7 @@ impl QueueStore for SqlStore {
     }
 
     async fn record_metrics(&self, lease: &LeaseRef, points: &[MetricPoint]) -> Result<u64> {
-        if let Some(bad) = points.iter().find(|p| !p.value.is_finite()) {
-            return Err(Error::InvalidRequest(format!(
-                "metric {:?} at step {} is {}: metric values must be finite",
-                bad.name, bad.step, bad.value
-            )));
-        }
-        // One statement, fenced by its own sub-select (which locks the task's
-        // row on PostgreSQL until the insert commits), with the whole batch
-        // as one JSON parameter: a batch costs one round trip and one commit.
-        let stored = sqlx::query(self.sql(
-            "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) \
-             SELECT t.id, t.attempt, p.name, p.step, p.epoch, p.value \
-             FROM (SELECT id, attempt FROM tasks \
-                   WHERE id = $1 AND state = 'leased' AND lease_token = $2{lock}) AS t, \
-                  {points} \
-             WHERE true ON CONFLICT (task_id, attempt, name, step) DO NOTHING",
-        ))
-        .bind(lease.task_id.0)
-        .bind(lease.token.clone())
-        .bind(points_json(points)?)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let stored = self.insert_points(&self.pool, lease, points).await?;
         if stored == 0 {
             // Every point was a duplicate, or the lease is not current: only
             // the second is an error.
@@ -174,8 +152,17 @@ impl QueueStore for SqlStore {
         Ok(())
     }
 
-    async fn complete(&self, lease: &LeaseRef, summary: &Summary) -> Result<()> {
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        summary: &Summary,
+        points: &[MetricPoint],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        if !points.is_empty() {
+            // A stale lease stores nothing here and fails the update below.
+            self.insert_points(&mut *tx, lease, points).await?;
+        }
         let ending = Ending {
             state: TaskState::Succeeded,
             error: None,
@@ -270,6 +257,44 @@ impl QueueStore for SqlStore {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.signal.subscribe()
+    }
+}
+
+impl SqlStore {
+    /// Stores metric points under the lease's attempt in one statement,
+    /// fenced by its own sub-select (which locks the task's row on
+    /// PostgreSQL until the insert commits), with the whole batch as one
+    /// JSON parameter: a batch costs one round trip. Points already stored
+    /// are skipped; returns how many were new (0 for a stale lease too).
+    async fn insert_points<'c, E>(
+        &self,
+        executor: E,
+        lease: &LeaseRef,
+        points: &[MetricPoint],
+    ) -> Result<u64>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        if let Some(bad) = points.iter().find(|p| !p.value.is_finite()) {
+            return Err(Error::InvalidRequest(format!(
+                "metric {:?} at step {} is {}: metric values must be finite",
+                bad.name, bad.step, bad.value
+            )));
+        }
+        let result = sqlx::query(self.sql(
+            "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) \
+             SELECT t.id, t.attempt, p.name, p.step, p.epoch, p.value \
+             FROM (SELECT id, attempt FROM tasks \
+                   WHERE id = $1 AND state = 'leased' AND lease_token = $2{lock}) AS t, \
+                  {points} \
+             WHERE true ON CONFLICT (task_id, attempt, name, step) DO NOTHING",
+        ))
+        .bind(lease.task_id.0)
+        .bind(lease.token.clone())
+        .bind(points_json(points)?)
+        .execute(executor)
+        .await?;
+        Ok(result.rows_affected())
     }
 }
 
