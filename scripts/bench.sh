@@ -9,6 +9,7 @@
 #
 #   scripts/bench.sh            # everything
 #   SWEEP_BENCH_QUICK=1 scripts/bench.sh   # small sizes, a minute (a check)
+#   SWEEP_BENCH_TRAINING=0 scripts/bench.sh   # the coordinator's only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 doc=docs/BENCHMARKS.md
@@ -59,4 +60,4 @@ bench report postgres "$report_tasks" "$report_points"
 
 scripts/write-block.py "$doc" bench.sh "$out"
 echo "== wrote $doc" >&2
-[[ ${SWEEP_BENCH_QUICK:-0} == 1 ]] || scripts/bench-training.sh
+[[ ${SWEEP_BENCH_QUICK:-0} == 1 || ${SWEEP_BENCH_TRAINING:-1} == 0 ]] || scripts/bench-training.sh

@@ -1,7 +1,8 @@
 //! Queue throughput through the whole stack: a coordinator on 127.0.0.1:0,
 //! simulated workers over real gRPC doing lease (up to SLOTS tasks a call) →
-//! per task one completion carrying POINTS metric points (what a worker
-//! sends for a task shorter than its shipper's linger), against a SQLite
+//! one call completing them all, each with POINTS metric points (what a
+//! worker sends for tasks that end together within its shipper's linger),
+//! against a SQLite
 //! file or a fresh PostgreSQL database. TASKS and WORKERS may be
 //! comma-separated lists: one run per pair, each on a fresh database (the
 //! scaling curve).
@@ -104,30 +105,36 @@ async fn simulated_worker(
         if leases.is_empty() {
             return log;
         }
-        for lease in leases {
-            // Like a worker's task that ends within the shipper's linger:
-            // its points travel with the completion.
-            client
-                .complete(v1::CompleteRequest {
-                    lease: Some(v1::LeaseRef {
-                        task_id: lease.task_id,
-                        lease_token: lease.lease_token,
-                    }),
-                    summary_json: "{\"test_acc\": 0.5}".into(),
-                    points: (0..points)
-                        .map(|step| v1::MetricPoint {
-                            name: "loss".into(),
-                            step,
-                            epoch: None,
-                            value: 1.0,
-                        })
-                        .collect(),
-                })
-                .await
-                .unwrap();
-            log.done += 1;
-            left.fetch_sub(1, Ordering::Relaxed);
-        }
+        // Like a worker whose tasks all end within the shipper's linger and
+        // together: their points travel with the completions, in one call.
+        let tasks: Vec<v1::CompleteRequest> = leases
+            .into_iter()
+            .map(|lease| v1::CompleteRequest {
+                lease: Some(v1::LeaseRef {
+                    task_id: lease.task_id,
+                    lease_token: lease.lease_token,
+                }),
+                summary_json: "{\"test_acc\": 0.5}".into(),
+                points: (0..points)
+                    .map(|step| v1::MetricPoint {
+                        name: "loss".into(),
+                        step,
+                        epoch: None,
+                        value: 1.0,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let done = tasks.len();
+        let outcomes = client
+            .complete_many(v1::CompleteManyRequest { tasks })
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes;
+        assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+        log.done += done;
+        left.fetch_sub(done as isize, Ordering::Relaxed);
     }
     log
 }

@@ -799,6 +799,108 @@ async fn a_restarted_coordinator_keeps_everything() {
     server.stop().await;
 }
 
+/// Clients of `server`, with SPEC's sweep submitted and both its tasks
+/// leased by one worker: the sweep's id and the leases.
+async fn both_tasks_leased(
+    server: &Server,
+) -> (
+    CoordinatorClient<tonic::transport::Channel>,
+    SweepsClient<tonic::transport::Channel>,
+    u64,
+    Vec<v1::TaskLease>,
+) {
+    let (mut workers, mut sweeps) = server.clients().await;
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner();
+    let request = v1::SubmitRequest {
+        spec_toml: SPEC.into(),
+    };
+    let sweep_id = sweeps.submit(request).await.unwrap().into_inner().sweep_id;
+    let leases = workers
+        .lease(lease_request(worker.worker_id, 2, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases;
+    assert_eq!(leases.len(), 2);
+    (workers, sweeps, sweep_id, leases)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_in_one_call_are_answered_task_by_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps, sweep_id, leases) = both_tasks_leased(&server).await;
+    let completion = |lease: &v1::TaskLease, summary_json: &str| v1::CompleteRequest {
+        lease: lease_ref(lease),
+        summary_json: summary_json.into(),
+        points: vec![v1::MetricPoint {
+            name: "test_acc".into(),
+            step: 1,
+            epoch: Some(1),
+            value: 0.9,
+        }],
+    };
+    let tasks = vec![
+        completion(&leases[0], r#"{"test_acc": 0.9}"#),
+        completion(&leases[1], "[1, 2]"),
+        v1::CompleteRequest::default(),
+    ];
+    let outcomes = workers
+        .complete_many(v1::CompleteManyRequest { tasks })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcomes;
+    let codes: Vec<(u64, Option<Code>)> = outcomes
+        .iter()
+        .map(|o| (o.task_id, o.error.as_ref().map(|e| Code::from_i32(e.code))))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (leases[0].task_id, None),
+            (leases[1].task_id, Some(Code::InvalidArgument)),
+            (0, Some(Code::InvalidArgument)),
+        ]
+    );
+    assert!(
+        outcomes[1]
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("summary_json")
+    );
+
+    // The refused task is still leased and completes; the done one is stale.
+    let tasks = vec![completion(&leases[1], "{}"), completion(&leases[0], "{}")];
+    let outcomes = workers
+        .complete_many(v1::CompleteManyRequest { tasks })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcomes;
+    assert_eq!(outcomes[0].error, None);
+    let stale = outcomes[1].error.as_ref().unwrap();
+    assert_eq!(Code::from_i32(stale.code), Code::FailedPrecondition);
+    let counts = sweeps
+        .get(v1::GetSweepRequest {
+            sweep_id,
+            name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .counts
+        .unwrap();
+    assert_eq!(counts.succeeded, 2);
+    server.stop().await;
+}
+
 /// GET `path` over plain HTTP/1.1, as Prometheus scrapes: the body.
 async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -815,22 +917,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 async fn prometheus_scrapes_tasks_workers_leases_and_endings() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
-    let (mut workers, mut sweeps) = server.clients().await;
-    let worker = workers
-        .register(register_request())
-        .await
-        .unwrap()
-        .into_inner();
-    let request = v1::SubmitRequest {
-        spec_toml: SPEC.into(),
-    };
-    sweeps.submit(request).await.unwrap();
-    let leases = workers
-        .lease(lease_request(worker.worker_id, 2, 0))
-        .await
-        .unwrap()
-        .into_inner()
-        .leases;
+    let (mut workers, _, _, leases) = both_tasks_leased(&server).await;
     let complete = v1::CompleteRequest {
         lease: lease_ref(&leases[0]),
         summary_json: "{}".into(),

@@ -457,6 +457,70 @@ async fn a_completion_stores_its_last_points_with_it(db: &mut TestDb) {
     assert_eq!(stored, expected);
 }
 
+async fn completions_in_one_call_are_fenced_and_checked_each_on_its_own(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("many", 4, "")).await;
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 4, TTL).await.unwrap();
+    assert_eq!(leases.len(), 4);
+    let refs: Vec<LeaseRef> = leases.iter().map(Lease::to_ref).collect();
+    let stale = LeaseRef {
+        task_id: refs[1].task_id,
+        token: "not-the-token".into(),
+    };
+    let done = summary(&[("test_acc", 0.9)]);
+    let good = [point("test_acc", 1, 0.9)];
+    let bad = [point("test_acc", 1, f64::NAN)];
+    let completion = |lease, points| Completion {
+        lease,
+        summary: &done,
+        points,
+    };
+    let outcomes = store
+        .complete_many(&[
+            completion(&refs[0], &good),
+            completion(&stale, &good),
+            completion(&refs[2], &bad),
+            completion(&refs[3], &good),
+        ])
+        .await
+        .unwrap();
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert!(
+        matches!(outcomes[1], Err(Error::StaleLease { .. })),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(
+        matches!(outcomes[2], Err(Error::InvalidRequest(_))),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(outcomes[3].is_ok(), "{:?}", outcomes[3]);
+    let mut states = Vec::new();
+    for lease in &refs {
+        states.push(store.task(lease.task_id).await.unwrap().state);
+    }
+    use TaskState::{Leased, Succeeded};
+    assert_eq!(states, [Succeeded, Leased, Leased, Succeeded]);
+    for (lease, stored) in refs.iter().zip([1, 0, 0, 1]) {
+        let metrics = store.metrics(lease.task_id).await.unwrap();
+        assert_eq!(metrics.len(), stored, "task {}", lease.task_id);
+    }
+    // The refused ones can still be completed with their real leases.
+    let outcomes = store
+        .complete_many(&[completion(&refs[1], &good), completion(&refs[2], &good)])
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let counts = store
+        .sweep(&SweepRef::Name("many".into()))
+        .await
+        .unwrap()
+        .counts;
+    assert_eq!(counts.succeeded, 4);
+}
+
 async fn artifacts_are_stored_per_attempt(db: &mut TestDb) {
     let store = &db.store;
     submit(store, &classify_spec("artifacts", 1, "")).await;
@@ -841,6 +905,7 @@ store_suite!(
     cancel_stops_queued_tasks_and_tells_the_holders,
     metric_writes_are_idempotent_and_checked,
     a_completion_stores_its_last_points_with_it,
+    completions_in_one_call_are_fenced_and_checked_each_on_its_own,
     artifacts_are_stored_per_attempt,
     a_handed_back_task_does_not_use_up_an_attempt,
     retry_requeues_only_failed_tasks,

@@ -128,6 +128,22 @@ fn bounded(mut message: String) -> String {
     message
 }
 
+/// One task's refusal inside a batched call, as its status would say it.
+impl From<WireError> for crate::v1::TaskError {
+    fn from(err: WireError) -> Self {
+        Self {
+            code: err.kind.code() as i32,
+            message: bounded(err.message),
+        }
+    }
+}
+
+impl From<crate::v1::TaskError> for WireError {
+    fn from(err: crate::v1::TaskError) -> Self {
+        Status::new(Code::from_i32(err.code), err.message).into()
+    }
+}
+
 impl From<Status> for WireError {
     fn from(status: Status) -> Self {
         let kind = ErrorKind::from_code(status.code());
@@ -143,6 +159,17 @@ impl From<Status> for WireError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_and_message_survive_a_batched_calls_task_error() {
+        for kind in ErrorKind::ALL {
+            let err = WireError::new(kind, "task 3: the lease token is stale");
+            assert_eq!(
+                WireError::from(crate::v1::TaskError::from(err.clone())),
+                err
+            );
+        }
+    }
 
     #[test]
     fn kind_and_message_survive_the_status_round_trip() {

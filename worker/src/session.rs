@@ -12,6 +12,8 @@ use sweep_proto::client::{WorkerClient, retry};
 use sweep_proto::{ErrorKind, LeaseRef, Leased, Registered, Registration, TaskId, Verdict};
 use sweep_proto::{WireError, WorkerId};
 
+use crate::completer::Completer;
+
 /// Why a running task was told to stop.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum StopReason {
@@ -77,6 +79,8 @@ impl Board {
 #[derive(Clone)]
 pub struct Session {
     pub client: WorkerClient,
+    /// Sends the completions of tasks that end together in one call.
+    pub completer: Completer,
     pub board: Board,
     registration: Arc<Registration>,
     /// The id the coordinator knows this worker by (0 before registering).
@@ -86,6 +90,7 @@ pub struct Session {
 impl Session {
     pub fn new(client: WorkerClient, registration: Registration) -> Self {
         Self {
+            completer: Completer::start(client.clone()),
             client,
             board: Board::default(),
             registration: Arc::new(registration),

@@ -166,19 +166,25 @@ async fn train(
 /// Tells the coordinator how the task ended, retrying while it is away.
 pub async fn end(session: &Session, lease: &LeaseRef, ending: Ending) {
     let task = lease.task_id;
-    match retry(|| session.client.end(lease, &ending)).await {
-        Ok(()) => match &ending {
-            Ending::Complete { .. } => tracing::info!(%task, "task succeeded"),
-            Ending::Fail {
-                error, retryable, ..
-            } => {
-                tracing::warn!(%task, %error, retryable, "task failed")
-            }
-            Ending::Release { reason } => tracing::info!(%task, %reason, "task handed back"),
-        },
-        Err(err) => {
-            tracing::warn!(%task, error = %err, "the coordinator refused the task's end")
+    let told = match ending {
+        Ending::Complete { summary, points } => {
+            let completer = &session.completer;
+            let told = completer.complete(lease.clone(), summary, points).await;
+            told.map(|()| tracing::info!(%task, "task succeeded"))
         }
+        ending => {
+            let told = retry(|| session.client.end(lease, &ending)).await;
+            told.map(|()| match &ending {
+                Ending::Fail {
+                    error, retryable, ..
+                } => tracing::warn!(%task, %error, retryable, "task failed"),
+                Ending::Release { reason } => tracing::info!(%task, %reason, "task handed back"),
+                Ending::Complete { .. } => tracing::info!(%task, "task succeeded"),
+            })
+        }
+    };
+    if let Err(err) = told {
+        tracing::warn!(%task, error = %err, "the coordinator refused the task's end");
     }
 }
 
@@ -240,7 +246,7 @@ mod tests {
                     retryable: false,
                     points,
                     ..
-                }) if points == &[point.clone()]
+                }) if points == std::slice::from_ref(&point)
             ),
             "a failed attempt keeps its last points too: {diverged:?}"
         );

@@ -18,7 +18,7 @@ use super::RECHECK;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::store::{Capabilities, NewArtifact, Store};
+use crate::store::{Capabilities, Completion, NewArtifact, Store};
 
 /// Artifacts go back to workers in chunks of this size.
 const CHUNK: usize = 256 << 10;
@@ -50,6 +50,12 @@ impl CoordinatorService {
 
     /// Claims tasks for the worker, waiting until some fit, the wait is over
     /// or the server stops.
+    /// Counts and logs a task that succeeded.
+    fn completed(&self, lease: &LeaseRef) {
+        self.metrics.ended(TaskState::Succeeded);
+        tracing::info!(task = %lease.task_id, "task succeeded");
+    }
+
     async fn lease_waiting(
         &self,
         worker: WorkerId,
@@ -244,15 +250,56 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<v1::CompleteRequest>,
     ) -> Result<Response<v1::CompleteResponse>, Status> {
-        let req = request.into_inner();
-        let lease = LeaseRef::from_wire(req.lease)?;
-        let summary = Summary::from_json(&req.summary_json)
-            .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
-        let points = metric_points(req.points)?;
+        let (lease, summary, points) = completion(request.into_inner())?;
         self.store.complete(&lease, &summary, &points).await?;
-        self.metrics.ended(TaskState::Succeeded);
-        tracing::info!(task = %lease.task_id, "task succeeded");
+        self.completed(&lease);
         Ok(Response::new(v1::CompleteResponse {}))
+    }
+
+    async fn complete_many(
+        &self,
+        request: Request<v1::CompleteManyRequest>,
+    ) -> Result<Response<v1::CompleteManyResponse>, Status> {
+        let tasks = request.into_inner().tasks;
+        let ids: Vec<u64> = tasks
+            .iter()
+            .map(|task| task.lease.as_ref().map_or(0, |lease| lease.task_id))
+            .collect();
+        let parsed: Vec<_> = tasks.into_iter().map(completion).collect();
+        let completions: Vec<Completion> = parsed
+            .iter()
+            .flatten()
+            .map(|(lease, summary, points)| Completion {
+                lease,
+                summary,
+                points,
+            })
+            .collect();
+        let mut stored = self.store.complete_many(&completions).await?.into_iter();
+        let outcomes = parsed
+            .iter()
+            .zip(ids)
+            .map(|(task, task_id)| {
+                let outcome = match task {
+                    Err(err) => Err(err.clone()),
+                    Ok((lease, ..)) => match stored.next() {
+                        Some(Ok(())) => {
+                            self.completed(lease);
+                            Ok(())
+                        }
+                        Some(Err(err)) => Err(err.into()),
+                        None => {
+                            Err(Error::Corrupt("a completion without an outcome".into()).into())
+                        }
+                    },
+                };
+                v1::CompleteOutcome {
+                    task_id,
+                    error: outcome.err().map(Into::into),
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::CompleteManyResponse { outcomes }))
     }
 
     async fn fail(
@@ -284,6 +331,16 @@ impl Coordinator for CoordinatorService {
             state: state_to_wire(state),
         }))
     }
+}
+
+/// A completion from the wire, checked.
+fn completion(
+    request: v1::CompleteRequest,
+) -> Result<(LeaseRef, Summary, Vec<MetricPoint>), WireError> {
+    let lease = LeaseRef::from_wire(request.lease)?;
+    let summary = Summary::from_json(&request.summary_json)
+        .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
+    Ok((lease, summary, metric_points(request.points)?))
 }
 
 /// Points from the wire, each checked (see [`MetricPoint::try_from`]).

@@ -108,16 +108,31 @@ pub trait QueueStore: Send + Sync + 'static {
     /// name from the same attempt. Fenced.
     async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
 
-    /// Ends the attempt in success with its summary, storing its last metric
-    /// points first as [`QueueStore::record_metrics`] would, all in one
-    /// transaction; dependents whose dependencies have now all succeeded
-    /// become queued. Fenced.
+    /// Ends each attempt named in success with its summary, storing its last
+    /// metric points first as [`QueueStore::record_metrics`] would, all in
+    /// one transaction; dependents whose dependencies have now all succeeded
+    /// become queued. Each completion is fenced and checked on its own: the
+    /// answer holds one outcome per completion, in order, and a refused one
+    /// (a stale lease, a non-finite point) changes nothing of its task. The
+    /// call itself fails only when the database does, and then changes
+    /// nothing at all.
+    async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>>;
+
+    /// [`QueueStore::complete_many`] for one task.
     async fn complete(
         &self,
         lease: &LeaseRef,
         summary: &Summary,
         points: &[MetricPoint],
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let completion = Completion {
+            lease,
+            summary,
+            points,
+        };
+        let outcome = self.complete_many(&[completion]).await?.pop();
+        outcome.unwrap_or_else(|| Err(Error::Corrupt("a completion without an outcome".into())))
+    }
 
     /// Ends the attempt with an error. A retryable error queues the task again
     /// while attempts remain; otherwise the task fails with this error and so

@@ -13,7 +13,7 @@ use sweep_proto::{
     CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
     SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
-use sweep_spec::{Submission, Summary};
+use sweep_spec::Submission;
 use tokio::sync::watch;
 
 use super::*;
@@ -111,13 +111,8 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
         .await
     }
 
-    async fn complete(
-        &self,
-        lease: &LeaseRef,
-        summary: &Summary,
-        points: &[MetricPoint],
-    ) -> Result<()> {
-        retry("complete", || self.0.complete(lease, summary, points)).await
+    async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>> {
+        retry("complete_many", || self.0.complete_many(completions)).await
     }
 
     async fn fail(&self, lease: &LeaseRef, error: &str, retryable: bool) -> Result<TaskState> {

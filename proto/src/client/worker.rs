@@ -191,16 +191,39 @@ impl WorkerClient {
         Ok(data)
     }
 
+    /// Completes several tasks in one call (and one transaction); the
+    /// answer says, per task and in order, whether it is completed.
+    pub async fn complete_many(
+        &self,
+        tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)],
+    ) -> Result<Vec<Result<(), WireError>>, WireError> {
+        let request = v1::CompleteManyRequest {
+            tasks: tasks
+                .iter()
+                .map(|(lease, summary, points)| complete_request(lease, summary, points))
+                .collect(),
+        };
+        let response = self
+            .call(request, |mut c, r| async move { c.complete_many(r).await })
+            .await?;
+        if response.outcomes.len() != tasks.len() {
+            let message = format!(
+                "{} outcomes for {} completions",
+                response.outcomes.len(),
+                tasks.len()
+            );
+            return Err(WireError::new(ErrorKind::Internal, message));
+        }
+        let outcome = |o: v1::CompleteOutcome| o.error.map_or(Ok(()), |err| Err(err.into()));
+        Ok(response.outcomes.into_iter().map(outcome).collect())
+    }
+
     /// Ends the attempt the way `ending` says, in one call.
     pub async fn end(&self, lease_ref: &LeaseRef, ending: &Ending) -> Result<(), WireError> {
         let lease = Some(v1::LeaseRef::from(lease_ref));
         match ending {
             Ending::Complete { summary, points } => {
-                let request = v1::CompleteRequest {
-                    lease,
-                    summary_json: Summary::to_json(summary),
-                    points: points.iter().cloned().map(Into::into).collect(),
-                };
+                let request = complete_request(lease_ref, summary, points);
                 self.call(request, |mut c, r| async move { c.complete(r).await })
                     .await?;
             }
@@ -210,7 +233,7 @@ impl WorkerClient {
                 points,
             } => {
                 if !points.is_empty() {
-                    self.send_metrics(&lease_ref, points).await?;
+                    self.send_metrics(lease_ref, points).await?;
                 }
                 let request = v1::FailRequest {
                     lease,
@@ -230,5 +253,17 @@ impl WorkerClient {
             }
         }
         Ok(())
+    }
+}
+
+fn complete_request(
+    lease: &LeaseRef,
+    summary: &Summary,
+    points: &[MetricPoint],
+) -> v1::CompleteRequest {
+    v1::CompleteRequest {
+        lease: Some(lease.into()),
+        summary_json: summary.to_json(),
+        points: points.iter().cloned().map(Into::into).collect(),
     }
 }

@@ -4,16 +4,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 use sweep_proto::{Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId, TaskState};
 use sweep_proto::{Verdict, WorkerId};
-use sweep_spec::Summary;
 use tokio::sync::watch;
 
 use super::attempt::{Ending, Fenced};
 use super::{SqlStore, millis, params_from_row};
 use crate::error::{Error, Result};
-use crate::store::{Capabilities, NewArtifact, QueueStore, ReapOutcome};
+use crate::store::{Capabilities, Completion, NewArtifact, QueueStore, ReapOutcome};
 
 #[async_trait]
 impl QueueStore for SqlStore {
@@ -119,6 +118,7 @@ impl QueueStore for SqlStore {
     }
 
     async fn record_metrics(&self, lease: &LeaseRef, points: &[MetricPoint]) -> Result<u64> {
+        finite(points)?;
         let stored = self.insert_points(&self.pool, lease, points).await?;
         if stored == 0 {
             // Every point was a duplicate, or the lease is not current: only
@@ -152,26 +152,16 @@ impl QueueStore for SqlStore {
         Ok(())
     }
 
-    async fn complete(
-        &self,
-        lease: &LeaseRef,
-        summary: &Summary,
-        points: &[MetricPoint],
-    ) -> Result<()> {
+    async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>> {
         let mut tx = self.pool.begin().await?;
-        if !points.is_empty() {
-            // A stale lease stores nothing here and fails the update below.
-            self.insert_points(&mut *tx, lease, points).await?;
+        let mut outcomes = Vec::with_capacity(completions.len());
+        for completion in completions {
+            outcomes.push(self.complete_one(&mut tx, completion).await?);
         }
-        let ending = Ending {
-            state: TaskState::Succeeded,
-            error: None,
-            summary: Some(summary.to_json()),
-            handback: 0,
-        };
-        self.end_attempt(&mut tx, lease, ending).await?;
-        self.insert_summary(&mut tx, lease.task_id, summary).await?;
-        self.commit_change(tx).await
+        if outcomes.iter().any(Result::is_ok) {
+            self.commit_change(tx).await?;
+        }
+        Ok(outcomes)
     }
 
     async fn fail(&self, lease: &LeaseRef, error: &str, retryable: bool) -> Result<TaskState> {
@@ -275,12 +265,6 @@ impl SqlStore {
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
-        if let Some(bad) = points.iter().find(|p| !p.value.is_finite()) {
-            return Err(Error::InvalidRequest(format!(
-                "metric {:?} at step {} is {}: metric values must be finite",
-                bad.name, bad.step, bad.value
-            )));
-        }
         let result = sqlx::query(self.sql(
             "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) \
              SELECT t.id, t.attempt, p.name, p.step, p.epoch, p.value \
@@ -295,6 +279,52 @@ impl SqlStore {
         .execute(executor)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    /// Completes one task inside the caller's transaction. The outer error
+    /// is the database failing, which dooms the whole transaction; the
+    /// inner one refuses this task alone, having changed nothing of it.
+    async fn complete_one(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        completion: &Completion<'_>,
+    ) -> Result<Result<()>> {
+        let Completion {
+            lease,
+            summary,
+            points,
+        } = *completion;
+        if let Err(err) = finite(points) {
+            return Ok(Err(err));
+        }
+        if !points.is_empty() {
+            // A stale lease stores nothing here and is refused below.
+            self.insert_points(&mut **tx, lease, points).await?;
+        }
+        let ending = Ending {
+            state: TaskState::Succeeded,
+            error: None,
+            summary: Some(summary.to_json()),
+            handback: 0,
+        };
+        match self.end_attempt(tx, lease, ending).await {
+            Ok(()) => {}
+            Err(err @ (Error::StaleLease { .. } | Error::NotFound { .. })) => return Ok(Err(err)),
+            Err(err) => return Err(err),
+        }
+        self.insert_summary(tx, lease.task_id, summary).await?;
+        Ok(Ok(()))
+    }
+}
+
+/// Refuses a batch with a value no report could use.
+fn finite(points: &[MetricPoint]) -> Result<()> {
+    match points.iter().find(|p| !p.value.is_finite()) {
+        Some(bad) => Err(Error::InvalidRequest(format!(
+            "metric {:?} at step {} is {}: metric values must be finite",
+            bad.name, bad.step, bad.value
+        ))),
+        None => Ok(()),
     }
 }
 
