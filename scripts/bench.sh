@@ -19,7 +19,7 @@ trap 'rm -f "$out"' EXIT
 if [[ ${SWEEP_BENCH_QUICK:-0} == 1 ]]; then
   scale=(1000 2000 1,8 "1000,10000" 20 100 200 5000)
 else
-  scale=(5000 20000 1,2,4,8,16,32,64 "1000,10000,100000,1000000" 64 20 2000 5000)
+  scale=(20000 20000 1,2,4,8,16,32,64 "1000,10000,100000,1000000" 64 20 2000 5000)
 fi
 read -r tasks sqlite_tasks workers sizes streams batches report_tasks report_points <<<"${scale[*]}"
 

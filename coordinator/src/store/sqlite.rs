@@ -16,10 +16,24 @@ const DIALECT: Dialect = Dialect {
     // and the write after it, so no row locks are needed.
     lock: "",
     skip_locked: "",
-    points: "(SELECT json_extract(value, '$.name') AS name, json_extract(value, '$.step') AS step, \
-             json_extract(value, '$.epoch') AS epoch, json_extract(value, '$.value') AS value \
-             FROM json_each($3)) AS p",
+    json_table,
+    // SQLite's planner takes the queue's index without statistics: the
+    // lease's cost is flat from 10^3 to 5 x 10^4 tasks.
+    analyze_tasks: None,
 };
+
+/// SQLite has no typed JSON records: each column is read by its key, and
+/// takes the JSON value's own type.
+fn json_table(param: &str, alias: &str, columns: &[(&str, &str)]) -> String {
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}"))
+        .collect();
+    format!(
+        "(SELECT {} FROM json_each({param})) AS {alias}",
+        columns.join(", ")
+    )
+}
 
 /// The file a SQLite URL names.
 pub(crate) fn path(url: &str) -> Result<&str> {

@@ -2,11 +2,10 @@
 //! one, and ending an attempt (with what that does to the task's dependents).
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, Row, Transaction};
 use sweep_proto::{LeaseRef, SweepId, TaskId, TaskState};
-use sweep_spec::Summary;
 
-use super::{INSERT_BATCH, SqlStore, parse_state, placeholders};
+use super::{SqlStore, parse_state};
 use crate::error::{Error, Result};
 
 /// What a fenced call learns about the task whose lease it checked.
@@ -45,7 +44,6 @@ impl Fenced {
 pub(super) struct Ending<'a> {
     pub(super) state: TaskState,
     pub(super) error: Option<&'a str>,
-    pub(super) summary: Option<String>,
     /// 1 when the worker handed the task back (the attempt does not count).
     pub(super) handback: i64,
 }
@@ -92,10 +90,10 @@ impl SqlStore {
         }
     }
 
-    /// Ends the attempt that `lease` names, fenced like [`SqlStore::fence`]
-    /// (one statement, so a caller that only ends an attempt needs no
-    /// separate fence), then unblocks or fails the task's dependents as the
-    /// new state requires.
+    /// Ends the attempt that `lease` names without success, fenced like
+    /// [`SqlStore::fence`] (one statement, so a caller that only ends an
+    /// attempt needs no separate fence), then fails the task's dependents if
+    /// the task failed. Successes end in `complete_many`, a batch at a time.
     pub(super) async fn end_attempt(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -103,10 +101,8 @@ impl SqlStore {
         ending: Ending<'_>,
     ) -> Result<()> {
         let dependents: Option<i64> = sqlx::query_scalar(self.sql(
-            "UPDATE tasks SET state = $3, \
-             error = CASE WHEN $3 = 'succeeded' THEN NULL ELSE COALESCE($4, error) END, \
-             summary = COALESCE($5, summary), handbacks = handbacks + $6, \
-             finished_at = CASE WHEN $7 = 1 THEN {now} ELSE NULL END, \
+            "UPDATE tasks SET state = $3, error = COALESCE($4, error), handbacks = handbacks + $5, \
+             finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
              WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
              RETURNING dependents",
@@ -115,7 +111,6 @@ impl SqlStore {
         .bind(lease.token.clone())
         .bind(ending.state.as_str())
         .bind(ending.error.map(str::to_string))
-        .bind(ending.summary)
         .bind(ending.handback)
         .bind(i64::from(ending.state.is_final()))
         .fetch_optional(&mut **tx)
@@ -123,7 +118,6 @@ impl SqlStore {
         match (dependents, ending.state) {
             (None, _) => Err(self.not_leased(tx, lease.task_id).await),
             (Some(0), _) => Ok(()),
-            (Some(_), TaskState::Succeeded) => self.unblock_dependents(tx, lease.task_id).await,
             (Some(_), TaskState::Failed) => self.fail_dependents(tx, lease.task_id).await,
             (Some(_), _) => Ok(()),
         }
@@ -173,32 +167,6 @@ impl SqlStore {
         .bind(format!("dependency task {task} failed"))
         .execute(&mut **tx)
         .await?;
-        Ok(())
-    }
-
-    /// Keeps the finite numbers of a completed task's summary for reports.
-    /// A task succeeds at most once (nothing queues a succeeded task again),
-    /// so its numbers are written once; the upsert only makes a repeat
-    /// harmless.
-    pub(super) async fn insert_summary(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        task: TaskId,
-        summary: &Summary,
-    ) -> Result<()> {
-        let values: Vec<(&str, f64)> = summary.finite().collect();
-        for chunk in values.chunks(INSERT_BATCH) {
-            let sql = format!(
-                "INSERT INTO summary_values (task_id, name, value) VALUES {} \
-                 ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value",
-                placeholders(chunk.len(), 3)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (name, value) in chunk {
-                query = query.bind(task.0).bind(name.to_string()).bind(*value);
-            }
-            query.execute(&mut **tx).await?;
-        }
         Ok(())
     }
 }

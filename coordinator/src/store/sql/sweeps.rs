@@ -127,6 +127,7 @@ impl SweepStore for SqlStore {
         let sweep = SweepId(id);
         self.insert_tasks(&mut tx, sweep, new, now).await?;
         self.commit_change(tx).await?;
+        self.queue_grew().await;
         Ok(sweep)
     }
 
@@ -211,6 +212,9 @@ impl SweepStore for SqlStore {
         .await?
         .rows_affected();
         self.commit_change(tx).await?;
+        if requeued > 0 {
+            self.queue_grew().await;
+        }
         Ok(requeued)
     }
 }
