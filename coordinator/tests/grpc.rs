@@ -785,7 +785,19 @@ async fn a_restarted_coordinator_keeps_everything() {
         })
         .await
         .expect("the lease outlives the coordinator");
-    let counts = sweeps
+    let counts = counts(&mut sweeps, sweep_id).await;
+    assert_eq!((counts.succeeded, counts.queued), (1, 1));
+    server.stop().await;
+}
+
+/// Clients of `server`, with SPEC's sweep submitted and both its tasks
+/// leased by one worker: the sweep's id and the leases.
+/// A sweep's task counts, as `sweep status` reads them.
+async fn counts(
+    sweeps: &mut SweepsClient<tonic::transport::Channel>,
+    sweep_id: u64,
+) -> v1::TaskCounts {
+    sweeps
         .get(v1::GetSweepRequest {
             sweep_id,
             name: String::new(),
@@ -794,13 +806,9 @@ async fn a_restarted_coordinator_keeps_everything() {
         .unwrap()
         .into_inner()
         .counts
-        .unwrap();
-    assert_eq!((counts.succeeded, counts.queued), (1, 1));
-    server.stop().await;
+        .unwrap()
 }
 
-/// Clients of `server`, with SPEC's sweep submitted and both its tasks
-/// leased by one worker: the sweep's id and the leases.
 async fn both_tasks_leased(
     server: &Server,
 ) -> (
@@ -887,16 +895,7 @@ async fn completions_in_one_call_are_answered_task_by_task() {
     assert_eq!(outcomes[0].error, None);
     let stale = outcomes[1].error.as_ref().unwrap();
     assert_eq!(Code::from_i32(stale.code), Code::FailedPrecondition);
-    let counts = sweeps
-        .get(v1::GetSweepRequest {
-            sweep_id,
-            name: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .counts
-        .unwrap();
+    let counts = counts(&mut sweeps, sweep_id).await;
     assert_eq!(counts.succeeded, 2);
     server.stop().await;
 }
