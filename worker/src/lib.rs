@@ -5,6 +5,8 @@
 //! - [`data`]: MNIST-format IDX datasets, where to find them, the built-in
 //!   sample.
 //! - [`model`]: MLPs and CNNs from a task's shape, weights as a flat vector;
+//!   [`kernels`]: their convolution and pooling on flex, forward and
+//!   backward;
 //!   [`mlp64`]: an MLP's exact loss gradient in f64, for second-order work.
 //! - [`experiments`]: one module per experiment kind; [`memory`]: what a
 //!   task needs of its device, checked before it starts.
@@ -23,6 +25,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiments;
+pub mod kernels;
 pub mod memory;
 pub mod mlp64;
 pub mod model;

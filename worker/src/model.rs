@@ -14,6 +14,7 @@ use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use sweep_spec::ModelShape;
 use sweep_spec::shape::Block;
 
+use crate::kernels;
 use crate::rng::Rng;
 
 /// An MLP (no conv stages) or a CNN: ReLU after every layer but the last.
@@ -169,7 +170,8 @@ impl Net {
             let [n, _] = x.dims();
             let mut image: Tensor<4> = x.reshape([n, self.in_channels, self.side, self.side]);
             for conv in &self.convs {
-                image = self.pool.forward(relu(conv.forward(image)));
+                let activation = relu(kernels::conv2d(conv, image));
+                image = kernels::max_pool2d(&self.pool, activation);
             }
             x = image.flatten(1, 3);
         }

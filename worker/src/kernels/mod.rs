@@ -1,0 +1,64 @@
+//! The CNN layers' own kernels on flex: convolution and max pooling,
+//! forward and backward, written over flex's buffers.
+//!
+//! flex's convolution gradients and its max pooling were most of a CNN
+//! epoch (docs/BENCHMARKS.md); these replace them where they apply and
+//! leave every other case, and every other backend (LibTorch), to burn.
+//!
+//! - [`conv`]: convolution as im2col and GEMM, chunk by chunk;
+//! - [`pool`]: max pooling that keeps the argmax for its backward;
+//! - [`flex`]: reading and building flex tensors.
+
+use burn::module::Param;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::Tensor;
+use burn::tensor::ops::ConvOptions;
+
+#[cfg(feature = "flex")]
+mod conv;
+#[cfg(feature = "flex")]
+mod flex;
+#[cfg(feature = "flex")]
+mod pool;
+#[cfg(all(test, feature = "flex"))]
+mod testing;
+
+/// `conv.forward(image)`.
+pub fn conv2d(conv: &Conv2d, image: Tensor<4>) -> Tensor<4> {
+    // Same-size padding depends on the input's size, which burn computes
+    // privately; the models here pad explicitly.
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return conv.forward(image);
+    };
+    let options = ConvOptions::new_with_padding(
+        conv.stride,
+        [(top, bottom), (left, right)],
+        conv.dilation,
+        conv.groups,
+    );
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(Param::val);
+    #[cfg(feature = "flex")]
+    if let Some(y) = bias
+        .as_ref()
+        .and_then(|bias| conv::conv2d(&image, &weight, bias, &options))
+    {
+        return y;
+    }
+    burn::tensor::module::conv2d(image, weight, bias, options)
+}
+
+/// `pool.forward(image)`.
+pub fn max_pool2d(pool: &MaxPool2d, image: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if matches!(pool.padding, PaddingConfig2d::Valid)
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && let Some(y) = pool::max_pool2d(&image, pool.kernel_size, pool.stride)
+    {
+        return y;
+    }
+    pool.forward(image)
+}
