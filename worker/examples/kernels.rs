@@ -1,5 +1,5 @@
 //! Times the worker's convolution and pooling kernels against burn's own on
-//! flex, for the layers of the report's CNN1 at batch 64: forward alone
+//! flex, for the layers of the report's CNNs at batch 64: forward alone
 //! (evaluation) and forward plus backward (training); medians of 15.
 //!
 //! ```sh
@@ -43,7 +43,7 @@ fn pass(x: &Tensor<4>, layer: impl Fn(Tensor<4>) -> Tensor<4>) {
 fn main() {
     println!("| layer | pass | ours | burn's |");
     println!("|---|---|---|---|");
-    for (channels, outputs, side) in [(1, 16, 28), (16, 36, 14)] {
+    for (channels, outputs, side) in [(1, 16, 28), (16, 36, 14), (36, 144, 7)] {
         for training in [false, true] {
             let device = if training {
                 Device::flex().autodiff()

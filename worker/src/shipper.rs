@@ -181,9 +181,14 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_stopped_task_stops_waiting_for_a_coordinator_that_is_away() {
-        // Nothing listens on port 1: every report fails as "away".
+    /// A shipper for task 1 whose coordinator is nowhere: nothing listens
+    /// on port 1, so every report fails as "away" and is retried.
+    fn ship_nowhere(
+        stop: Arc<AtomicBool>,
+    ) -> (
+        mpsc::UnboundedSender<Event>,
+        tokio::task::JoinHandle<Shipped>,
+    ) {
         let nowhere = ["http://127.0.0.1:1".to_string()];
         let client = WorkerClient::new(&nowhere, &Default::default()).unwrap();
         let lease = LeaseRef {
@@ -191,8 +196,13 @@ mod tests {
             token: "t".into(),
         };
         let (events, receiver) = mpsc::unbounded_channel();
+        (events, tokio::spawn(ship(client, lease, receiver, stop)))
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_stops_waiting_for_a_coordinator_that_is_away() {
         let stop = Arc::new(AtomicBool::new(false));
-        let shipping = tokio::spawn(ship(client, lease, receiver, stop.clone()));
+        let (events, shipping) = ship_nowhere(stop.clone());
         ChannelSink(events.clone()).metric("loss", 1, None, 0.5);
         // Past the linger: the point is being sent, and sending fails.
         tokio::time::sleep(LINGER + Duration::from_millis(300)).await;
@@ -210,16 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_points_of_a_short_task_are_left_for_its_ending() {
-        // Nothing listens on port 1: a point sent would be retried forever.
-        let nowhere = ["http://127.0.0.1:1".to_string()];
-        let client = WorkerClient::new(&nowhere, &Default::default()).unwrap();
-        let lease = LeaseRef {
-            task_id: TaskId(1),
-            token: "t".into(),
-        };
-        let (events, receiver) = mpsc::unbounded_channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let shipping = tokio::spawn(ship(client, lease, receiver, stop));
+        let (events, shipping) = ship_nowhere(Arc::new(AtomicBool::new(false)));
         let sink = ChannelSink(events);
         sink.metric("loss", 1, None, 0.5);
         sink.metric("test_acc", 1, Some(1), 0.9);

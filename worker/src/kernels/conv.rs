@@ -33,7 +33,7 @@ use super::flex::{dims4, tensor, values};
 
 /// Floats of im2col matrix per chunk: a chunk's matrix and the GEMM's
 /// packed panels stay within a core's L2.
-const CHUNK_FLOATS: usize = 1 << 17;
+const CHUNK_FLOATS: usize = 1 << 18;
 
 /// burn's `conv2d(x, weight, Some(bias), options)` when `x` is on flex (with
 /// or without autodiff) and `options` has one group; `None` otherwise.

@@ -60,6 +60,8 @@ impl Windows {
     fn new(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> Option<Self> {
         let shape = dims4(x)?;
         let [n, c, h, w] = shape;
+        // Argmaxes are u32 within a plane.
+        u32::try_from(h * w).ok()?;
         let out = |len: usize, i: usize| {
             len.checked_sub(kernel[i])
                 .filter(|_| kernel[i] > 0 && stride[i] > 0)
