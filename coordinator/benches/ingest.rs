@@ -100,6 +100,7 @@ async fn run(config: &Run) {
             free_slots: config.streams as u32,
             wait_ms: 0,
             device_kinds: vec!["cpu".into()],
+            completions: Vec::new(),
         })
         .await
         .unwrap()

@@ -1,15 +1,15 @@
 //! Queue throughput through the whole stack: a coordinator on 127.0.0.1:0,
-//! simulated workers over real gRPC doing lease (up to SLOTS tasks a call) →
-//! one call completing them all, each with POINTS metric points (what a
-//! worker sends for tasks that end together within its shipper's linger),
-//! against a SQLite
-//! file or a fresh PostgreSQL database. TASKS and WORKERS may be
+//! simulated workers over real gRPC leasing up to SLOTS tasks a call, each
+//! lease carrying the completions of the tasks the previous one handed out,
+//! each with POINTS metric points (what a worker sends for tasks that end
+//! together within its shipper's linger), against a SQLite file or a fresh
+//! PostgreSQL database. TASKS and WORKERS may be
 //! comma-separated lists: one run per pair, each on a fresh database (the
 //! scaling curve).
 //! With RUN below TASKS the workers stop after RUN tasks, so the cost per
 //! task can be compared between sweeps of very different sizes.
 //! Prints one Markdown table row per run: tasks/s, and the lease call's
-//! latency (median, p99) as the workers saw it.
+//! latency (median, p99, completions included) as the workers saw it.
 //!
 //!   cargo bench -p sweep-coordinator --bench throughput -- \
 //!     [sqlite|postgres] [TASKS[,...]] [WORKERS[,...]] [SLOTS] [POINTS] [RUN]
@@ -99,51 +99,59 @@ async fn simulated_worker(
         done: 0,
         lease_times: Vec::new(),
     };
-    while left.load(Ordering::Relaxed) > 0 {
-        let request = v1::LeaseRequest {
-            worker_id,
-            free_slots: slots,
-            wait_ms: 0,
-            device_kinds: vec!["cpu".into()],
-        };
-        let started = Instant::now();
-        let leases = client.lease(request).await.unwrap().into_inner().leases;
-        log.lease_times.push(started.elapsed());
-        if leases.is_empty() {
+    // Like a worker whose tasks all end together and within the shipper's
+    // linger: their points travel with their completions, and those ride
+    // on the lease for the slots they free.
+    let mut finished: Vec<v1::CompleteRequest> = Vec::new();
+    loop {
+        let more = left.load(Ordering::Relaxed) > 0;
+        if !more && finished.is_empty() {
             return log;
         }
-        // Like a worker whose tasks all end within the shipper's linger and
-        // together: their points travel with the completions, in one call.
-        let tasks: Vec<v1::CompleteRequest> = leases
-            .into_iter()
-            .map(|lease| v1::CompleteRequest {
-                lease: Some(v1::LeaseRef {
-                    task_id: lease.task_id,
-                    lease_token: lease.lease_token,
-                }),
-                summary_json: "{\"test_acc\": 0.5}".into(),
-                points: (0..points)
-                    .map(|step| v1::MetricPoint {
-                        name: "loss".into(),
-                        step,
-                        epoch: None,
-                        value: 1.0,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let done = tasks.len();
-        let outcomes = client
-            .complete_many(v1::CompleteManyRequest { tasks })
-            .await
-            .unwrap()
-            .into_inner()
-            .outcomes;
+        let request = v1::LeaseRequest {
+            worker_id,
+            free_slots: if more { slots } else { 0 },
+            wait_ms: 0,
+            device_kinds: vec!["cpu".into()],
+            completions: std::mem::take(&mut finished),
+        };
+        let sent = request.completions.len();
+        let started = Instant::now();
+        let answer = client.lease(request).await.unwrap().into_inner();
+        log.lease_times.push(started.elapsed());
+        let outcomes = &answer.outcomes;
+        assert_eq!(outcomes.len(), sent, "one outcome per completion");
         assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
-        log.done += done;
-        left.fetch_sub(done as isize, Ordering::Relaxed);
+        log.done += sent;
+        left.fetch_sub(sent as isize, Ordering::Relaxed);
+        if answer.leases.is_empty() && sent == 0 {
+            return log;
+        }
+        finished = answer
+            .leases
+            .into_iter()
+            .map(|lease| completion(lease, points))
+            .collect();
     }
-    log
+}
+
+/// A leased task's completion with POINTS metric points.
+fn completion(lease: v1::TaskLease, points: i64) -> v1::CompleteRequest {
+    v1::CompleteRequest {
+        lease: Some(v1::LeaseRef {
+            task_id: lease.task_id,
+            lease_token: lease.lease_token,
+        }),
+        summary_json: "{\"test_acc\": 0.5}".into(),
+        points: (0..points)
+            .map(|step| v1::MetricPoint {
+                name: "loss".into(),
+                step,
+                epoch: None,
+                value: 1.0,
+            })
+            .collect(),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -32,6 +32,7 @@ pub struct Metrics {
     workers: IntGauge,
     lease_seconds: Histogram,
     ended: IntCounterVec,
+    completions: IntCounterVec,
 }
 
 impl Metrics {
@@ -64,12 +65,22 @@ impl Metrics {
             &["state"],
         )
         .expect("a valid metric");
+        let completions = IntCounterVec::new(
+            Opts::new(
+                "sweep_completions_total",
+                "Tasks completed through this coordinator, by the call that carried \
+                 the completion: lease (with the next lease), complete_many or complete",
+            ),
+            &["call"],
+        )
+        .expect("a valid metric");
         let registry = Registry::new();
         for metric in [
             Box::new(tasks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(workers.clone()),
             Box::new(lease_seconds.clone()),
             Box::new(ended.clone()),
+            Box::new(completions.clone()),
             Box::new(DATABASE_ERRORS.clone()),
         ] {
             registry.register(metric).expect("each metric once");
@@ -80,6 +91,7 @@ impl Metrics {
             workers,
             lease_seconds,
             ended,
+            completions,
         }
     }
 
@@ -90,6 +102,12 @@ impl Metrics {
     /// An attempt ended and left its task in `state`.
     pub fn ended(&self, state: TaskState) {
         self.ended.with_label_values(&[state.as_str()]).inc();
+    }
+
+    /// A task completed, its completion carried by `call`.
+    pub fn completed(&self, call: &str) {
+        self.ended(TaskState::Succeeded);
+        self.completions.with_label_values(&[call]).inc();
     }
 
     /// The text exposition, with the store's figures read now.

@@ -55,6 +55,7 @@ fn lease_request(worker_id: u64, slots: u32, wait_ms: u64) -> v1::LeaseRequest {
         free_slots: slots,
         wait_ms,
         device_kinds: vec!["cpu".into()],
+        completions: Vec::new(),
     }
 }
 
@@ -790,8 +791,6 @@ async fn a_restarted_coordinator_keeps_everything() {
     server.stop().await;
 }
 
-/// Clients of `server`, with SPEC's sweep submitted and both its tasks
-/// leased by one worker: the sweep's id and the leases.
 /// A sweep's task counts, as `sweep status` reads them.
 async fn counts(
     sweeps: &mut SweepsClient<tonic::transport::Channel>,
@@ -809,6 +808,8 @@ async fn counts(
         .unwrap()
 }
 
+/// Clients of `server`, with SPEC's sweep submitted and both its tasks
+/// leased by one worker: the sweep's id and the leases.
 async fn both_tasks_leased(
     server: &Server,
 ) -> (
@@ -837,6 +838,12 @@ async fn both_tasks_leased(
     (workers, sweeps, sweep_id, leases)
 }
 
+/// Each completion's task and error code (none: completed).
+fn codes(outcomes: &[v1::CompleteOutcome]) -> Vec<(u64, Option<Code>)> {
+    let code = |o: &v1::CompleteOutcome| o.error.as_ref().map(|e| Code::from_i32(e.code));
+    outcomes.iter().map(|o| (o.task_id, code(o))).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_in_one_call_are_answered_task_by_task() {
     let dir = tempfile::tempdir().unwrap();
@@ -863,12 +870,8 @@ async fn completions_in_one_call_are_answered_task_by_task() {
         .unwrap()
         .into_inner()
         .outcomes;
-    let codes: Vec<(u64, Option<Code>)> = outcomes
-        .iter()
-        .map(|o| (o.task_id, o.error.as_ref().map(|e| Code::from_i32(e.code))))
-        .collect();
     assert_eq!(
-        codes,
+        codes(&outcomes),
         [
             (leases[0].task_id, None),
             (leases[1].task_id, Some(Code::InvalidArgument)),
@@ -897,6 +900,59 @@ async fn completions_in_one_call_are_answered_task_by_task() {
     assert_eq!(Code::from_i32(stale.code), Code::FailedPrecondition);
     let counts = counts(&mut sweeps, sweep_id).await;
     assert_eq!(counts.succeeded, 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_carries_completions_and_answers_them_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps, sweep_id, leases) = both_tasks_leased(&server).await;
+    let completion = |lease: &v1::TaskLease, value: f64| v1::CompleteRequest {
+        lease: lease_ref(lease),
+        summary_json: r#"{"test_acc": 0.9}"#.into(),
+        points: vec![v1::MetricPoint {
+            name: "test_acc".into(),
+            step: 1,
+            epoch: Some(1),
+            value,
+        }],
+    };
+    let worker_id = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    // Nothing is queued: a lease that carries completions does not wait
+    // out its 60 s, it answers them.
+    let mut request = lease_request(worker_id, 2, 60_000);
+    request.completions = vec![
+        completion(&leases[0], 0.9),
+        completion(&leases[1], f64::NAN),
+    ];
+    let answer = tokio::time::timeout(Duration::from_secs(20), workers.lease(request))
+        .await
+        .expect("answered without the long poll")
+        .unwrap()
+        .into_inner();
+    assert!(answer.leases.is_empty());
+    assert_eq!(
+        codes(&answer.outcomes),
+        [
+            (leases[0].task_id, None),
+            (leases[1].task_id, Some(Code::InvalidArgument)),
+        ]
+    );
+    let before = counts(&mut sweeps, sweep_id).await;
+    assert_eq!((before.succeeded, before.leased), (1, 1));
+
+    // An unknown worker's lease changes nothing, its completions included.
+    let mut request = lease_request(worker_id + 100, 1, 0);
+    request.completions = vec![completion(&leases[1], 0.9)];
+    let refused = workers.lease(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    assert_eq!(counts(&mut sweeps, sweep_id).await, before);
     server.stop().await;
 }
 
@@ -939,6 +995,7 @@ async fn prometheus_scrapes_tasks_workers_leases_and_endings() {
         "sweep_lease_seconds_count 1",
         "sweep_task_endings_total{state=\"succeeded\"} 1",
         "sweep_task_endings_total{state=\"failed\"} 1",
+        "sweep_completions_total{call=\"complete\"} 1",
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }

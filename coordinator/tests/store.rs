@@ -521,6 +521,62 @@ async fn completions_in_one_call_are_fenced_and_checked_each_on_its_own(db: &mut
     assert_eq!(counts.succeeded, 4);
 }
 
+async fn a_lease_carries_completions_in_its_transaction(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &pair_spec("riding")).await;
+    let tasks = store.tasks(id, &[]).await.unwrap();
+    let w = worker(store, "w").await;
+    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    let refs: Vec<LeaseRef> = leases.iter().map(Lease::to_ref).collect();
+    assert_eq!(refs.len(), 2, "the interpolation is blocked");
+    let done = summary(&[("test_acc", 0.9)]);
+    let points = [point("test_acc", 1, 0.9)];
+    let completion = |lease| Completion {
+        lease,
+        summary: &done,
+        points: &points,
+    };
+
+    // An unknown worker changes nothing, its completions included.
+    let unknown = WorkerId(w.0 + 1000);
+    let refused = store
+        .complete_and_lease(&[completion(&refs[0])], unknown, &CPU, 1, TTL)
+        .await;
+    assert_not_found(refused);
+    assert_eq!(
+        store.task(refs[0].task_id).await.unwrap().state,
+        TaskState::Leased
+    );
+    assert!(store.metrics(refs[0].task_id).await.unwrap().is_empty());
+
+    let stale = LeaseRef {
+        task_id: refs[1].task_id,
+        token: "not-the-token".into(),
+    };
+    let carried = [
+        completion(&refs[0]),
+        completion(&stale),
+        completion(&refs[1]),
+    ];
+    let (outcomes, leased) = store
+        .complete_and_lease(&carried, w, &CPU, 5, TTL)
+        .await
+        .unwrap();
+    let [first, refused, second]: [_; 3] = outcomes.try_into().expect("one outcome each");
+    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+    assert_stale(refused);
+    // The interpolation, queued by the two completions, goes out in the same
+    // call.
+    let leased: Vec<(TaskId, Vec<TaskId>)> = leased
+        .into_iter()
+        .map(|lease| (lease.task_id, lease.depends_on))
+        .collect();
+    assert_eq!(leased, [(tasks[2].id, vec![tasks[0].id, tasks[1].id])]);
+    for lease in &refs {
+        assert_eq!(store.metrics(lease.task_id).await.unwrap().len(), 1);
+    }
+}
+
 async fn a_task_named_twice_in_one_call_is_completed_once_in_call_order(db: &mut TestDb) {
     let store = &db.store;
     let id = submit(store, &classify_spec("twice", 2, "")).await;
@@ -976,6 +1032,7 @@ store_suite!(
     a_completion_stores_its_last_points_with_it,
     completions_in_one_call_are_fenced_and_checked_each_on_its_own,
     a_task_named_twice_in_one_call_is_completed_once_in_call_order,
+    a_lease_carries_completions_in_its_transaction,
     artifacts_are_stored_per_attempt,
     a_handed_back_task_does_not_use_up_an_attempt,
     retry_requeues_only_failed_tasks,

@@ -108,6 +108,24 @@ impl Coordinator {
     pub async fn client(&self) -> SweepsClient {
         client(&self.url).await
     }
+
+    /// Its Prometheus metrics, as a scrape of `/metrics` reads them.
+    pub async fn metrics(&self) -> String {
+        let address = self.url.trim_start_matches("http://").to_string();
+        let scrape = move || -> std::io::Result<String> {
+            use std::io::{Read, Write};
+            let mut socket = std::net::TcpStream::connect(address)?;
+            socket
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: sweep\r\nConnection: close\r\n\r\n")?;
+            let mut response = String::new();
+            socket.read_to_string(&mut response)?;
+            Ok(response)
+        };
+        let response = tokio::task::spawn_blocking(scrape)
+            .await
+            .expect("the scrape ran");
+        response.expect("the coordinator serves its metrics")
+    }
 }
 
 /// A binary of the workspace (`sweep`, `sweep-worker`), built for this test

@@ -47,6 +47,13 @@ async fn a_worker_process_trains_a_sweep_over_grpc() {
     let mut process = worker(&coordinator.url, 2, &[]);
     let sweep = finished(&client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    // Its first completion at least freed a slot while no lease was on its
+    // way (both were busy), so it rode on the lease for that slot.
+    let metrics = coordinator.metrics().await;
+    assert!(
+        metrics.contains("sweep_completions_total{call=\"lease\"}"),
+        "{metrics}"
+    );
     let workers = workers(&client).await;
     assert_eq!(workers.len(), 1);
     let registration = &workers[0].registration;

@@ -15,7 +15,8 @@
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
 //!   one leased task from start to end; [`shipper`]: ships its metrics and
 //!   artifacts in the background; [`completer`]: sends the completions of
-//!   tasks that end together in one call; [`slots`]: a thread pool per slot.
+//!   tasks on the next lease, or together in one call; [`slots`]: a thread
+//!   pool per slot.
 //! - [`rng`]: the seeded generator behind weights, data order and shuffles.
 //! - [`error`]: dataset errors.
 //! - [`TrainingAllocator`]: the allocator binaries that train declare.

@@ -1,16 +1,18 @@
 //! The worker's life: register, long-poll for as many tasks as it has free
 //! slots, run each ([`crate::task`]) while the heartbeat keeps their leases
 //! ([`crate::session`]), and on shutdown stop the tasks and hand them back
-//! before returning.
+//! before returning. The completions of finished tasks ride on the lease
+//! that asks for their slots' next tasks ([`crate::completer`]).
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_proto::client::{Credentials, WorkerClient};
-use sweep_proto::{Device, Ending, Leased, Registration};
-use tokio::task::JoinSet;
+use sweep_proto::client::{Credentials, Outcomes, WorkerClient};
+use sweep_proto::{Device, Ending, Leased, Registration, WireError};
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::completer::{Answer, Completer, Outbox, answer, lost};
 use crate::device::DeviceChoice;
 use crate::memory;
 use crate::session::{Session, StopReason};
@@ -64,8 +66,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let memory = config
         .max_memory
         .unwrap_or_else(|| config.device.describe().memory_bytes);
+    let (completer, outbox) = Completer::new();
     let env = Env {
-        session: Session::new(client, registration(&config)),
+        session: Session::new(client, registration(&config), completer),
         slots: Slots::new(slots, threads).map_err(WorkerError::Config)?,
         device,
         data_dir: config.data_dir.clone(),
@@ -81,7 +84,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     tracing::info!(worker = %registered.worker_id, slots, device = %config.device, "registered");
     let heartbeat = tokio::spawn(env.session.clone().heartbeat(registered.heartbeat_interval));
-    serve(&env, &config, slots, shutdown).await;
+    serve(&env, &config, slots, outbox, shutdown).await;
     heartbeat.abort();
     tracing::info!("worker stopped");
     Ok(())
@@ -112,31 +115,57 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// A lease call on its way, and the answers that its completions await.
+type Leasing = (
+    JoinHandle<(Result<Outcomes, WireError>, Vec<Leased>)>,
+    Vec<Answer>,
+);
+
 /// Leases and runs tasks until shutdown, then waits for the running ones.
-async fn serve(env: &Env, config: &Config, slots: usize, shutdown: impl Future<Output = ()>) {
+/// Completions ride on the next lease when one goes out for their slots.
+async fn serve(
+    env: &Env,
+    config: &Config,
+    slots: usize,
+    mut outbox: Outbox,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut leasing: Option<tokio::task::JoinHandle<Vec<Leased>>> = None;
+    let mut leasing: Option<Leasing> = None;
     let mut stopping = false;
     let kind = config.device.kind();
     loop {
-        let free = slots.saturating_sub(running.len());
+        // A task waiting for its completion's answer has given its slot back.
+        let riding = leasing.as_ref().map_or(0, |(_, answers)| answers.len());
+        let busy = running.len().saturating_sub(outbox.unanswered() + riding);
+        let free = slots.saturating_sub(busy) as u32;
         if leasing.is_none() && free > 0 && !stopping {
+            let (done, answers) = outbox.take();
             let (session, wait) = (env.session.clone(), config.lease_wait);
-            leasing = Some(tokio::spawn(async move {
-                session.lease(free as u32, wait, kind).await
-            }));
+            let call = tokio::spawn(async move {
+                if done.is_empty() {
+                    (Ok(Vec::new()), session.lease(free, wait, kind).await)
+                } else {
+                    session.complete_and_lease(&done, free, kind).await
+                }
+            });
+            leasing = Some((call, answers));
         }
+        outbox.send_waiting(&env.session.client);
         if stopping && leasing.is_none() && running.is_empty() {
             return;
         }
         tokio::select! {
-            leases = async { leasing.as_mut().expect("guarded").await }, if leasing.is_some() => {
-                leasing = None;
-                for leased in leases.unwrap_or_default() {
+            told = async { (&mut leasing.as_mut().expect("guarded").0).await }, if leasing.is_some() => {
+                let (_, answers) = leasing.take().expect("guarded");
+                let (outcomes, leases) = told.unwrap_or_else(|join| (Err(lost(join)), Vec::new()));
+                answer(answers, outcomes);
+                for leased in leases {
                     start(env, &mut running, leased, stopping).await;
                 }
             }
+            () = outbox.next() => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = &mut shutdown, if !stopping => {
                 tracing::info!(running = running.len(), "shutting down: handing tasks back");

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sweep_proto::client::{WorkerClient, retry};
+use sweep_proto::client::{Outcomes, WorkerClient, retry};
 use sweep_proto::{ErrorKind, LeaseRef, Leased, Registered, Registration, TaskId, Verdict};
 use sweep_proto::{WireError, WorkerId};
 
-use crate::completer::Completer;
+use crate::completer::{Completer, Completion};
 
 /// Why a running task was told to stop.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,9 +88,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: WorkerClient, registration: Registration) -> Self {
+    pub fn new(client: WorkerClient, registration: Registration, completer: Completer) -> Self {
         Self {
-            completer: Completer::start(client.clone()),
+            completer,
             client,
             board: Board::default(),
             registration: Arc::new(registration),
@@ -143,6 +143,29 @@ impl Session {
                 Vec::new()
             }
         }
+    }
+
+    /// Completes `done` and leases up to `free` tasks in one call that does
+    /// not wait. When the call fails the completions go again on their own
+    /// (retried while the coordinator is away; a lease the failed call may
+    /// have made expires), and no task is leased.
+    pub async fn complete_and_lease(
+        &self,
+        done: &[Completion],
+        free: u32,
+        kind: &str,
+    ) -> (Result<Outcomes, WireError>, Vec<Leased>) {
+        let worker = self.worker_id();
+        match self
+            .client
+            .complete_and_lease(done, worker, free, &[kind])
+            .await
+        {
+            Ok((outcomes, leases)) => return (Ok(outcomes), leases),
+            Err(err) if err.kind == ErrorKind::NotFound => self.reregister().await,
+            Err(err) => tracing::warn!(error = %err, "lease failed; completing alone"),
+        }
+        (retry(|| self.client.complete_many(done)).await, Vec::new())
     }
 
     /// Extends the leases of running tasks every interval and acts on the

@@ -36,7 +36,7 @@ pub async fn run(env: Env, lease: Lease) {
     tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.experiment, model = %lease.params.model_name, "task started");
     let stop = Arc::new(AtomicBool::new(false));
     env.session.board.start(&reference, stop.clone());
-    let _memory = match reserve(&env, &lease.params, &stop).await {
+    let memory = match reserve(&env, &lease.params, &stop).await {
         Ok(reservation) => reservation,
         Err(err) => {
             let reason = env.session.board.finish(task);
@@ -66,6 +66,8 @@ pub async fn run(env: Env, lease: Lease) {
         stop.clone(),
     ));
     let outcome = train(&env, lease.params, dependencies, ChannelSink(events), stop).await;
+    // The next task may start while this one's completion is on its way.
+    drop(memory);
     let shipped = shipper.await.unwrap_or(Shipped::LeaseLost);
     let reason = env.session.board.finish(task);
     match ending(outcome, shipped, reason) {

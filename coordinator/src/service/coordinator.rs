@@ -50,10 +50,46 @@ impl CoordinatorService {
 
     /// Claims tasks for the worker, waiting until some fit, the wait is over
     /// or the server stops.
-    /// Counts and logs a task that succeeded.
-    fn completed(&self, lease: &LeaseRef) {
-        self.metrics.ended(TaskState::Succeeded);
-        tracing::info!(task = %lease.task_id, "task succeeded");
+    /// Counts and logs a task that succeeded, its completion carried by
+    /// the call named `call`.
+    fn completed(&self, lease: &LeaseRef, call: &str) {
+        self.metrics.completed(call);
+        tracing::info!(task = %lease.task_id, call, "task succeeded");
+    }
+
+    /// The answer to each completion of `batch`, in order, given what the
+    /// store said of those that were well-formed.
+    fn outcomes(
+        &self,
+        batch: &Batch,
+        stored: Vec<Result<(), Error>>,
+        call: &str,
+    ) -> Vec<v1::CompleteOutcome> {
+        let mut stored = stored.into_iter();
+        batch
+            .parsed
+            .iter()
+            .zip(&batch.ids)
+            .map(|(task, &task_id)| {
+                let outcome = match task {
+                    Err(err) => Err(err.clone()),
+                    Ok((lease, ..)) => match stored.next() {
+                        Some(Ok(())) => {
+                            self.completed(lease, call);
+                            Ok(())
+                        }
+                        Some(Err(err)) => Err(err.into()),
+                        None => {
+                            Err(Error::Corrupt("a completion without an outcome".into()).into())
+                        }
+                    },
+                };
+                v1::CompleteOutcome {
+                    task_id,
+                    error: outcome.err().map(Into::into),
+                }
+            })
+            .collect()
     }
 
     async fn lease_waiting(
@@ -121,13 +157,34 @@ impl Coordinator for CoordinatorService {
             cuda: req.device_kinds.iter().any(|kind| kind == "cuda"),
         };
         let slots = req.free_slots.min(MAX_SLOTS);
-        let wait = Duration::from_millis(req.wait_ms);
-        let leases = self.lease_waiting(worker, fit, slots, wait).await?;
+        let (outcomes, leases) = if req.completions.is_empty() {
+            let wait = Duration::from_millis(req.wait_ms);
+            let leases = self.lease_waiting(worker, fit, slots, wait).await?;
+            (Vec::new(), leases)
+        } else {
+            // Answered at once, without the long poll: the worker waits for
+            // its completions' outcomes.
+            let batch = Batch::from_wire(req.completions);
+            let started = Instant::now();
+            let (stored, leases) = self
+                .store
+                .complete_and_lease(
+                    &batch.completions(),
+                    worker,
+                    &fit,
+                    slots,
+                    self.config.lease_ttl,
+                )
+                .await?;
+            self.metrics.observe_lease(started.elapsed());
+            (self.outcomes(&batch, stored, "lease"), leases)
+        };
         for lease in &leases {
             tracing::info!(worker = %worker, task = %lease.task_id, attempt = lease.attempt, "task leased");
         }
         Ok(Response::new(v1::LeaseResponse {
             leases: leases.iter().map(Into::into).collect(),
+            outcomes,
         }))
     }
 
@@ -252,7 +309,7 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<v1::CompleteResponse>, Status> {
         let (lease, summary, points) = completion(request.into_inner())?;
         self.store.complete(&lease, &summary, &points).await?;
-        self.completed(&lease);
+        self.completed(&lease, "complete");
         Ok(Response::new(v1::CompleteResponse {}))
     }
 
@@ -260,45 +317,9 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<v1::CompleteManyRequest>,
     ) -> Result<Response<v1::CompleteManyResponse>, Status> {
-        let tasks = request.into_inner().tasks;
-        let ids: Vec<u64> = tasks
-            .iter()
-            .map(|task| task.lease.as_ref().map_or(0, |lease| lease.task_id))
-            .collect();
-        let parsed: Vec<_> = tasks.into_iter().map(completion).collect();
-        let completions: Vec<Completion> = parsed
-            .iter()
-            .flatten()
-            .map(|(lease, summary, points)| Completion {
-                lease,
-                summary,
-                points,
-            })
-            .collect();
-        let mut stored = self.store.complete_many(&completions).await?.into_iter();
-        let outcomes = parsed
-            .iter()
-            .zip(ids)
-            .map(|(task, task_id)| {
-                let outcome = match task {
-                    Err(err) => Err(err.clone()),
-                    Ok((lease, ..)) => match stored.next() {
-                        Some(Ok(())) => {
-                            self.completed(lease);
-                            Ok(())
-                        }
-                        Some(Err(err)) => Err(err.into()),
-                        None => {
-                            Err(Error::Corrupt("a completion without an outcome".into()).into())
-                        }
-                    },
-                };
-                v1::CompleteOutcome {
-                    task_id,
-                    error: outcome.err().map(Into::into),
-                }
-            })
-            .collect();
+        let batch = Batch::from_wire(request.into_inner().tasks);
+        let stored = self.store.complete_many(&batch.completions()).await?;
+        let outcomes = self.outcomes(&batch, stored, "complete_many");
         Ok(Response::new(v1::CompleteManyResponse { outcomes }))
     }
 
@@ -333,10 +354,42 @@ impl Coordinator for CoordinatorService {
     }
 }
 
+/// The completions of one call, each checked on its own.
+struct Batch {
+    /// The task each names (0 when it names none), for the answer.
+    ids: Vec<u64>,
+    parsed: Vec<Result<Checked, WireError>>,
+}
+
+/// A completion's lease, summary and points, checked.
+type Checked = (LeaseRef, Summary, Vec<MetricPoint>);
+
+impl Batch {
+    fn from_wire(tasks: Vec<v1::CompleteRequest>) -> Self {
+        let ids = tasks
+            .iter()
+            .map(|task| task.lease.as_ref().map_or(0, |lease| lease.task_id))
+            .collect();
+        let parsed = tasks.into_iter().map(completion).collect();
+        Self { ids, parsed }
+    }
+
+    /// The well-formed completions, for the store.
+    fn completions(&self) -> Vec<Completion<'_>> {
+        self.parsed
+            .iter()
+            .flatten()
+            .map(|(lease, summary, points)| Completion {
+                lease,
+                summary,
+                points,
+            })
+            .collect()
+    }
+}
+
 /// A completion from the wire, checked.
-fn completion(
-    request: v1::CompleteRequest,
-) -> Result<(LeaseRef, Summary, Vec<MetricPoint>), WireError> {
+fn completion(request: v1::CompleteRequest) -> Result<Checked, WireError> {
     let lease = LeaseRef::from_wire(request.lease)?;
     let summary = Summary::from_json(&request.summary_json)
         .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;

@@ -87,7 +87,25 @@ pub trait QueueStore: Send + Sync + 'static {
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
-    ) -> Result<Vec<Lease>>;
+    ) -> Result<Vec<Lease>> {
+        let (_, leases) = self.complete_and_lease(&[], worker, fit, max, ttl).await?;
+        Ok(leases)
+    }
+
+    /// [`QueueStore::complete_many`] and then [`QueueStore::lease`], in one
+    /// transaction: a worker ends what it finished and takes the freed slots'
+    /// next tasks with one commit, and the lease already sees the dependents
+    /// those completions queued. Answers the completions' outcomes, in
+    /// order, and the leases. An unknown worker ([`Error::NotFound`]) or a
+    /// database failure changes nothing, completions included.
+    async fn complete_and_lease(
+        &self,
+        completions: &[Completion<'_>],
+        worker: WorkerId,
+        fit: &Capabilities,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<(Vec<Result<()>>, Vec<Lease>)>;
 
     /// Extends each lease named, by `ttl` from now, and says per task whether
     /// to keep going, cancel, or stop because the lease is lost. Marks the

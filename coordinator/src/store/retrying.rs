@@ -81,14 +81,19 @@ impl<S: WorkerStore> WorkerStore for Retrying<S> {
 
 #[async_trait]
 impl<S: QueueStore> QueueStore for Retrying<S> {
-    async fn lease(
+    async fn complete_and_lease(
         &self,
+        completions: &[Completion<'_>],
         worker: WorkerId,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
-    ) -> Result<Vec<Lease>> {
-        retry("lease", || self.0.lease(worker, fit, max, ttl)).await
+    ) -> Result<(Vec<Result<()>>, Vec<Lease>)> {
+        retry("lease", || {
+            self.0
+                .complete_and_lease(completions, worker, fit, max, ttl)
+        })
+        .await
     }
 
     async fn heartbeat(

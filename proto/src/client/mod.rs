@@ -16,7 +16,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Response, Status};
 
 pub use sweeps::{SweepsClient, Watch};
-pub use worker::WorkerClient;
+pub use worker::{Outcomes, WorkerClient};
 
 use crate::bearer::Bearer;
 use crate::error::{ErrorKind, WireError};

@@ -96,16 +96,31 @@ impl WorkerClient {
         wait: Duration,
         device_kinds: &[&str],
     ) -> Result<Vec<Leased>, WireError> {
-        let request = v1::LeaseRequest {
-            worker_id: worker.to_wire(),
-            free_slots,
-            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            device_kinds: device_kinds.iter().map(|k| k.to_string()).collect(),
-        };
+        let request = lease_request(worker, free_slots, wait, device_kinds);
         let response = self
             .call(request, |mut c, r| async move { c.lease(r).await })
             .await?;
         response.leases.into_iter().map(Leased::from_wire).collect()
+    }
+
+    /// Completes `tasks` as [`WorkerClient::complete_many`] does and, in the
+    /// same call and transaction, leases up to `free_slots` tasks without
+    /// waiting. Answers the completions' outcomes, in order, and the leases.
+    pub async fn complete_and_lease(
+        &self,
+        tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)],
+        worker: WorkerId,
+        free_slots: u32,
+        device_kinds: &[&str],
+    ) -> Result<(Outcomes, Vec<Leased>), WireError> {
+        let mut request = lease_request(worker, free_slots, Duration::ZERO, device_kinds);
+        request.completions = complete_requests(tasks);
+        let response = self
+            .call(request, |mut c, r| async move { c.lease(r).await })
+            .await?;
+        let outcomes = outcomes(response.outcomes, tasks.len())?;
+        let leases = response.leases.into_iter().map(Leased::from_wire);
+        Ok((outcomes, leases.collect::<Result<_, _>>()?))
     }
 
     /// Extends the leases named; the answer says per task whether to go on.
@@ -196,26 +211,14 @@ impl WorkerClient {
     pub async fn complete_many(
         &self,
         tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)],
-    ) -> Result<Vec<Result<(), WireError>>, WireError> {
+    ) -> Result<Outcomes, WireError> {
         let request = v1::CompleteManyRequest {
-            tasks: tasks
-                .iter()
-                .map(|(lease, summary, points)| complete_request(lease, summary, points))
-                .collect(),
+            tasks: complete_requests(tasks),
         };
         let response = self
             .call(request, |mut c, r| async move { c.complete_many(r).await })
             .await?;
-        if response.outcomes.len() != tasks.len() {
-            let message = format!(
-                "{} outcomes for {} completions",
-                response.outcomes.len(),
-                tasks.len()
-            );
-            return Err(WireError::new(ErrorKind::Internal, message));
-        }
-        let outcome = |o: v1::CompleteOutcome| o.error.map_or(Ok(()), |err| Err(err.into()));
-        Ok(response.outcomes.into_iter().map(outcome).collect())
+        outcomes(response.outcomes, tasks.len())
     }
 
     /// Ends the attempt the way `ending` says, in one call.
@@ -265,5 +268,41 @@ fn complete_request(
         lease: Some(lease.into()),
         summary_json: summary.to_json(),
         points: points.iter().cloned().map(Into::into).collect(),
+    }
+}
+
+fn complete_requests(tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)]) -> Vec<v1::CompleteRequest> {
+    tasks
+        .iter()
+        .map(|(lease, summary, points)| complete_request(lease, summary, points))
+        .collect()
+}
+
+/// Whether each completion of a call was stored, in the call's order.
+pub type Outcomes = Vec<Result<(), WireError>>;
+
+/// The outcomes of `sent` completions from the wire: one each, or the whole
+/// answer is wrong.
+fn outcomes(outcomes: Vec<v1::CompleteOutcome>, sent: usize) -> Result<Outcomes, WireError> {
+    if outcomes.len() != sent {
+        let message = format!("{} outcomes for {sent} completions", outcomes.len());
+        return Err(WireError::new(ErrorKind::Internal, message));
+    }
+    let outcome = |o: v1::CompleteOutcome| o.error.map_or(Ok(()), |err| Err(err.into()));
+    Ok(outcomes.into_iter().map(outcome).collect())
+}
+
+fn lease_request(
+    worker: WorkerId,
+    free_slots: u32,
+    wait: Duration,
+    device_kinds: &[&str],
+) -> v1::LeaseRequest {
+    v1::LeaseRequest {
+        worker_id: worker.to_wire(),
+        free_slots,
+        wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        device_kinds: device_kinds.iter().map(|k| k.to_string()).collect(),
+        completions: Vec::new(),
     }
 }

@@ -17,63 +17,24 @@ use crate::store::{Capabilities, Completion, NewArtifact, QueueStore, ReapOutcom
 
 #[async_trait]
 impl QueueStore for SqlStore {
-    async fn lease(
+    async fn complete_and_lease(
         &self,
+        completions: &[Completion<'_>],
         worker: WorkerId,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
-    ) -> Result<Vec<Lease>> {
+    ) -> Result<(Vec<Result<()>>, Vec<Lease>)> {
         let mut tx = self.pool.begin().await?;
         self.touch_worker(&mut tx, worker).await?;
-        if max == 0 {
+        let outcomes = self.succeed_all(&mut tx, completions).await?;
+        let leases = self.claim(&mut tx, worker, fit, max, ttl).await?;
+        if outcomes.iter().any(Result::is_ok) {
+            self.commit_change(tx).await?;
+        } else {
             tx.commit().await?;
-            return Ok(Vec::new());
         }
-        let rows = sqlx::query(self.sql(
-            // MATERIALIZED: PostgreSQL may otherwise run the LIMIT sub-select
-            // more than once and claim more than `max` rows.
-            "WITH picked AS MATERIALIZED ( \
-               SELECT id FROM tasks WHERE state = 'queued' AND (requires = 'cpu' OR $3 = 1) \
-               ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
-             UPDATE tasks SET state = 'leased', attempt = attempt + 1, lease_owner = $1, \
-               lease_token = {token}, lease_expires_at = {now} + $2, cancel_requested = 0, \
-               started_at = COALESCE(started_at, {now}) \
-             WHERE state = 'queued' AND id IN (SELECT id FROM picked) \
-             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
-        ))
-        .bind(worker.0)
-        .bind(millis(ttl))
-        .bind(i64::from(fit.cuda))
-        .bind(i64::from(max))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut with_deps = Vec::new();
-        let mut leases = rows
-            .iter()
-            .map(|row| {
-                let task_id = TaskId(row.try_get("id")?);
-                if row.try_get::<i64, _>("dependencies")? > 0 {
-                    with_deps.push(task_id);
-                }
-                Ok(Lease {
-                    task_id,
-                    sweep_id: SweepId(row.try_get("sweep_id")?),
-                    token: row.try_get("lease_token")?,
-                    attempt: row.try_get::<i64, _>("attempt")? as u32,
-                    params: params_from_row(row, task_id)?,
-                    depends_on: Vec::new(),
-                    expires_at: row.try_get("lease_expires_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut deps = self.dependencies(&mut tx, &with_deps).await?;
-        tx.commit().await?;
-        leases.sort_by_key(|lease| lease.task_id);
-        for lease in &mut leases {
-            lease.depends_on = deps.remove(&lease.task_id).unwrap_or_default();
-        }
-        Ok(leases)
+        Ok((outcomes, leases))
     }
 
     async fn heartbeat(
@@ -154,28 +115,8 @@ impl QueueStore for SqlStore {
     }
 
     async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>> {
-        let mut outcomes: Vec<Result<()>> = completions.iter().map(|c| finite(c.points)).collect();
-        let mut pending: Vec<usize> = (0..completions.len())
-            .filter(|&i| outcomes[i].is_ok())
-            .collect();
         let mut tx = self.pool.begin().await?;
-        while !pending.is_empty() {
-            // A task named twice in one call is completed in call order, as
-            // by separate calls: its later entries wait for a later round.
-            let mut named = HashSet::new();
-            let (round, later): (Vec<usize>, Vec<usize>) = pending
-                .into_iter()
-                .partition(|&i| named.insert(completions[i].lease.task_id));
-            let batch: Vec<&Completion<'_>> = round.iter().map(|&i| &completions[i]).collect();
-            let succeeded = self.succeed(&mut tx, &batch).await?;
-            for i in round {
-                let task = completions[i].lease.task_id;
-                if !succeeded.contains(&task) {
-                    outcomes[i] = Err(refusal(self.not_leased(&mut tx, task).await)?);
-                }
-            }
-            pending = later;
-        }
+        let outcomes = self.succeed_all(&mut tx, completions).await?;
         if outcomes.iter().any(Result::is_ok) {
             self.commit_change(tx).await?;
         }
@@ -286,6 +227,95 @@ impl SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected())
+    }
+
+    /// Claims up to `max` queued tasks for the worker, as
+    /// [`QueueStore::lease`] says, inside the caller's transaction.
+    async fn claim(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        worker: WorkerId,
+        fit: &Capabilities,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<Vec<Lease>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(self.sql(
+            // MATERIALIZED: PostgreSQL may otherwise run the LIMIT sub-select
+            // more than once and claim more than `max` rows.
+            "WITH picked AS MATERIALIZED ( \
+               SELECT id FROM tasks WHERE state = 'queued' AND (requires = 'cpu' OR $3 = 1) \
+               ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
+             UPDATE tasks SET state = 'leased', attempt = attempt + 1, lease_owner = $1, \
+               lease_token = {token}, lease_expires_at = {now} + $2, cancel_requested = 0, \
+               started_at = COALESCE(started_at, {now}) \
+             WHERE state = 'queued' AND id IN (SELECT id FROM picked) \
+             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
+        ))
+        .bind(worker.0)
+        .bind(millis(ttl))
+        .bind(i64::from(fit.cuda))
+        .bind(i64::from(max))
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut with_deps = Vec::new();
+        let mut leases = rows
+            .iter()
+            .map(|row| {
+                let task_id = TaskId(row.try_get("id")?);
+                if row.try_get::<i64, _>("dependencies")? > 0 {
+                    with_deps.push(task_id);
+                }
+                Ok(Lease {
+                    task_id,
+                    sweep_id: SweepId(row.try_get("sweep_id")?),
+                    token: row.try_get("lease_token")?,
+                    attempt: row.try_get::<i64, _>("attempt")? as u32,
+                    params: params_from_row(row, task_id)?,
+                    depends_on: Vec::new(),
+                    expires_at: row.try_get("lease_expires_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut deps = self.dependencies(tx, &with_deps).await?;
+        leases.sort_by_key(|lease| lease.task_id);
+        for lease in &mut leases {
+            lease.depends_on = deps.remove(&lease.task_id).unwrap_or_default();
+        }
+        Ok(leases)
+    }
+
+    /// Completes each of `completions` inside the caller's transaction, as
+    /// [`QueueStore::complete_many`] says; the caller commits.
+    async fn succeed_all(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        completions: &[Completion<'_>],
+    ) -> Result<Vec<Result<()>>> {
+        let mut outcomes: Vec<Result<()>> = completions.iter().map(|c| finite(c.points)).collect();
+        let mut pending: Vec<usize> = (0..completions.len())
+            .filter(|&i| outcomes[i].is_ok())
+            .collect();
+        while !pending.is_empty() {
+            // A task named twice in one call is completed in call order, as
+            // by separate calls: its later entries wait for a later round.
+            let mut named = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = pending
+                .into_iter()
+                .partition(|&i| named.insert(completions[i].lease.task_id));
+            let batch: Vec<&Completion<'_>> = round.iter().map(|&i| &completions[i]).collect();
+            let succeeded = self.succeed(tx, &batch).await?;
+            for i in round {
+                let task = completions[i].lease.task_id;
+                if !succeeded.contains(&task) {
+                    outcomes[i] = Err(refusal(self.not_leased(tx, task).await)?);
+                }
+            }
+            pending = later;
+        }
+        Ok(outcomes)
     }
 
     /// Marks a batch of tasks (each named once) succeeded, each fenced by
