@@ -132,6 +132,25 @@ train = { lr = 1e-3, epochs = 500, batch_size = 64 }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_stops_without_waiting_out_its_long_poll() {
+    let mut coordinator = coordinator().await;
+    let client = coordinator.client().await;
+    let mut process = worker(&coordinator.url, 1, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while workers(&client).await.is_empty() {
+        assert!(Instant::now() < deadline, "the worker never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its first long poll, 10 s, goes out right after it registers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    assert!(terminate(&mut process).success());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_restart_loses_no_metric() {
     let mut coordinator = coordinator().await;
     let client = coordinator.client().await;

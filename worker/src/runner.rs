@@ -171,6 +171,16 @@ async fn serve(
                 tracing::info!(running = running.len(), "shutting down: handing tasks back");
                 stopping = true;
                 env.session.board.stop_all(StopReason::Shutdown);
+                // A long poll would keep the worker up to its whole wait. Cut
+                // off, its claim rolls back, or in the instant between its
+                // commit and its answer leaves tasks that come back when
+                // their leases expire.
+                if let Some((call, answers)) = &leasing
+                    && answers.is_empty()
+                {
+                    call.abort();
+                    leasing = None;
+                }
             }
         }
     }

@@ -148,7 +148,9 @@ impl Session {
     /// Completes `done` and leases up to `free` tasks in one call that does
     /// not wait. When the call fails the completions go again on their own
     /// (retried while the coordinator is away; a lease the failed call may
-    /// have made expires), and no task is leased.
+    /// have made expires), and no task is leased; when a coordinator too old
+    /// to complete in a lease leased without completing, they go on their
+    /// own and its leases stand.
     pub async fn complete_and_lease(
         &self,
         done: &[Completion],
@@ -156,16 +158,24 @@ impl Session {
         kind: &str,
     ) -> (Result<Outcomes, WireError>, Vec<Leased>) {
         let worker = self.worker_id();
-        match self
-            .client
-            .complete_and_lease(done, worker, free, &[kind])
-            .await
-        {
-            Ok((outcomes, leases)) => return (Ok(outcomes), leases),
-            Err(err) if err.kind == ErrorKind::NotFound => self.reregister().await,
-            Err(err) => tracing::warn!(error = %err, "lease failed; completing alone"),
-        }
-        (retry(|| self.client.complete_many(done)).await, Vec::new())
+        let kinds = [kind];
+        let call = self.client.complete_and_lease(done, worker, free, &kinds);
+        let leases = match call.await {
+            Ok((Ok(outcomes), leases)) => return (Ok(outcomes), leases),
+            Ok((Err(err), leases)) => {
+                tracing::warn!(error = %err, "the lease did not complete; completing alone");
+                leases
+            }
+            Err(err) if err.kind == ErrorKind::NotFound => {
+                self.reregister().await;
+                Vec::new()
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "lease failed; completing alone");
+                Vec::new()
+            }
+        };
+        (retry(|| self.client.complete_many(done)).await, leases)
     }
 
     /// Extends the leases of running tasks every interval and acts on the

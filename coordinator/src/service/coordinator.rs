@@ -48,8 +48,6 @@ impl CoordinatorService {
         }
     }
 
-    /// Claims tasks for the worker, waiting until some fit, the wait is over
-    /// or the server stops.
     /// Counts and logs a task that succeeded, its completion carried by
     /// the call named `call`.
     fn completed(&self, lease: &LeaseRef, call: &str) {
@@ -92,6 +90,8 @@ impl CoordinatorService {
             .collect()
     }
 
+    /// Claims tasks for the worker, waiting until some fit, the wait is over
+    /// or the server stops.
     async fn lease_waiting(
         &self,
         worker: WorkerId,

@@ -105,20 +105,22 @@ impl WorkerClient {
 
     /// Completes `tasks` as [`WorkerClient::complete_many`] does and, in the
     /// same call and transaction, leases up to `free_slots` tasks without
-    /// waiting. Answers the completions' outcomes, in order, and the leases.
+    /// waiting. Answers the completions' outcomes, in order (an error when
+    /// the answer holds none: a coordinator older than this field ignored
+    /// them and completed nothing), and the leases.
     pub async fn complete_and_lease(
         &self,
         tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)],
         worker: WorkerId,
         free_slots: u32,
         device_kinds: &[&str],
-    ) -> Result<(Outcomes, Vec<Leased>), WireError> {
+    ) -> Result<(Result<Outcomes, WireError>, Vec<Leased>), WireError> {
         let mut request = lease_request(worker, free_slots, Duration::ZERO, device_kinds);
         request.completions = complete_requests(tasks);
         let response = self
             .call(request, |mut c, r| async move { c.lease(r).await })
             .await?;
-        let outcomes = outcomes(response.outcomes, tasks.len())?;
+        let outcomes = outcomes(response.outcomes, tasks.len());
         let leases = response.leases.into_iter().map(Leased::from_wire);
         Ok((outcomes, leases.collect::<Result<_, _>>()?))
     }
