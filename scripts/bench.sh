@@ -17,11 +17,11 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 if [[ ${SWEEP_BENCH_QUICK:-0} == 1 ]]; then
-  scale=(1000 2000 1,8 "1000,10000" 20 100 200 5000)
+  scale=(1000 2000 1,8 "1000,10000" 20 100 200 5000 20)
 else
-  scale=(20000 20000 1,2,4,8,16,32,64 "1000,10000,100000,1000000" 64 20 2000 5000)
+  scale=(20000 20000 1,2,4,8,16,32,64 "1000,10000,100000,1000000" 64 20 2000 5000 30,35,40,60,100)
 fi
-read -r tasks sqlite_tasks workers sizes streams batches report_tasks report_points <<<"${scale[*]}"
+read -r tasks sqlite_tasks workers sizes streams batches report_tasks report_points task_ms <<<"${scale[*]}"
 
 cargo bench -p sweep-coordinator --no-run -q 2>/dev/null
 bench() { # NAME ARGS...: runs it, echoes the command, keeps the table
@@ -46,6 +46,11 @@ bench throughput sqlite "$sqlite_tasks" 8 4 10
   echo "### Queue: the cost per task against the size of the sweep (64 workers, the first tasks of each)"
 } >>"$out"
 bench throughput postgres "$sizes" 64 4 10 "$tasks"
+{
+  echo
+  echo "### Queue below saturation: 64 workers whose tasks take 0.5-1.5x TASK_MS between calls"
+} >>"$out"
+bench throughput postgres "$((2 * tasks))" 64 4 10 "$((2 * tasks))" "$task_ms"
 {
   echo
   echo "### Metric ingestion: concurrent ReportMetrics streams"

@@ -166,8 +166,8 @@ pub enum DataCommand {
 pub struct RunArgs {
     /// The sweep spec (TOML), e.g. sweeps/quick/1.2-deep-vs-shallow-mnist.toml.
     pub spec: PathBuf,
-    /// Local workers, each training one task at a time on its share of the
-    /// cores (default: one per core).
+    /// Local workers, each training one task at a time (default: one per
+    /// core); their tasks share the cores, so the last task gets them all.
     #[arg(long)]
     pub workers: Option<usize>,
     /// The SQLite file that keeps the sweep (created if missing).

@@ -110,7 +110,8 @@ fn start_workers(args: &RunArgs, endpoint: &str) -> (watch::Sender<bool>, JoinSe
             name: format!("local-{index}"),
             slots: 1,
             device: args.device,
-            threads: Some((cores / count).max(1)),
+            // One pool for them all: a task that trains alone gets every core.
+            threads: Some(cores),
             data_dir: args.data_dir.clone(),
             // Short polls let the workers stop within a second.
             lease_wait: Duration::from_secs(1),

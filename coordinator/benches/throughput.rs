@@ -3,16 +3,20 @@
 //! lease carrying the completions of the tasks the previous one handed out,
 //! each with POINTS metric points (what a worker sends for tasks that end
 //! together within its shipper's linger), against a SQLite file or a fresh
-//! PostgreSQL database. TASKS and WORKERS may be
-//! comma-separated lists: one run per pair, each on a fresh database (the
-//! scaling curve).
-//! With RUN below TASKS the workers stop after RUN tasks, so the cost per
-//! task can be compared between sweeps of very different sizes.
+//! PostgreSQL database. TASKS, WORKERS and TASK_MS may be comma-separated
+//! lists: one run for each combination, each on a fresh database (the
+//! scaling curve). With RUN below TASKS the workers stop after RUN tasks,
+//! so the cost per task can be compared between sweeps of very different
+//! sizes. With TASK_MS above 0 each leased batch "trains" for 0.5 to 1.5
+//! times that before its completions ride the next lease: workers that do
+//! something between calls, as real ones do, so that the queue is measured
+//! below saturation too (with none, 64 workers calling back to back keep 64
+//! calls in flight, and the latency is whatever the throughput makes it).
 //! Prints one Markdown table row per run: tasks/s, and the lease call's
 //! latency (median, p99, completions included) as the workers saw it.
 //!
 //!   cargo bench -p sweep-coordinator --bench throughput -- \
-//!     [sqlite|postgres] [TASKS[,...]] [WORKERS[,...]] [SLOTS] [POINTS] [RUN]
+//!     [sqlite|postgres] [TASKS[,...]] [WORKERS[,...]] [SLOTS] [POINTS] [RUN] [TASK_MS[,...]]
 //!
 //! Without `--bench` (as `cargo test` runs it) it does a tiny run on both
 //! backends and checks that every task ran exactly once.
@@ -37,6 +41,7 @@ struct Run {
     slots: u32,
     points: i64,
     run: usize,
+    task_ms: u64,
 }
 
 /// TASKS tasks as a grid of seeds × learning rates, so that the spec stays
@@ -93,6 +98,7 @@ async fn simulated_worker(
     (mut client, worker_id): (CoordinatorClient<Channel>, u64),
     slots: u32,
     points: i64,
+    task_time: Duration,
     left: Arc<AtomicIsize>,
 ) -> WorkerLog {
     let mut log = WorkerLog {
@@ -127,12 +133,22 @@ async fn simulated_worker(
         if answer.leases.is_empty() && sent == 0 {
             return log;
         }
+        if let Some(first) = answer.leases.first() {
+            tokio::time::sleep(task_time.mul_f64(spread(first.task_id))).await;
+        }
         finished = answer
             .leases
             .into_iter()
             .map(|lease| completion(lease, points))
             .collect();
     }
+}
+
+/// How long a task runs, as a multiple of TASK_MS from 0.5 to 1.5 that
+/// depends on the task: workers whose tasks all took the same time would
+/// call in lockstep, which real ones do not.
+fn spread(task: u64) -> f64 {
+    0.5 + (task.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0
 }
 
 /// A leased task's completion with POINTS metric points.
@@ -180,6 +196,7 @@ async fn run(config: &Run) {
                 worker,
                 config.slots,
                 config.points,
+                Duration::from_millis(config.task_ms),
                 left.clone(),
             ))
         })
@@ -196,13 +213,14 @@ async fn run(config: &Run) {
     }
     lease_times.sort();
     println!(
-        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
         config.backend,
         config.tasks,
         done,
         config.workers,
         config.slots,
         config.points,
+        config.task_ms,
         done as f64 / elapsed.as_secs_f64(),
         percentile(&lease_times, 0.5).as_secs_f64() * 1e3,
         percentile(&lease_times, 0.99).as_secs_f64() * 1e3,
@@ -222,6 +240,7 @@ fn runs_from_args() -> Vec<Run> {
                 slots: 2,
                 points: 3,
                 run: 40,
+                task_ms: 1,
             })
             .collect();
     }
@@ -240,14 +259,17 @@ fn runs_from_args() -> Vec<Run> {
     let mut runs = Vec::new();
     for tasks in list(1, "2000", "TASKS") {
         for workers in list(2, "8", "WORKERS") {
-            runs.push(Run {
-                backend: arg(0, "sqlite"),
-                tasks,
-                workers,
-                slots,
-                points,
-                run: run.min(tasks),
-            });
+            for task_ms in list(6, "0", "TASK_MS") {
+                runs.push(Run {
+                    backend: arg(0, "sqlite"),
+                    tasks,
+                    workers,
+                    slots,
+                    points,
+                    run: run.min(tasks),
+                    task_ms: task_ms as u64,
+                });
+            }
         }
     }
     runs
@@ -256,9 +278,9 @@ fn runs_from_args() -> Vec<Run> {
 #[tokio::main]
 async fn main() {
     println!(
-        "| backend | tasks in sweep | tasks run | workers | slots | points | tasks/s | lease p50 ms | lease p99 ms |"
+        "| backend | tasks in sweep | tasks run | workers | slots | points | task ms | tasks/s | lease p50 ms | lease p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for config in runs_from_args() {
         run(&config).await;
     }

@@ -103,10 +103,10 @@ impl DeviceChoice {
     }
 }
 
-/// Keeps LibTorch's CPU kernels on the calling slot's share of the cores:
+/// Keeps LibTorch's CPU kernels on the calling task's share of the cores:
 /// its intra-op pool is per calling thread (OpenMP) and would otherwise use
-/// every core in every slot at once. flex computes on the slot's rayon pool
-/// already, so without `tch` there is nothing to do.
+/// every core in every slot at once. flex computes on the pool its tasks
+/// share (see [`crate::threads`]), so without `tch` there is nothing to do.
 pub fn limit_threads(threads: usize) {
     #[cfg(feature = "tch")]
     tch::set_num_threads(threads.max(1) as i32);

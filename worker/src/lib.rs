@@ -15,8 +15,8 @@
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
 //!   one leased task from start to end; [`shipper`]: ships its metrics and
 //!   artifacts in the background; [`completer`]: sends the completions of
-//!   tasks on the next lease, or together in one call; [`slots`]: a thread
-//!   pool per slot.
+//!   tasks on the next lease, or together in one call; [`threads`]: where
+//!   tasks train (one pool of threads that they share).
 //! - [`rng`]: the seeded generator behind weights, data order and shuffles.
 //! - [`error`]: dataset errors.
 //! - [`TrainingAllocator`]: the allocator binaries that train declare.
@@ -34,8 +34,8 @@ pub mod rng;
 pub mod runner;
 pub mod session;
 pub mod shipper;
-pub mod slots;
 pub mod task;
+pub mod threads;
 
 pub use runner::{Config, hostname, run};
 

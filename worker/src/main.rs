@@ -25,13 +25,13 @@ struct Args {
         default_value = "http://127.0.0.1:50051"
     )]
     coordinators: Vec<String>,
-    /// Tasks to run at once; each gets its share of the CPU threads.
+    /// Tasks to run at once; they share the CPU threads.
     #[arg(long, env = "SWEEP_SLOTS", default_value_t = 1)]
     slots: usize,
     /// Where to train: cpu, cuda or cuda:N (cuda needs a build with --features tch).
     #[arg(long, env = "SWEEP_DEVICE", default_value = "cpu")]
     device: DeviceChoice,
-    /// CPU threads for training, shared out among the slots (default: every core).
+    /// CPU threads for training, shared by the slots' tasks (default: every core).
     #[arg(long, env = "SWEEP_THREADS")]
     threads: Option<usize>,
     /// A directory of datasets (NAME/ with IDX files, or the IDX files themselves).

@@ -16,8 +16,8 @@ use crate::completer::{Answer, Completer, Outbox, answer, lost};
 use crate::device::DeviceChoice;
 use crate::memory;
 use crate::session::{Session, StopReason};
-use crate::slots::Slots;
 use crate::task::{self, Env};
+use crate::threads::Threads;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -31,8 +31,9 @@ pub struct Config {
     /// Tasks run at once.
     pub slots: usize,
     pub device: DeviceChoice,
-    /// CPU threads shared out among the slots (none: every core). Several
-    /// workers on one machine each take their part.
+    /// CPU threads that the slots' tasks share (none: every core); a task
+    /// that runs alone gets them all. Workers in one process share the
+    /// first one's (see [`crate::threads`]).
     pub threads: Option<usize>,
     pub data_dir: Option<PathBuf>,
     /// How long one lease call waits for work.
@@ -69,7 +70,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (completer, outbox) = Completer::new();
     let env = Env {
         session: Session::new(client, registration(&config), completer),
-        slots: Slots::new(slots, threads).map_err(WorkerError::Config)?,
+        threads: Threads::new(slots, threads),
         device,
         data_dir: config.data_dir.clone(),
         // Unknown (0) refuses nothing.

@@ -16,13 +16,13 @@ use crate::experiments::{self, Context, TaskError};
 use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::shipper::{self, ChannelSink, Shipped};
-use crate::slots::Slots;
+use crate::threads::Threads;
 
 /// What a task runs with from its worker.
 #[derive(Clone)]
 pub struct Env {
     pub session: Session,
-    pub slots: Slots,
+    pub threads: Threads,
     pub device: burn::tensor::Device,
     pub data_dir: Option<PathBuf>,
     /// The device memory the worker's tasks share; none when unknown.
@@ -134,7 +134,7 @@ async fn dependency_weights(env: &Env, lease: &Lease) -> Result<Vec<Vec<f32>>, S
     Ok(all)
 }
 
-/// Runs the experiment on a slot's threads, turning a panic into an error.
+/// Runs the experiment on the worker's threads, turning a panic into an error.
 async fn train(
     env: &Env,
     params: TaskParams,
@@ -144,7 +144,7 @@ async fn train(
 ) -> Result<Summary, TaskError> {
     let (device, data_dir) = (env.device.clone(), env.data_dir.clone());
     let outcome = env
-        .slots
+        .threads
         .run(move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let ctx = Context {

@@ -6,11 +6,15 @@
 //! both.
 //!
 //! One module per trait: [`sweeps`], [`workers`], [`queue`] (with
-//! [`attempt`]: fencing and how an attempt ends) and [`results`]. This module
-//! holds the store itself and the reads they share; rows become typed values
-//! here (task parameters and summaries are parsed from their JSON).
+//! [`attempt`]: fencing and how an attempt ends; [`complete`]: how a batch
+//! of completions is stored; [`points`]: metric points as JSON batches) and
+//! [`results`]. This module holds the store itself and the reads they
+//! share; rows become typed values here (task parameters and summaries are
+//! parsed from their JSON).
 
 mod attempt;
+mod complete;
+mod points;
 mod queue;
 mod results;
 mod sweeps;
