@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sweep_proto::SweepRef;
-use sweep_worker::device::DeviceChoice;
 
 use crate::plot::ImageFormat;
 
@@ -21,6 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a sweep on this machine, then print its report.
+    #[cfg(feature = "local")]
     ///
     /// An embedded coordinator keeps the sweep in a SQLite file, local
     /// workers train its tasks over gRPC, a progress bar follows it. Ctrl-c
@@ -162,6 +162,7 @@ pub enum DataCommand {
     },
 }
 
+#[cfg(feature = "local")]
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The sweep spec (TOML), e.g. sweeps/quick/1.2-deep-vs-shallow-mnist.toml.
@@ -175,7 +176,7 @@ pub struct RunArgs {
     pub db: PathBuf,
     /// Where the workers train: cpu, or cuda[:N] with a build that has `--features tch`.
     #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
+    pub device: sweep_worker::device::DeviceChoice,
     /// A directory of datasets (see the README); the MNIST sample is built in.
     #[arg(long, env = "SWEEP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

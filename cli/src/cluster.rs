@@ -170,7 +170,7 @@ pub async fn workers(endpoint: &Endpoint, format: Format) -> anyhow::Result<()> 
             json!(worker.id.0),
             json!(info.name),
             json!(info.host),
-            json!(info.backend),
+            json!(info.backend.as_str()),
             json!(devices.join(" ")),
             json!(info.slots),
             json!(if worker.alive { "alive" } else { "lost" }),

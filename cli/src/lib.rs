@@ -1,7 +1,8 @@
 //! The `sweep` command.
 //!
 //! - [`args`]: the command line (clap), connection flags also from `SWEEP_*` env.
-//! - [`local`]: `sweep run`, an embedded coordinator and local workers on one machine.
+//! - [`local`] (feature `local`, on by default): `sweep run`, an embedded
+//!   coordinator and local workers on one machine.
 //! - [`cluster`]: the verbs against a running coordinator (submit, status,
 //!   watch, cancel, retry, workers, tasks) through `sweep_proto`'s typed
 //!   client; [`progress`] draws a sweep's progress.
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod columns;
 pub mod export;
 pub mod fetch;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod output;
 pub mod plot;
@@ -34,6 +36,7 @@ use args::{Cli, Command, DataCommand};
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        #[cfg(feature = "local")]
         Command::Run(args) => local::run(&args).await,
         Command::Submit { spec, endpoint } => cluster::submit(&spec, &endpoint).await,
         Command::Status {

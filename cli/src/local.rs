@@ -55,7 +55,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let (stop_workers, mut workers) = start_workers(args, &endpoint);
     let outcome = tokio::select! {
         sweep = follow(&client, sweep_id) => Some(sweep),
-        _ = sweep_proto::process::shutdown_signal() => None,
+        _ = sweep_process::shutdown_signal() => None,
         _ = async { while workers.join_next().await.is_some() {} } => Some(Err(anyhow::anyhow!(
             "the local workers stopped before sweep {sweep_id} ended (see the log above)"
         ))),

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sweep_cli::args::Cli;
-use sweep_cli::local::Interrupted;
 
+#[cfg(feature = "local")]
 #[global_allocator]
 static ALLOCATOR: sweep_worker::TrainingAllocator = sweep_worker::TrainingAllocator;
 
 fn main() -> ExitCode {
-    sweep_proto::process::init_logging("warn", Default::default());
+    sweep_process::init_logging("warn", Default::default());
     let cli = Cli::parse();
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
@@ -20,12 +20,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            // 130: what shells report for a command stopped by ctrl-c.
-            if err.downcast_ref::<Interrupted>().is_some() {
+            if interrupted(&err) {
+                // What shells report for a command stopped by ctrl-c.
                 ExitCode::from(130)
             } else {
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+#[cfg(feature = "local")]
+fn interrupted(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<sweep_cli::local::Interrupted>()
+        .is_some()
+}
+
+/// Only `sweep run` is interrupted; without local mode nothing is.
+#[cfg(not(feature = "local"))]
+fn interrupted(_: &anyhow::Error) -> bool {
+    false
 }

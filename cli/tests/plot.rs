@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sweep_cli::plot::{self, Figure, ImageFormat};
 use sweep_coordinator::store::{self, NewArtifact, Store};
-use sweep_proto::{Lease, MetricPoint, Registration, SweepId, WorkerId};
+use sweep_proto::{Backend, Lease, MetricPoint, Registration, SweepId, WorkerId};
 use sweep_spec::{Summary, TaskParams, planner, weights};
 
 struct Results {
@@ -25,7 +25,7 @@ impl Results {
             .register_worker(&Registration {
                 name: "w".into(),
                 host: "h".into(),
-                backend: "flex".into(),
+                backend: Backend::Flex,
                 devices: Vec::new(),
                 slots: 64,
                 version: "test".into(),

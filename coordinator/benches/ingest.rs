@@ -85,7 +85,7 @@ async fn run(config: &Run) {
         .register(v1::RegisterRequest {
             name: "ingest".into(),
             host: "localhost".into(),
-            backend: "none".into(),
+            backend: v1::Backend::Flex as i32,
             devices: Vec::new(),
             slots: config.streams as u32,
             version: "bench".into(),
@@ -99,7 +99,7 @@ async fn run(config: &Run) {
             worker_id,
             free_slots: config.streams as u32,
             wait_ms: 0,
-            device_kinds: vec!["cpu".into()],
+            device_kinds: vec![v1::DeviceKind::Cpu as i32],
             completions: Vec::new(),
         })
         .await

@@ -82,7 +82,7 @@ async fn register(channel: Channel, slots: u32) -> (CoordinatorClient<Channel>, 
         .register(v1::RegisterRequest {
             name: "bench".into(),
             host: "localhost".into(),
-            backend: "none".into(),
+            backend: v1::Backend::Flex as i32,
             devices: Vec::new(),
             slots,
             version: "bench".into(),
@@ -108,7 +108,7 @@ async fn simulated_worker(
     // Like a worker whose tasks all end together and within the shipper's
     // linger: their points travel with their completions, and those ride
     // on the lease for the slots they free.
-    let mut finished: Vec<v1::CompleteRequest> = Vec::new();
+    let mut finished: Vec<v1::Completion> = Vec::new();
     loop {
         let more = left.load(Ordering::Relaxed) > 0;
         if !more && finished.is_empty() {
@@ -118,7 +118,7 @@ async fn simulated_worker(
             worker_id,
             free_slots: if more { slots } else { 0 },
             wait_ms: 0,
-            device_kinds: vec!["cpu".into()],
+            device_kinds: vec![v1::DeviceKind::Cpu as i32],
             completions: std::mem::take(&mut finished),
         };
         let sent = request.completions.len();
@@ -152,8 +152,8 @@ fn spread(task: u64) -> f64 {
 }
 
 /// A leased task's completion with POINTS metric points.
-fn completion(lease: v1::TaskLease, points: i64) -> v1::CompleteRequest {
-    v1::CompleteRequest {
+fn completion(lease: v1::TaskLease, points: i64) -> v1::Completion {
+    v1::Completion {
         lease: Some(v1::LeaseRef {
             task_id: lease.task_id,
             lease_token: lease.lease_token,

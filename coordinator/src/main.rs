@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sweep_coordinator::{Config, TlsIdentity};
-use sweep_proto::process::LogFormat;
+use sweep_process::LogFormat;
 
 /// The sweep coordinator: keeps the task queue and serves workers and clients
 /// over gRPC.
@@ -88,12 +88,12 @@ impl Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    sweep_proto::process::init_logging("info", args.log_format);
+    sweep_process::init_logging("info", args.log_format);
     let listen = args.listen;
     let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    sweep_coordinator::run(config, listener, sweep_proto::process::shutdown_signal()).await?;
+    sweep_coordinator::run(config, listener, sweep_process::shutdown_signal()).await?;
     Ok(())
 }

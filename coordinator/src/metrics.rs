@@ -68,10 +68,11 @@ impl Metrics {
         let completions = IntCounterVec::new(
             Opts::new(
                 "sweep_completions_total",
-                "Tasks completed through this coordinator, by the call that carried \
-                 the completion: lease (with the next lease), complete_many or complete",
+                "Tasks completed through this coordinator, by whether the lease \
+                 call that carried the completion asked for tasks too (with_lease) \
+                 or only completed (alone)",
             ),
-            &["call"],
+            &["carried"],
         )
         .expect("a valid metric");
         let registry = Registry::new();
@@ -104,10 +105,12 @@ impl Metrics {
         self.ended.with_label_values(&[state.as_str()]).inc();
     }
 
-    /// A task completed, its completion carried by `call`.
-    pub fn completed(&self, call: &str) {
+    /// A task completed, its completion carried by a lease call that asked
+    /// for tasks too, or that only completed (`alone`).
+    pub fn completed(&self, alone: bool) {
         self.ended(TaskState::Succeeded);
-        self.completions.with_label_values(&[call]).inc();
+        let carried = if alone { "alone" } else { "with_lease" };
+        self.completions.with_label_values(&[carried]).inc();
     }
 
     /// The text exposition, with the store's figures read now.

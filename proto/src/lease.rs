@@ -1,11 +1,11 @@
 //! A task's lease and everything a worker says under it: heartbeats'
 //! verdicts, metric points and how the attempt ends, with their wire forms.
 
-use sweep_spec::{ExperimentKind, Summary, TaskParams};
+use sweep_spec::{Summary, TaskParams};
 
 use crate::error::WireError;
 use crate::ids::{SweepId, TaskId};
-use crate::sweep::{params_json, parse_params, task_ids};
+use crate::sweep::{experiment_from_wire, experiment_to_wire, params_json, parse_params, task_ids};
 use crate::{text, v1};
 
 /// Names one lease of one task; every report carries it.
@@ -67,7 +67,7 @@ impl From<&Lease> for v1::TaskLease {
             sweep_id: lease.sweep_id.to_wire(),
             lease_token: lease.token.clone(),
             attempt: lease.attempt,
-            kind: lease.params.experiment.as_str().to_string(),
+            kind: experiment_to_wire(lease.params.experiment),
             params_json: params_json(&lease.params),
             depends_on: lease.depends_on.iter().map(|t| t.to_wire()).collect(),
             lease_expires_at_ms: lease.expires_at,
@@ -89,9 +89,9 @@ impl Leased {
             task_id: TaskId::from_wire(wire.task_id)?,
             token: wire.lease_token.clone(),
         };
-        if ExperimentKind::parse(&wire.kind).is_none() {
+        if experiment_from_wire(wire.kind).is_err() {
             let error = format!(
-                "task kind {:?} is not one this worker runs (fit, hessian, classify, interpolate)",
+                "task kind {} is not one this worker runs (fit, hessian, classify, interpolate)",
                 wire.kind
             );
             return Ok(Self::Unreadable { lease, error });
@@ -204,24 +204,69 @@ impl TryFrom<v1::MetricPoint> for MetricPoint {
     }
 }
 
-/// How an attempt ends.
+/// A task's successful end: its lease, the summary reports aggregate, and
+/// the attempt's metric points not sent yet (stored with the completion, in
+/// one transaction).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Ending {
-    /// Success, with the summary reports aggregate and the metric points not
-    /// sent yet (stored with the completion, in one transaction).
-    Complete {
-        summary: Summary,
-        points: Vec<MetricPoint>,
-    },
-    /// An error; a retryable one queues the task again while attempts remain.
-    /// The points not sent yet are stored first.
-    Fail {
-        error: String,
-        retryable: bool,
-        points: Vec<MetricPoint>,
-    },
-    /// Handed back unfinished (shutdown, cancel): the attempt does not count.
-    Release { reason: String },
+pub struct Completion {
+    pub lease: LeaseRef,
+    pub summary: Summary,
+    pub points: Vec<MetricPoint>,
+}
+
+impl From<&Completion> for v1::Completion {
+    fn from(completion: &Completion) -> Self {
+        Self {
+            lease: Some((&completion.lease).into()),
+            summary_json: completion.summary.to_json(),
+            points: completion.points.iter().cloned().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<v1::Completion> for Completion {
+    type Error = WireError;
+
+    fn try_from(wire: v1::Completion) -> Result<Self, WireError> {
+        let lease = LeaseRef::from_wire(wire.lease)?;
+        let summary = Summary::from_json(&wire.summary_json)
+            .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
+        let points = wire
+            .points
+            .into_iter()
+            .map(MetricPoint::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            lease,
+            summary,
+            points,
+        })
+    }
+}
+
+/// Whether each completion of a call was stored, in the call's order.
+pub type Outcomes = Vec<Result<(), WireError>>;
+
+/// The wire form of one completion's outcome, for the task `task_id`.
+pub fn outcome_to_wire(task_id: u64, outcome: &Result<(), WireError>) -> v1::CompletionOutcome {
+    v1::CompletionOutcome {
+        task_id,
+        error: outcome.as_ref().err().map(|err| err.clone().into()),
+    }
+}
+
+/// The outcomes of `sent` completions from the wire: one each, or the whole
+/// answer is wrong.
+pub fn outcomes_from_wire(
+    outcomes: Vec<v1::CompletionOutcome>,
+    sent: usize,
+) -> Result<Outcomes, WireError> {
+    if outcomes.len() != sent {
+        let message = format!("{} outcomes for {sent} completions", outcomes.len());
+        return Err(WireError::new(crate::ErrorKind::Internal, message));
+    }
+    let outcome = |o: v1::CompletionOutcome| o.error.map_or(Ok(()), |err| Err(err.into()));
+    Ok(outcomes.into_iter().map(outcome).collect())
 }
 
 #[cfg(test)]
@@ -248,7 +293,7 @@ mod tests {
             sweep_id: 1,
             lease_token: "t".into(),
             attempt: 1,
-            kind: "dance".into(),
+            kind: 99,
             params_json: "{}".into(),
             depends_on: vec![],
             lease_expires_at_ms: 0,
@@ -256,7 +301,7 @@ mod tests {
         match Leased::from_wire(wire).unwrap() {
             Leased::Unreadable { lease, error } => {
                 assert_eq!(lease.task_id, TaskId(3));
-                assert!(error.contains("\"dance\""), "{error}");
+                assert!(error.contains("task kind 99"), "{error}");
             }
             other => panic!("expected an unreadable lease, got {other:?}"),
         }

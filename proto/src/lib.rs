@@ -15,8 +15,6 @@
 //! - [`codec`]: prost's codec, with INVALID_ARGUMENT for a message that
 //!   does not decode.
 //! - [`bearer`]: the client side of bearer-token auth.
-//! - [`process`]: logging and the ctrl-c / SIGTERM signal, the same in
-//!   every binary.
 
 pub mod bearer;
 pub mod client;
@@ -24,7 +22,6 @@ pub mod codec;
 pub mod error;
 pub mod ids;
 pub mod lease;
-pub mod process;
 pub mod state;
 pub mod sweep;
 pub mod text;
@@ -46,7 +43,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("swee
 
 pub use error::{ErrorKind, WireError};
 pub use ids::{SweepId, SweepRef, TaskId, WorkerId};
-pub use lease::{Ending, Lease, LeaseRef, LeaseStatus, Leased, MetricPoint, Verdict};
+pub use lease::{Completion, Lease, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes, Verdict};
 pub use state::{SweepState, TaskCounts, TaskState};
 pub use sweep::{CancelOutcome, Sweep, Task};
-pub use worker::{Device, Registered, Registration, WorkerInfo};
+pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo};

@@ -103,7 +103,7 @@ impl From<SweepState> for v1::SweepState {
 }
 
 /// The value of `all` whose wire number is `raw`.
-fn from_wire<T: Copy>(
+pub(crate) fn from_wire<T: Copy>(
     all: &[T],
     raw: i32,
     to_wire: impl Fn(T) -> i32,
@@ -112,7 +112,7 @@ fn from_wire<T: Copy>(
     all.iter()
         .copied()
         .find(|value| to_wire(*value) == raw)
-        .ok_or_else(|| WireError::invalid(format!("{what} {raw} is not a known state")))
+        .ok_or_else(|| WireError::invalid(format!("{what} {raw} is not one this version knows")))
 }
 
 /// How many of a sweep's tasks are in each state.

@@ -7,7 +7,7 @@ use sweep_spec::{ExperimentKind, Summary, TaskParams};
 
 use crate::error::WireError;
 use crate::ids::{SweepId, TaskId, WorkerId};
-use crate::state::{SweepState, TaskCounts, TaskState};
+use crate::state::{SweepState, TaskCounts, TaskState, from_wire};
 use crate::v1;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -31,7 +31,7 @@ impl Sweep {
         v1::SweepInfo {
             id: self.id.to_wire(),
             name: self.name.clone(),
-            experiment: self.experiment.as_str().to_string(),
+            experiment: experiment_to_wire(self.experiment),
             state: v1::SweepState::from(self.state) as i32,
             priority: self.priority.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
             created_at_ms: self.created_at,
@@ -52,7 +52,7 @@ impl TryFrom<v1::SweepInfo> for Sweep {
     fn try_from(info: v1::SweepInfo) -> Result<Self, WireError> {
         Ok(Self {
             id: SweepId::from_wire(info.id)?,
-            experiment: experiment(&info.experiment)?,
+            experiment: experiment_from_wire(info.experiment)?,
             state: SweepState::from_wire(info.state)?,
             name: info.name,
             priority: info.priority.into(),
@@ -64,9 +64,29 @@ impl TryFrom<v1::SweepInfo> for Sweep {
     }
 }
 
-fn experiment(name: &str) -> Result<ExperimentKind, WireError> {
-    ExperimentKind::parse(name)
-        .ok_or_else(|| WireError::invalid(format!("experiment kind {name:?} is not a known kind")))
+impl From<ExperimentKind> for v1::ExperimentKind {
+    fn from(kind: ExperimentKind) -> Self {
+        match kind {
+            ExperimentKind::Fit => Self::Fit,
+            ExperimentKind::Hessian => Self::Hessian,
+            ExperimentKind::Classify => Self::Classify,
+            ExperimentKind::Interpolate => Self::Interpolate,
+        }
+    }
+}
+
+pub(crate) fn experiment_to_wire(kind: ExperimentKind) -> i32 {
+    v1::ExperimentKind::from(kind) as i32
+}
+
+/// The kind a wire value names; an unknown value is a bad request.
+pub(crate) fn experiment_from_wire(raw: i32) -> Result<ExperimentKind, WireError> {
+    from_wire(
+        ExperimentKind::ALL,
+        raw,
+        experiment_to_wire,
+        "experiment kind",
+    )
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +111,7 @@ impl From<&Task> for v1::TaskInfo {
         Self {
             id: task.id.to_wire(),
             sweep_id: task.sweep_id.to_wire(),
-            kind: task.params.experiment.as_str().to_string(),
+            kind: experiment_to_wire(task.params.experiment),
             state: v1::TaskState::from(task.state) as i32,
             params_json: params_json(&task.params),
             depends_on: task.depends_on.iter().map(|t| t.to_wire()).collect(),

@@ -3,17 +3,75 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sweep_spec::text_enum;
 
 use crate::error::WireError;
 use crate::ids::{TaskId, WorkerId};
+use crate::state::from_wire;
 use crate::sweep::task_ids;
 use crate::{text, v1};
+
+text_enum!(
+    /// The kind of a compute device.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    DeviceKind {
+        Cpu = "cpu",
+        Cuda = "cuda",
+    }
+);
+
+text_enum!(
+    /// The training library a worker runs.
+    Backend {
+        /// burn's pure-Rust CPU backend.
+        Flex = "flex",
+        /// LibTorch: CUDA, or CPU.
+        Tch = "tch",
+    }
+);
+
+impl From<DeviceKind> for v1::DeviceKind {
+    fn from(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Cpu => Self::Cpu,
+            DeviceKind::Cuda => Self::Cuda,
+        }
+    }
+}
+
+impl DeviceKind {
+    /// The kind a wire value names; an unknown value is a bad request.
+    pub fn from_wire(raw: i32) -> Result<Self, WireError> {
+        from_wire(
+            Self::ALL,
+            raw,
+            |k| v1::DeviceKind::from(k) as i32,
+            "device kind",
+        )
+    }
+}
+
+impl From<Backend> for v1::Backend {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Flex => Self::Flex,
+            Backend::Tch => Self::Tch,
+        }
+    }
+}
+
+impl Backend {
+    /// The backend a wire value names; an unknown value is a bad request.
+    pub fn from_wire(raw: i32) -> Result<Self, WireError> {
+        from_wire(Self::ALL, raw, |b| v1::Backend::from(b) as i32, "backend")
+    }
+}
 
 /// A compute device a worker offers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
-    /// "cpu" or "cuda".
-    pub kind: String,
+    pub kind: DeviceKind,
     /// Human-readable, e.g. "NVIDIA H100 80GB HBM3".
     pub name: String,
     pub memory_bytes: u64,
@@ -22,21 +80,28 @@ pub struct Device {
 impl From<&Device> for v1::Device {
     fn from(device: &Device) -> Self {
         Self {
-            kind: device.kind.clone(),
+            kind: v1::DeviceKind::from(device.kind) as i32,
             name: device.name.clone(),
             memory_bytes: device.memory_bytes,
         }
     }
 }
 
-impl From<v1::Device> for Device {
-    fn from(device: v1::Device) -> Self {
-        Self {
-            kind: device.kind,
+impl TryFrom<v1::Device> for Device {
+    type Error = WireError;
+
+    fn try_from(device: v1::Device) -> Result<Self, WireError> {
+        text::name("device name", &device.name)?;
+        Ok(Self {
+            kind: DeviceKind::from_wire(device.kind)?,
             name: device.name,
             memory_bytes: device.memory_bytes,
-        }
+        })
     }
+}
+
+fn devices(wire: Vec<v1::Device>) -> Result<Vec<Device>, WireError> {
+    wire.into_iter().map(Device::try_from).collect()
 }
 
 /// What a worker tells the coordinator about itself when it registers.
@@ -44,8 +109,7 @@ impl From<v1::Device> for Device {
 pub struct Registration {
     pub name: String,
     pub host: String,
-    /// "flex" or "tch".
-    pub backend: String,
+    pub backend: Backend,
     pub devices: Vec<Device>,
     pub slots: u32,
     pub version: String,
@@ -56,7 +120,7 @@ impl From<&Registration> for v1::RegisterRequest {
         Self {
             name: worker.name.clone(),
             host: worker.host.clone(),
-            backend: worker.backend.clone(),
+            backend: v1::Backend::from(worker.backend) as i32,
             devices: worker.devices.iter().map(Into::into).collect(),
             slots: worker.slots,
             version: worker.version.clone(),
@@ -74,20 +138,15 @@ impl TryFrom<v1::RegisterRequest> for Registration {
         for (field, value) in [
             ("worker name", &request.name),
             ("host", &request.host),
-            ("backend", &request.backend),
             ("version", &request.version),
         ] {
             text::name(field, value)?;
         }
-        for device in &request.devices {
-            text::name("device kind", &device.kind)?;
-            text::name("device name", &device.name)?;
-        }
         Ok(Self {
+            backend: Backend::from_wire(request.backend)?,
+            devices: devices(request.devices)?,
             name: request.name,
             host: request.host,
-            backend: request.backend,
-            devices: request.devices.into_iter().map(Into::into).collect(),
             slots: request.slots,
             version: request.version,
         })
@@ -147,11 +206,11 @@ impl From<&WorkerInfo> for v1::WorkerInfo {
             id: worker.id.to_wire(),
             name: info.name.clone(),
             host: info.host.clone(),
-            backend: info.backend.clone(),
+            backend: v1::Backend::from(info.backend) as i32,
             devices: info.devices.iter().map(Into::into).collect(),
             slots: info.slots,
             last_heartbeat_ms: worker.last_heartbeat_at,
-            state: if worker.alive { "alive" } else { "lost" }.to_string(),
+            alive: worker.alive,
             running_tasks: worker.running.iter().map(|t| t.to_wire()).collect(),
         }
     }
@@ -165,12 +224,12 @@ impl TryFrom<v1::WorkerInfo> for WorkerInfo {
             id: WorkerId::from_wire(wire.id)?,
             running: task_ids(&wire.running_tasks)?,
             last_heartbeat_at: wire.last_heartbeat_ms,
-            alive: wire.state == "alive",
+            alive: wire.alive,
             registration: Registration {
+                backend: Backend::from_wire(wire.backend)?,
+                devices: devices(wire.devices)?,
                 name: wire.name,
                 host: wire.host,
-                backend: wire.backend,
-                devices: wire.devices.into_iter().map(Into::into).collect(),
                 slots: wire.slots,
                 version: String::new(),
             },

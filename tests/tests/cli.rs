@@ -368,6 +368,34 @@ async fn a_thirty_thousand_task_sweep_is_listed_whole_and_filtered() {
     coordinator.stop().await;
 }
 
+/// A spec over the protocol's message limit (a long comment, say) is refused
+/// by the cli before it is sent, in one line naming its size and the limit,
+/// and the coordinator goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_over_the_message_limit_is_refused_before_sending() {
+    let mut coordinator = coordinator(false).await;
+    let endpoint = coordinator.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let comment = format!("# {}\n", "x".repeat(10 << 20));
+    let text = format!(
+        "{comment}{}",
+        std::fs::read_to_string(repo("sweeps/quick/1.2-deep-vs-shallow-mnist.toml")).unwrap()
+    );
+    let spec = write(&dir, "huge.toml", &text);
+    let submitted = sweep(&["submit", spec.to_str().unwrap(), "--endpoint", &endpoint]);
+    assert_fails_with(&submitted, "10.0 MiB");
+    assert_fails_with(&submitted, "8 MiB");
+    assert!(
+        !stderr(&submitted).contains("cannot reach"),
+        "{}",
+        stderr(&submitted)
+    );
+    let status = sweep(&["status", "--endpoint", &endpoint, "--format", "json"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert_eq!(stdout(&status).trim(), "[]", "nothing was submitted");
+    coordinator.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     let mut coordinator = coordinator(true).await;

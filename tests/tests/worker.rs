@@ -51,7 +51,7 @@ async fn a_worker_process_trains_a_sweep_over_grpc() {
     // way (both were busy), so it rode on the lease for that slot.
     let metrics = coordinator.metrics().await;
     assert!(
-        metrics.contains("sweep_completions_total{call=\"lease\"}"),
+        metrics.contains("sweep_completions_total{carried=\"with_lease\"}"),
         "{metrics}"
     );
     let workers = workers(&client).await;

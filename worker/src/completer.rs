@@ -1,25 +1,24 @@
 //! Completions on their way to the coordinator. A task hands its completion
 //! to the [`Completer`] and waits for the answer; the runner's loop drives
-//! the other end, the [`Outbox`]. A completion whose slot the runner is
-//! about to lease for rides on that lease (one call and one transaction for
-//! both); the others are sent on their own at once, those that finish while
-//! such a call is on its way together in the next one, so a worker whose
-//! tasks end faster than a round trip does not queue behind its own calls.
+//! the other end, the [`Outbox`]. Every completion travels on a lease call
+//! (the one way a task succeeds): the one that asks for the freed slots'
+//! next tasks when the runner is about to make it, otherwise one that only
+//! completes, sent at once, so a worker whose long poll is out does not hold
+//! its results back; those that finish while such a call is on its way go
+//! together in the next one.
 
-use sweep_proto::client::{Outcomes, WorkerClient, retry};
-use sweep_proto::{ErrorKind, LeaseRef, MetricPoint, WireError};
-use sweep_spec::Summary;
+use sweep_proto::{Completion, ErrorKind, Outcomes, WireError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::session::Session;
+use crate::slots::Slot;
 
 /// The most completions one call carries.
 const BATCH: usize = 64;
 
 /// What a call says of one completion, to the task that waits for it.
 pub type Answer = oneshot::Sender<Result<(), WireError>>;
-
-/// A finished task's lease, summary and last metric points.
-pub type Completion = (LeaseRef, Summary, Vec<MetricPoint>);
 
 /// A handle to the worker's completion sender. Cloning it is cheap.
 #[derive(Clone)]
@@ -37,18 +36,14 @@ impl Completer {
         (Self(sender), outbox)
     }
 
-    /// Completes the attempt `lease` names with its summary and last points;
-    /// answers once the coordinator has (retrying while it is away).
-    pub async fn complete(
-        &self,
-        lease: LeaseRef,
-        summary: Summary,
-        points: Vec<MetricPoint>,
-    ) -> Result<(), WireError> {
+    /// Completes the attempt `completion` names, giving its task's `slot`
+    /// back once the completion waits here; answers once the coordinator
+    /// has (retrying while it is away).
+    pub async fn complete(&self, completion: Completion, slot: Slot) -> Result<(), WireError> {
         let (answer, answered) = oneshot::channel();
-        self.0
-            .send(((lease, summary, points), answer))
-            .map_err(|_| gone())?;
+        let sent = self.0.send((completion, answer)).map_err(|_| gone());
+        drop(slot);
+        sent?;
         answered.await.unwrap_or_else(|_| Err(gone()))
     }
 }
@@ -69,12 +64,6 @@ pub struct Outbox {
 type Sending = JoinHandle<Result<Outcomes, WireError>>;
 
 impl Outbox {
-    /// How many tasks wait here for their answer. Their slots are free: a
-    /// task hands its completion over once its training is done.
-    pub fn unanswered(&self) -> usize {
-        self.pending.len() + self.sending.as_ref().map_or(0, |(_, a)| a.len())
-    }
-
     /// Takes up to a call's worth of waiting completions, to ride on a
     /// lease; the answers go back through [`answer`].
     pub fn take(&mut self) -> (Vec<Completion>, Vec<Answer>) {
@@ -82,14 +71,14 @@ impl Outbox {
         self.pending.drain(..n).unzip()
     }
 
-    /// Sends what waits in one call of its own, unless one is on its way.
-    pub fn send_waiting(&mut self, client: &WorkerClient) {
+    /// Sends what waits in a call of its own, unless one is on its way.
+    pub fn send_waiting(&mut self, session: &Session) {
         if self.sending.is_some() || self.pending.is_empty() {
             return;
         }
-        let (tasks, answers) = self.take();
-        let client = client.clone();
-        let call = tokio::spawn(async move { retry(|| client.complete_many(&tasks)).await });
+        let (done, answers) = self.take();
+        let session = session.clone();
+        let call = tokio::spawn(async move { session.complete(&done).await });
         self.sending = Some((call, answers));
     }
 

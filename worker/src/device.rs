@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::Device;
+use sweep_proto::{Backend, DeviceKind};
 
 /// Where a worker trains: `cpu` or `cuda[:N]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,18 +40,18 @@ impl fmt::Display for DeviceChoice {
 
 impl DeviceChoice {
     /// The kind the coordinator matches task requirements against.
-    pub fn kind(self) -> &'static str {
+    pub fn kind(self) -> DeviceKind {
         match self {
-            Self::Cpu => "cpu",
-            Self::Cuda(_) => "cuda",
+            Self::Cpu => DeviceKind::Cpu,
+            Self::Cuda(_) => DeviceKind::Cuda,
         }
     }
 
     /// The burn backend that serves this choice in this build.
-    pub fn backend(self) -> &'static str {
+    pub fn backend(self) -> Backend {
         match self {
-            Self::Cpu if cfg!(feature = "flex") => "flex",
-            _ => "tch",
+            Self::Cpu if cfg!(feature = "flex") => Backend::Flex,
+            _ => Backend::Tch,
         }
     }
 

@@ -15,8 +15,9 @@
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
 //!   one leased task from start to end; [`shipper`]: ships its metrics and
 //!   artifacts in the background; [`completer`]: sends the completions of
-//!   tasks on the next lease, or together in one call; [`threads`]: where
-//!   tasks train (one pool of threads that they share).
+//!   tasks on the next lease call, or on one of their own; [`slots`]: how
+//!   many slots hold a task; [`threads`]: where tasks train
+//!   (one pool of threads that they share).
 //! - [`rng`]: the seeded generator behind weights, data order and shuffles.
 //! - [`error`]: dataset errors.
 //! - [`TrainingAllocator`]: the allocator binaries that train declare.
@@ -34,6 +35,7 @@ pub mod rng;
 pub mod runner;
 pub mod session;
 pub mod shipper;
+pub mod slots;
 pub mod task;
 pub mod threads;
 

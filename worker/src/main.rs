@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sweep_proto::process::LogFormat;
+use sweep_process::LogFormat;
 use sweep_worker::device::DeviceChoice;
 
 #[global_allocator]
@@ -74,7 +74,7 @@ fn default_name() -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    sweep_proto::process::init_logging("info", args.log_format);
+    sweep_process::init_logging("info", args.log_format);
     anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
     if let Some(gib) = args.max_memory_gib {
         anyhow::ensure!(
@@ -101,6 +101,6 @@ async fn main() -> anyhow::Result<()> {
             .max_memory_gib
             .map(|gib| (gib * (1u64 << 30) as f64) as u64),
     };
-    sweep_worker::run(config, sweep_proto::process::shutdown_signal()).await?;
+    sweep_worker::run(config, sweep_process::shutdown_signal()).await?;
     Ok(())
 }

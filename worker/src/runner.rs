@@ -8,15 +8,16 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_proto::client::{Credentials, Outcomes, WorkerClient};
-use sweep_proto::{Device, Ending, Leased, Registration, WireError};
+use sweep_proto::client::{Credentials, WorkerClient};
+use sweep_proto::{Device, Leased, Outcomes, Registration, WireError};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::completer::{Answer, Completer, Outbox, answer, lost};
 use crate::device::DeviceChoice;
 use crate::memory;
 use crate::session::{Session, StopReason};
-use crate::task::{self, Env};
+use crate::slots::Slots;
+use crate::task::{self, Ending, Env};
 use crate::threads::Threads;
 
 #[derive(Clone, Debug)]
@@ -69,7 +70,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .unwrap_or_else(|| config.device.describe().memory_bytes);
     let (completer, outbox) = Completer::new();
     let env = Env {
-        session: Session::new(client, registration(&config), completer),
+        session: Session::new(client, registration(&config)),
+        completer,
+        slots: Slots::new(slots),
         threads: Threads::new(slots, threads),
         device,
         data_dir: config.data_dir.clone(),
@@ -85,7 +88,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     tracing::info!(worker = %registered.worker_id, slots, device = %config.device, "registered");
     let heartbeat = tokio::spawn(env.session.clone().heartbeat(registered.heartbeat_interval));
-    serve(&env, &config, slots, outbox, shutdown).await;
+    serve(&env, &config, outbox, shutdown).await;
     heartbeat.abort();
     tracing::info!("worker stopped");
     Ok(())
@@ -98,9 +101,9 @@ fn registration(config: &Config) -> Registration {
     Registration {
         name: config.name.clone(),
         host: hostname(),
-        backend: choice.backend().to_string(),
+        backend: choice.backend(),
         devices: vec![Device {
-            kind: choice.kind().to_string(),
+            kind: choice.kind(),
             name: description.name,
             memory_bytes: description.memory_bytes,
         }],
@@ -124,36 +127,21 @@ type Leasing = (
 
 /// Leases and runs tasks until shutdown, then waits for the running ones.
 /// Completions ride on the next lease when one goes out for their slots.
-async fn serve(
-    env: &Env,
-    config: &Config,
-    slots: usize,
-    mut outbox: Outbox,
-    shutdown: impl Future<Output = ()>,
-) {
+async fn serve(env: &Env, config: &Config, mut outbox: Outbox, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut running: JoinSet<()> = JoinSet::new();
     let mut leasing: Option<Leasing> = None;
     let mut stopping = false;
     let kind = config.device.kind();
     loop {
-        // A task waiting for its completion's answer has given its slot back.
-        let riding = leasing.as_ref().map_or(0, |(_, answers)| answers.len());
-        let busy = running.len().saturating_sub(outbox.unanswered() + riding);
-        let free = slots.saturating_sub(busy) as u32;
+        let free = env.slots.free() as u32;
         if leasing.is_none() && free > 0 && !stopping {
             let (done, answers) = outbox.take();
             let (session, wait) = (env.session.clone(), config.lease_wait);
-            let call = tokio::spawn(async move {
-                if done.is_empty() {
-                    (Ok(Vec::new()), session.lease(free, wait, kind).await)
-                } else {
-                    session.complete_and_lease(&done, free, kind).await
-                }
-            });
+            let call = tokio::spawn(async move { session.lease(&done, free, wait, kind).await });
             leasing = Some((call, answers));
         }
-        outbox.send_waiting(&env.session.client);
+        outbox.send_waiting(&env.session);
         if stopping && leasing.is_none() && running.is_empty() {
             return;
         }
@@ -197,16 +185,16 @@ async fn start(env: &Env, running: &mut JoinSet<()>, leased: Leased, stopping: b
                 retryable: false,
                 points: Vec::new(),
             };
-            task::end(&env.session, &lease, ending).await;
+            task::end(env, &lease, ending, env.slots.take()).await;
         }
         Leased::Task(lease) if stopping => {
             let ending = Ending::Release {
                 reason: "worker shutting down".into(),
             };
-            task::end(&env.session, &lease.to_ref(), ending).await;
+            task::end(env, &lease.to_ref(), ending, env.slots.take()).await;
         }
         Leased::Task(lease) => {
-            running.spawn(task::run(env.clone(), *lease));
+            running.spawn(task::run(env.clone(), *lease, env.slots.take()));
         }
     }
 }

@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sweep_proto::client::{Outcomes, WorkerClient, retry};
-use sweep_proto::{ErrorKind, LeaseRef, Leased, Registered, Registration, TaskId, Verdict};
-use sweep_proto::{WireError, WorkerId};
-
-use crate::completer::{Completer, Completion};
+use sweep_proto::client::{WorkerClient, retry};
+use sweep_proto::{Completion, DeviceKind, ErrorKind, LeaseRef, Leased, Outcomes, Registered};
+use sweep_proto::{Registration, TaskId, Verdict, WireError, WorkerId};
 
 /// Why a running task was told to stop.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,8 +77,6 @@ impl Board {
 #[derive(Clone)]
 pub struct Session {
     pub client: WorkerClient,
-    /// Sends the completions of tasks that end together in one call.
-    pub completer: Completer,
     pub board: Board,
     registration: Arc<Registration>,
     /// The id the coordinator knows this worker by (0 before registering).
@@ -88,9 +84,8 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: WorkerClient, registration: Registration, completer: Completer) -> Self {
+    pub fn new(client: WorkerClient, registration: Registration) -> Self {
         Self {
-            completer,
             client,
             board: Board::default(),
             registration: Arc::new(registration),
@@ -126,56 +121,51 @@ impl Session {
         }
     }
 
-    /// One long poll. An error (the coordinator away) waits a moment and
-    /// answers no task, so the caller simply asks again; a coordinator that
-    /// no longer knows this worker gets it registered again first.
-    pub async fn lease(&self, free: u32, wait: Duration, kind: &str) -> Vec<Leased> {
-        let worker = self.worker_id();
-        match self.client.lease(worker, free, wait, &[kind]).await {
-            Ok(leases) => leases,
-            Err(err) if err.kind == ErrorKind::NotFound => {
-                self.reregister().await;
-                Vec::new()
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "lease failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                Vec::new()
-            }
-        }
-    }
-
-    /// Completes `done` and leases up to `free` tasks in one call that does
-    /// not wait. When the call fails the completions go again on their own
-    /// (retried while the coordinator is away; a lease the failed call may
-    /// have made expires), and no task is leased; when a coordinator too old
-    /// to complete in a lease leased without completing, they go on their
-    /// own and its leases stand.
-    pub async fn complete_and_lease(
+    /// Completes `done` and leases up to `free` tasks that fit `kind`, in
+    /// one call: a long poll of up to `wait` when there is nothing to
+    /// complete, otherwise at once. When the call fails, the completions go
+    /// again in calls of their own (retried while the coordinator is away; a
+    /// lease the failed call may have made expires) and no task is leased;
+    /// with nothing to complete it waits a moment, so the caller simply asks
+    /// again. A coordinator that no longer knows this worker gets it
+    /// registered again first.
+    pub async fn lease(
         &self,
         done: &[Completion],
         free: u32,
-        kind: &str,
+        wait: Duration,
+        kind: DeviceKind,
     ) -> (Result<Outcomes, WireError>, Vec<Leased>) {
         let worker = self.worker_id();
-        let kinds = [kind];
-        let call = self.client.complete_and_lease(done, worker, free, &kinds);
-        let leases = match call.await {
-            Ok((Ok(outcomes), leases)) => return (Ok(outcomes), leases),
-            Ok((Err(err), leases)) => {
-                tracing::warn!(error = %err, "the lease did not complete; completing alone");
-                leases
-            }
-            Err(err) if err.kind == ErrorKind::NotFound => {
-                self.reregister().await;
-                Vec::new()
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "lease failed; completing alone");
-                Vec::new()
-            }
+        let err = match self.client.lease(worker, done, free, wait, &[kind]).await {
+            Ok((outcomes, leases)) => return (Ok(outcomes), leases),
+            Err(err) => err,
         };
-        (retry(|| self.client.complete_many(done)).await, leases)
+        if err.kind == ErrorKind::NotFound {
+            self.reregister().await;
+        } else {
+            tracing::warn!(error = %err, completions = done.len(), "lease failed; retrying");
+            if done.is_empty() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        (self.complete(done).await, Vec::new())
+    }
+
+    /// Completes `done` in a lease call that asks for no task, retrying
+    /// while the coordinator is away.
+    pub async fn complete(&self, done: &[Completion]) -> Result<Outcomes, WireError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call = || async {
+            let (outcomes, _) = self
+                .client
+                .lease(self.worker_id(), done, 0, Duration::ZERO, &[])
+                .await?;
+            Ok(outcomes)
+        };
+        retry(call).await
     }
 
     /// Extends the leases of running tasks every interval and acts on the

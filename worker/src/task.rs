@@ -7,21 +7,26 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use sweep_proto::client::retry;
-use sweep_proto::{Ending, Lease, LeaseRef};
+use sweep_proto::{Completion, Lease, LeaseRef, MetricPoint};
 use sweep_spec::{Summary, TaskParams, weights};
 use tokio::sync::mpsc;
 
+use crate::completer::Completer;
 use crate::error::panic_message;
 use crate::experiments::{self, Context, TaskError};
 use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::shipper::{self, ChannelSink, Shipped};
+use crate::slots::{Slot, Slots};
 use crate::threads::Threads;
 
 /// What a task runs with from its worker.
 #[derive(Clone)]
 pub struct Env {
     pub session: Session,
+    /// Sends completions on lease calls (see [`crate::completer`]).
+    pub completer: Completer,
+    pub slots: Slots,
     pub threads: Threads,
     pub device: burn::tensor::Device,
     pub data_dir: Option<PathBuf>,
@@ -29,8 +34,28 @@ pub struct Env {
     pub memory: Option<memory::Pool>,
 }
 
-/// Trains one leased task and reports how it ended.
-pub async fn run(env: Env, lease: Lease) {
+/// How an attempt ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    /// Success, with the summary reports aggregate and the metric points not
+    /// sent yet (stored with the completion, in one transaction).
+    Complete {
+        summary: Summary,
+        points: Vec<MetricPoint>,
+    },
+    /// An error; a retryable one queues the task again while attempts remain.
+    /// The points not sent yet are stored first.
+    Fail {
+        error: String,
+        retryable: bool,
+        points: Vec<MetricPoint>,
+    },
+    /// Handed back unfinished (shutdown, cancel): the attempt does not count.
+    Release { reason: String },
+}
+
+/// Trains one leased task on its `slot` and reports how it ended.
+pub async fn run(env: Env, lease: Lease, slot: Slot) {
     let reference = lease.to_ref();
     let task = lease.task_id;
     tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.experiment, model = %lease.params.model_name, "task started");
@@ -41,7 +66,7 @@ pub async fn run(env: Env, lease: Lease) {
         Err(err) => {
             let reason = env.session.board.finish(task);
             if let Some(ending) = ending(Err(err), Shipped::All(Vec::new()), reason) {
-                end(&env.session, &reference, ending).await;
+                end(&env, &reference, ending, slot).await;
             }
             return;
         }
@@ -55,7 +80,7 @@ pub async fn run(env: Env, lease: Lease) {
                 retryable: false,
                 points: Vec::new(),
             };
-            return end(&env.session, &reference, ending).await;
+            return end(&env, &reference, ending, slot).await;
         }
     };
     let (events, receiver) = mpsc::unbounded_channel();
@@ -71,7 +96,7 @@ pub async fn run(env: Env, lease: Lease) {
     let shipped = shipper.await.unwrap_or(Shipped::LeaseLost);
     let reason = env.session.board.finish(task);
     match ending(outcome, shipped, reason) {
-        Some(ending) => end(&env.session, &reference, ending).await,
+        Some(ending) => end(&env, &reference, ending, slot).await,
         None => tracing::warn!(%task, "lease lost; the task's results are dropped"),
     }
 }
@@ -166,23 +191,36 @@ async fn train(
 }
 
 /// Tells the coordinator how the task ended, retrying while it is away.
-pub async fn end(session: &Session, lease: &LeaseRef, ending: Ending) {
+/// The task's `slot` is given back as soon as the ending is handed over
+/// (for a completion: once it waits in the outbox, so that the lease that
+/// asks for the slot's next task can carry it).
+pub async fn end(env: &Env, lease: &LeaseRef, ending: Ending, slot: Slot) {
     let task = lease.task_id;
+    let client = &env.session.client;
     let told = match ending {
         Ending::Complete { summary, points } => {
-            let completer = &session.completer;
-            let told = completer.complete(lease.clone(), summary, points).await;
+            let lease = lease.clone();
+            let completion = Completion {
+                lease,
+                summary,
+                points,
+            };
+            let told = env.completer.complete(completion, slot).await;
             told.map(|()| tracing::info!(%task, "task succeeded"))
         }
-        ending => {
-            let told = retry(|| session.client.end(lease, &ending)).await;
-            told.map(|()| match &ending {
-                Ending::Fail {
-                    error, retryable, ..
-                } => tracing::warn!(%task, %error, retryable, "task failed"),
-                Ending::Release { reason } => tracing::info!(%task, %reason, "task handed back"),
-                Ending::Complete { .. } => tracing::info!(%task, "task succeeded"),
-            })
+        Ending::Fail {
+            error,
+            retryable,
+            points,
+        } => {
+            drop(slot);
+            let told = retry(|| client.fail(lease, &error, retryable, &points)).await;
+            told.map(|()| tracing::warn!(%task, %error, retryable, "task failed"))
+        }
+        Ending::Release { reason } => {
+            drop(slot);
+            let told = retry(|| client.release(lease, &reason)).await;
+            told.map(|()| tracing::info!(%task, %reason, "task handed back"))
         }
     };
     if let Err(err) = told {
@@ -193,7 +231,6 @@ pub async fn end(session: &Session, lease: &LeaseRef, ending: Ending) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sweep_proto::MetricPoint;
 
     #[test]
     fn a_task_ends_by_what_happened_to_it() {

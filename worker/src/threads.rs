@@ -1,13 +1,12 @@
 //! The threads tasks train on. A task's own code runs on a blocking thread
 //! of its own; the parallel parts of its ops (flex's GEMM, the kernels'
 //! chunks) go to rayon's global pool, which every task of the process
-//! shares: a task that runs alone gets every core, and tasks side by side
-//! share them. A pool per slot kept each task to its share even while the
-//! other slots stood idle: the 1.3 quick sweep spent its last seconds
-//! training CNN2 on one core of two. A task's code never runs on a pool
-//! thread, because a pool thread that waits for stolen work may pick up
-//! whatever is queued, and a whole task picked up that way would stall the
-//! one it interrupted until it ended.
+//! shares, so that a task that runs alone (the last of a sweep, say) gets
+//! every core while tasks side by side share them; a fixed share per slot
+//! would leave cores idle whenever slots are. A task's code never runs on a
+//! pool thread, because a pool thread that waits for stolen work may pick
+//! up whatever is queued, and a whole task picked up that way would stall
+//! the one it interrupted until it ended.
 
 /// Where a worker's tasks train.
 #[derive(Clone, Copy, Debug)]

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use sweep_proto::lease::outcome_to_wire;
 use sweep_proto::v1::coordinator_server::Coordinator;
 use sweep_proto::v1::{self, artifact_download, artifact_upload};
-use sweep_proto::{Lease, LeaseRef, MetricPoint, Registered, Registration, TaskId, WireError};
-use sweep_proto::{TaskState, WorkerId, text};
-use sweep_spec::Summary;
+use sweep_proto::{Completion, DeviceKind, Lease, LeaseRef, MetricPoint, Registered};
+use sweep_proto::{Registration, TaskId, TaskState, WireError, WorkerId, text};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -18,7 +18,7 @@ use super::RECHECK;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::store::{Capabilities, Completion, NewArtifact, Store};
+use crate::store::{Capabilities, NewArtifact, Store};
 
 /// Artifacts go back to workers in chunks of this size.
 const CHUNK: usize = 256 << 10;
@@ -48,32 +48,26 @@ impl CoordinatorService {
         }
     }
 
-    /// Counts and logs a task that succeeded, its completion carried by
-    /// the call named `call`.
-    fn completed(&self, lease: &LeaseRef, call: &str) {
-        self.metrics.completed(call);
-        tracing::info!(task = %lease.task_id, call, "task succeeded");
-    }
-
     /// The answer to each completion of `batch`, in order, given what the
-    /// store said of those that were well-formed.
+    /// store said of those that were well-formed; counts and logs those
+    /// that succeeded.
     fn outcomes(
         &self,
-        batch: &Batch,
+        batch: Batch,
         stored: Vec<Result<(), Error>>,
-        call: &str,
-    ) -> Vec<v1::CompleteOutcome> {
+        alone: bool,
+    ) -> Vec<v1::CompletionOutcome> {
         let mut stored = stored.into_iter();
         batch
-            .parsed
-            .iter()
-            .zip(&batch.ids)
-            .map(|(task, &task_id)| {
-                let outcome = match task {
-                    Err(err) => Err(err.clone()),
-                    Ok((lease, ..)) => match stored.next() {
+            .entries
+            .into_iter()
+            .map(|(task_id, malformed)| {
+                let outcome = match malformed {
+                    Some(err) => Err(err),
+                    None => match stored.next() {
                         Some(Ok(())) => {
-                            self.completed(lease, call);
+                            self.metrics.completed(alone);
+                            tracing::info!(task = task_id, "task succeeded");
                             Ok(())
                         }
                         Some(Err(err)) => Err(err.into()),
@@ -82,10 +76,7 @@ impl CoordinatorService {
                         }
                     },
                 };
-                v1::CompleteOutcome {
-                    task_id,
-                    error: outcome.err().map(Into::into),
-                }
+                outcome_to_wire(task_id, &outcome)
             })
             .collect()
     }
@@ -153,8 +144,11 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<v1::LeaseResponse>, Status> {
         let req = request.into_inner();
         let worker = WorkerId::from_wire(req.worker_id)?;
+        let kinds: Vec<DeviceKind> = (req.device_kinds.iter())
+            .map(|&raw| DeviceKind::from_wire(raw))
+            .collect::<Result<_, _>>()?;
         let fit = Capabilities {
-            cuda: req.device_kinds.iter().any(|kind| kind == "cuda"),
+            cuda: kinds.contains(&DeviceKind::Cuda),
         };
         let slots = req.free_slots.min(MAX_SLOTS);
         let (outcomes, leases) = if req.completions.is_empty() {
@@ -169,7 +163,7 @@ impl Coordinator for CoordinatorService {
             let (stored, leases) = self
                 .store
                 .complete_and_lease(
-                    &batch.completions(),
+                    &batch.well_formed,
                     worker,
                     &fit,
                     slots,
@@ -177,7 +171,7 @@ impl Coordinator for CoordinatorService {
                 )
                 .await?;
             self.metrics.observe_lease(started.elapsed());
-            (self.outcomes(&batch, stored, "lease"), leases)
+            (self.outcomes(batch, stored, slots == 0), leases)
         };
         for lease in &leases {
             tracing::info!(worker = %worker, task = %lease.task_id, attempt = lease.attempt, "task leased");
@@ -303,26 +297,6 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
-    async fn complete(
-        &self,
-        request: Request<v1::CompleteRequest>,
-    ) -> Result<Response<v1::CompleteResponse>, Status> {
-        let (lease, summary, points) = completion(request.into_inner())?;
-        self.store.complete(&lease, &summary, &points).await?;
-        self.completed(&lease, "complete");
-        Ok(Response::new(v1::CompleteResponse {}))
-    }
-
-    async fn complete_many(
-        &self,
-        request: Request<v1::CompleteManyRequest>,
-    ) -> Result<Response<v1::CompleteManyResponse>, Status> {
-        let batch = Batch::from_wire(request.into_inner().tasks);
-        let stored = self.store.complete_many(&batch.completions()).await?;
-        let outcomes = self.outcomes(&batch, stored, "complete_many");
-        Ok(Response::new(v1::CompleteManyResponse { outcomes }))
-    }
-
     async fn fail(
         &self,
         request: Request<v1::FailRequest>,
@@ -356,44 +330,31 @@ impl Coordinator for CoordinatorService {
 
 /// The completions of one call, each checked on its own.
 struct Batch {
-    /// The task each names (0 when it names none), for the answer.
-    ids: Vec<u64>,
-    parsed: Vec<Result<Checked, WireError>>,
+    /// Per completion, in order: the task it names (0 when it names none)
+    /// and, for one that is malformed, why.
+    entries: Vec<(u64, Option<WireError>)>,
+    /// The well-formed ones, for the store, in order.
+    well_formed: Vec<Completion>,
 }
-
-/// A completion's lease, summary and points, checked.
-type Checked = (LeaseRef, Summary, Vec<MetricPoint>);
 
 impl Batch {
-    fn from_wire(tasks: Vec<v1::CompleteRequest>) -> Self {
-        let ids = tasks
-            .iter()
-            .map(|task| task.lease.as_ref().map_or(0, |lease| lease.task_id))
-            .collect();
-        let parsed = tasks.into_iter().map(completion).collect();
-        Self { ids, parsed }
+    fn from_wire(completions: Vec<v1::Completion>) -> Self {
+        let mut batch = Self {
+            entries: Vec::with_capacity(completions.len()),
+            well_formed: Vec::with_capacity(completions.len()),
+        };
+        for wire in completions {
+            let task_id = wire.lease.as_ref().map_or(0, |lease| lease.task_id);
+            match Completion::try_from(wire) {
+                Ok(completion) => {
+                    batch.well_formed.push(completion);
+                    batch.entries.push((task_id, None));
+                }
+                Err(err) => batch.entries.push((task_id, Some(err))),
+            }
+        }
+        batch
     }
-
-    /// The well-formed completions, for the store.
-    fn completions(&self) -> Vec<Completion<'_>> {
-        self.parsed
-            .iter()
-            .flatten()
-            .map(|(lease, summary, points)| Completion {
-                lease,
-                summary,
-                points,
-            })
-            .collect()
-    }
-}
-
-/// A completion from the wire, checked.
-fn completion(request: v1::CompleteRequest) -> Result<Checked, WireError> {
-    let lease = LeaseRef::from_wire(request.lease)?;
-    let summary = Summary::from_json(&request.summary_json)
-        .map_err(|err| WireError::invalid(format!("summary_json: {err}")))?;
-    Ok((lease, summary, metric_points(request.points)?))
 }
 
 /// Points from the wire, each checked (see [`MetricPoint::try_from`]).

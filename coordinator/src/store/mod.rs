@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sweep_proto::{
-    CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
-    SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
+    CancelOutcome, Completion, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep,
+    SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
@@ -100,7 +100,7 @@ pub trait QueueStore: Send + Sync + 'static {
     /// database failure changes nothing, completions included.
     async fn complete_and_lease(
         &self,
-        completions: &[Completion<'_>],
+        completions: &[Completion],
         worker: WorkerId,
         fit: &Capabilities,
         max: u32,
@@ -134,7 +134,7 @@ pub trait QueueStore: Send + Sync + 'static {
     /// (a stale lease, a non-finite point) changes nothing of its task. The
     /// call itself fails only when the database does, and then changes
     /// nothing at all.
-    async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>>;
+    async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>>;
 
     /// [`QueueStore::complete_many`] for one task.
     async fn complete(
@@ -144,9 +144,9 @@ pub trait QueueStore: Send + Sync + 'static {
         points: &[MetricPoint],
     ) -> Result<()> {
         let completion = Completion {
-            lease,
-            summary,
-            points,
+            lease: lease.clone(),
+            summary: summary.clone(),
+            points: points.to_vec(),
         };
         let outcome = self.complete_many(&[completion]).await?.pop();
         outcome.unwrap_or_else(|| Err(Error::Corrupt("a completion without an outcome".into())))

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sweep_proto::{LeaseRef, MetricPoint, Registration, Task, TaskId, WorkerId};
-use sweep_spec::{Summary, TaskParams};
+use sweep_proto::{Registration, Task, TaskId, WorkerId};
+use sweep_spec::TaskParams;
 
 /// A registered worker as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,15 +94,4 @@ pub struct Stats {
     pub mean: f64,
     /// The sample standard deviation (divisor n - 1); none for a single task.
     pub std: Option<f64>,
-}
-
-/// One task's successful end, for [`QueueStore::complete_many`].
-///
-/// [`QueueStore::complete_many`]: super::QueueStore::complete_many
-#[derive(Clone, Copy, Debug)]
-pub struct Completion<'a> {
-    pub lease: &'a LeaseRef,
-    pub summary: &'a Summary,
-    /// The attempt's last metric points.
-    pub points: &'a [MetricPoint],
 }

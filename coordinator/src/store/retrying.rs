@@ -83,7 +83,7 @@ impl<S: WorkerStore> WorkerStore for Retrying<S> {
 impl<S: QueueStore> QueueStore for Retrying<S> {
     async fn complete_and_lease(
         &self,
-        completions: &[Completion<'_>],
+        completions: &[Completion],
         worker: WorkerId,
         fit: &Capabilities,
         max: u32,
@@ -116,7 +116,7 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
         .await
     }
 
-    async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>> {
+    async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         retry("complete_many", || self.0.complete_many(completions)).await
     }
 

@@ -11,7 +11,7 @@ use sweep_coordinator::Config;
 use sweep_coordinator::store::{self, Store};
 use sweep_proto::v1::coordinator_client::CoordinatorClient;
 use sweep_proto::v1::sweeps_client::SweepsClient;
-use sweep_proto::{Device, Registration, WorkerId};
+use sweep_proto::{Backend, Device, DeviceKind, Registration, WorkerId};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -83,11 +83,15 @@ impl TestDb {
 
     /// Runs one statement on the database directly, as an operator would.
     pub async fn execute(&self, sql: &str) {
+        self.try_execute(sql).await.expect("run the statement");
+    }
+
+    /// [`TestDb::execute`], answering the database's refusal.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
         sqlx::any::install_default_drivers();
         let mut conn = AnyConnection::connect(&self.url).await.expect("connect");
-        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
-            .await
-            .expect("run the statement");
+        conn.execute(sqlx::AssertSqlSafe(sql.to_string())).await?;
+        Ok(())
     }
 
     pub async fn cleanup(self) {
@@ -139,9 +143,9 @@ pub async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
         .register_worker(&Registration {
             name: name.into(),
             host: "localhost".into(),
-            backend: "flex".into(),
+            backend: Backend::Flex,
             devices: vec![Device {
-                kind: "cpu".into(),
+                kind: DeviceKind::Cpu,
                 name: "test cpu".into(),
                 memory_bytes: 1 << 30,
             }],

@@ -16,8 +16,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Response, Status};
 
 pub use sweeps::{SweepsClient, Watch};
-pub use worker::{Outcomes, WorkerClient};
+pub use worker::WorkerClient;
 
+use crate::MAX_MESSAGE_BYTES;
 use crate::bearer::Bearer;
 use crate::error::{ErrorKind, WireError};
 
@@ -93,6 +94,15 @@ impl Target {
             let message = format!("cannot reach the coordinator at {}: {why}", self.url);
             return WireError::new(ErrorKind::Unavailable, message);
         }
+        if let Some(size) = over_limit(status.message()) {
+            let message = format!(
+                "a message of {} to or from the coordinator at {} is over the {} limit",
+                mib(size),
+                self.url,
+                limit()
+            );
+            return WireError::new(ErrorKind::ResourceExhausted, message);
+        }
         let err = WireError::from(status);
         let message = match err.kind {
             ErrorKind::Unavailable => {
@@ -109,6 +119,38 @@ impl Target {
         };
         WireError::new(err.kind, message)
     }
+}
+
+/// Refuses a request over [`MAX_MESSAGE_BYTES`] before it is sent: tonic
+/// would break the stream mid-send, and all the caller would learn is that
+/// the coordinator could not be reached.
+fn fits<M: prost::Message>(what: &str, request: M) -> Result<M, WireError> {
+    let size = request.encoded_len();
+    if size > MAX_MESSAGE_BYTES {
+        let message = format!(
+            "{what} is {}, over the {} limit of a message",
+            mib(size),
+            limit()
+        );
+        return Err(WireError::new(ErrorKind::ResourceExhausted, message));
+    }
+    Ok(request)
+}
+
+/// The size tonic names when a message over the limit reaches either end
+/// ("Error, decoded message length too large: found N bytes, the limit
+/// is: M bytes"); none for any other status.
+fn over_limit(message: &str) -> Option<usize> {
+    let (_, rest) = message.split_once("message length too large: found ")?;
+    rest.split_once(" bytes")?.0.parse().ok()
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+fn limit() -> String {
+    format!("{} MiB", MAX_MESSAGE_BYTES >> 20)
 }
 
 /// A generated client and the coordinator it talks to.
@@ -237,5 +279,33 @@ mod tests {
             "{broken}"
         );
         assert!(broken.message.ends_with("not HTTP/2"), "{broken}");
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_named_by_size_on_either_side() {
+        let none = Credentials::default();
+        let (target, _, _) = Target::new("http://h:1", &none, "--token").unwrap();
+        // What tonic answers when a message over the limit arrives.
+        let status = Status::out_of_range(
+            "Error, decoded message length too large: found 10485800 bytes, the limit is: 8388608 bytes",
+        );
+        let err = target.explain(status);
+        assert_eq!(err.kind, ErrorKind::ResourceExhausted);
+        assert_eq!(
+            err.message,
+            "a message of 10.0 MiB to or from the coordinator at http://h:1 is over the 8 MiB limit"
+        );
+        let request = crate::v1::SubmitRequest {
+            spec_toml: "#".repeat(MAX_MESSAGE_BYTES),
+        };
+        let err = fits("the spec", request).unwrap_err();
+        assert_eq!(
+            err.message,
+            "the spec is 8.0 MiB, over the 8 MiB limit of a message"
+        );
+        let small = crate::v1::SubmitRequest {
+            spec_toml: "#".repeat(MAX_MESSAGE_BYTES - 8),
+        };
+        assert!(fits("the spec", small).is_ok());
     }
 }

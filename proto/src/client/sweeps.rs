@@ -67,6 +67,7 @@ impl SweepsClient {
         let request = v1::SubmitRequest {
             spec_toml: spec_toml.to_string(),
         };
+        let request = super::fits("the spec", request)?;
         let response = (self.0)
             .call(request, |mut c, r| async move { c.submit(r).await })
             .await?;

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sweep_spec::Summary;
 use tonic::{Response, Status};
 
-use super::{Channel, Connection, Credentials, Target};
+use super::{Channel, Connection, Credentials, Target, fits};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
-use crate::lease::{Ending, LeaseRef, LeaseStatus, Leased, MetricPoint};
+use crate::lease::outcomes_from_wire;
+use crate::lease::{Completion, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes};
 use crate::v1::coordinator_client::CoordinatorClient;
 use crate::v1::{self, artifact_download, artifact_upload};
+use crate::worker::DeviceKind;
 use crate::worker::{Registered, Registration};
 
 /// Bytes per artifact chunk, well under gRPC's 4 MiB message limit.
@@ -88,39 +89,34 @@ impl WorkerClient {
         Registered::try_from(response)
     }
 
-    /// Long-polls for up to `free_slots` tasks that fit `device_kinds`.
+    /// Completes `completions` (each fenced and answered on its own, in
+    /// order) and then leases up to `free_slots` tasks that fit
+    /// `device_kinds`, in one call and one transaction. Without
+    /// completions the lease is a long poll of up to `wait`; with them it
+    /// answers at once. `free_slots` 0 only completes.
     pub async fn lease(
         &self,
         worker: WorkerId,
+        completions: &[Completion],
         free_slots: u32,
         wait: Duration,
-        device_kinds: &[&str],
-    ) -> Result<Vec<Leased>, WireError> {
-        let request = lease_request(worker, free_slots, wait, device_kinds);
+        device_kinds: &[DeviceKind],
+    ) -> Result<(Outcomes, Vec<Leased>), WireError> {
+        let request = v1::LeaseRequest {
+            worker_id: worker.to_wire(),
+            free_slots,
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            device_kinds: device_kinds
+                .iter()
+                .map(|&kind| v1::DeviceKind::from(kind) as i32)
+                .collect(),
+            completions: completions.iter().map(Into::into).collect(),
+        };
+        let request = fits("a lease call with its completions", request)?;
         let response = self
             .call(request, |mut c, r| async move { c.lease(r).await })
             .await?;
-        response.leases.into_iter().map(Leased::from_wire).collect()
-    }
-
-    /// Completes `tasks` as [`WorkerClient::complete_many`] does and, in the
-    /// same call and transaction, leases up to `free_slots` tasks without
-    /// waiting. Answers the completions' outcomes, in order (an error when
-    /// the answer holds none: a coordinator older than this field ignored
-    /// them and completed nothing), and the leases.
-    pub async fn complete_and_lease(
-        &self,
-        tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)],
-        worker: WorkerId,
-        free_slots: u32,
-        device_kinds: &[&str],
-    ) -> Result<(Result<Outcomes, WireError>, Vec<Leased>), WireError> {
-        let mut request = lease_request(worker, free_slots, Duration::ZERO, device_kinds);
-        request.completions = complete_requests(tasks);
-        let response = self
-            .call(request, |mut c, r| async move { c.lease(r).await })
-            .await?;
-        let outcomes = outcomes(response.outcomes, tasks.len());
+        let outcomes = outcomes_from_wire(response.outcomes, completions.len())?;
         let leases = response.leases.into_iter().map(Leased::from_wire);
         Ok((outcomes, leases.collect::<Result<_, _>>()?))
     }
@@ -208,103 +204,38 @@ impl WorkerClient {
         Ok(data)
     }
 
-    /// Completes several tasks in one call (and one transaction); the
-    /// answer says, per task and in order, whether it is completed.
-    pub async fn complete_many(
+    /// Ends the attempt in failure, storing `points` (its last metric
+    /// points) first. A retryable error queues the task again while
+    /// attempts remain.
+    pub async fn fail(
         &self,
-        tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)],
-    ) -> Result<Outcomes, WireError> {
-        let request = v1::CompleteManyRequest {
-            tasks: complete_requests(tasks),
-        };
-        let response = self
-            .call(request, |mut c, r| async move { c.complete_many(r).await })
-            .await?;
-        outcomes(response.outcomes, tasks.len())
-    }
-
-    /// Ends the attempt the way `ending` says, in one call.
-    pub async fn end(&self, lease_ref: &LeaseRef, ending: &Ending) -> Result<(), WireError> {
-        let lease = Some(v1::LeaseRef::from(lease_ref));
-        match ending {
-            Ending::Complete { summary, points } => {
-                let request = complete_request(lease_ref, summary, points);
-                self.call(request, |mut c, r| async move { c.complete(r).await })
-                    .await?;
-            }
-            Ending::Fail {
-                error,
-                retryable,
-                points,
-            } => {
-                if !points.is_empty() {
-                    self.send_metrics(lease_ref, points).await?;
-                }
-                let request = v1::FailRequest {
-                    lease,
-                    error: error.clone(),
-                    retryable: *retryable,
-                };
-                self.call(request, |mut c, r| async move { c.fail(r).await })
-                    .await?;
-            }
-            Ending::Release { reason } => {
-                let request = v1::ReleaseRequest {
-                    lease,
-                    reason: reason.clone(),
-                };
-                self.call(request, |mut c, r| async move { c.release(r).await })
-                    .await?;
-            }
+        lease: &LeaseRef,
+        error: &str,
+        retryable: bool,
+        points: &[MetricPoint],
+    ) -> Result<(), WireError> {
+        if !points.is_empty() {
+            self.send_metrics(lease, points).await?;
         }
+        let request = v1::FailRequest {
+            lease: Some(lease.into()),
+            error: error.to_string(),
+            retryable,
+        };
+        self.call(request, |mut c, r| async move { c.fail(r).await })
+            .await?;
         Ok(())
     }
-}
 
-fn complete_request(
-    lease: &LeaseRef,
-    summary: &Summary,
-    points: &[MetricPoint],
-) -> v1::CompleteRequest {
-    v1::CompleteRequest {
-        lease: Some(lease.into()),
-        summary_json: summary.to_json(),
-        points: points.iter().cloned().map(Into::into).collect(),
-    }
-}
-
-fn complete_requests(tasks: &[(LeaseRef, Summary, Vec<MetricPoint>)]) -> Vec<v1::CompleteRequest> {
-    tasks
-        .iter()
-        .map(|(lease, summary, points)| complete_request(lease, summary, points))
-        .collect()
-}
-
-/// Whether each completion of a call was stored, in the call's order.
-pub type Outcomes = Vec<Result<(), WireError>>;
-
-/// The outcomes of `sent` completions from the wire: one each, or the whole
-/// answer is wrong.
-fn outcomes(outcomes: Vec<v1::CompleteOutcome>, sent: usize) -> Result<Outcomes, WireError> {
-    if outcomes.len() != sent {
-        let message = format!("{} outcomes for {sent} completions", outcomes.len());
-        return Err(WireError::new(ErrorKind::Internal, message));
-    }
-    let outcome = |o: v1::CompleteOutcome| o.error.map_or(Ok(()), |err| Err(err.into()));
-    Ok(outcomes.into_iter().map(outcome).collect())
-}
-
-fn lease_request(
-    worker: WorkerId,
-    free_slots: u32,
-    wait: Duration,
-    device_kinds: &[&str],
-) -> v1::LeaseRequest {
-    v1::LeaseRequest {
-        worker_id: worker.to_wire(),
-        free_slots,
-        wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-        device_kinds: device_kinds.iter().map(|k| k.to_string()).collect(),
-        completions: Vec::new(),
+    /// Hands the task back unfinished (shutdown, cancel): the attempt does
+    /// not count.
+    pub async fn release(&self, lease: &LeaseRef, reason: &str) -> Result<(), WireError> {
+        let request = v1::ReleaseRequest {
+            lease: Some(lease.into()),
+            reason: reason.to_string(),
+        };
+        self.call(request, |mut c, r| async move { c.release(r).await })
+            .await?;
+        Ok(())
     }
 }

@@ -49,20 +49,20 @@ pub fn eigenvalues(matrix: DMatrix<f64>) -> Vec<f64> {
     values
 }
 
-/// How a spectrum splits about a cut: the fractions of eigenvalues above
-/// it, below minus it and within it. About half of a ReLU net's eigenvalues
+/// A spectrum's shares of eigenvalues about a cut: the fractions above it,
+/// below minus it and within it. About half of a ReLU net's eigenvalues
 /// are numerically zero, so a strict sign (the course's minimal ratio,
 /// [`minimal_ratio`]) splits those at random.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Split {
+pub struct SignShares {
     pub positive: f64,
     pub negative: f64,
     pub zero: f64,
 }
 
-/// The split about ±`cut`.
-pub fn split(values: &[f64], cut: f64) -> Split {
-    Split {
+/// The shares about ±`cut`.
+pub fn sign_shares(values: &[f64], cut: f64) -> SignShares {
+    SignShares {
         positive: share(values, |v| v > cut),
         negative: share(values, |v| v < -cut),
         zero: share(values, |v| v.abs() <= cut),
@@ -95,8 +95,8 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
     let theta = &fitted.flattest.weights;
     let measured = hessian(|v| net.hessian_times(theta, v, &xs, &ys), theta.len());
     let values = eigenvalues(symmetric(&measured, theta.len()));
-    let absolute = split(&values, tolerances.abs_tol);
-    let relative = split(&values, tolerances.rel_tol * largest(&values));
+    let absolute = sign_shares(&values, tolerances.abs_tol);
+    let relative = sign_shares(&values, tolerances.rel_tol * largest(&values));
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     ctx.sink
         .artifact("hessian/eigenvalues", EIGENVALUES_F64, bytes);
@@ -172,13 +172,13 @@ mod tests {
         }
         assert_eq!(minimal_ratio(&values), 5.0 / 8.0);
         // Relative to λmax = 40: within ±0.04 are 0 and 1e-3.
-        let parts = split(&values, 1e-3 * largest(&values));
+        let parts = sign_shares(&values, 1e-3 * largest(&values));
         assert_eq!(
             (parts.positive, parts.negative, parts.zero),
             (4.0 / 8.0, 2.0 / 8.0, 2.0 / 8.0)
         );
         // Absolutely, ±1e-6 keeps only the exact 0 as zero.
-        let parts = split(&values, 1e-6);
+        let parts = sign_shares(&values, 1e-6);
         assert_eq!(
             (parts.positive, parts.negative, parts.zero),
             (5.0 / 8.0, 2.0 / 8.0, 1.0 / 8.0)

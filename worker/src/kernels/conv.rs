@@ -7,7 +7,7 @@
 //! report's CNNs that backward took three times the forward. Here a batch is
 //! cut into chunks of a few images, small enough that a chunk's im2col
 //! matrix stays in cache; each chunk builds it once per pass and runs one
-//! GEMM per product (flex's own GEMM):
+//! GEMM per product (flex's own, through burn's backend API):
 //!
 //! - forward: `y = w · col`
 //! - weight gradient: `dw += dy · colᵀ`
@@ -23,7 +23,7 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::flex::ops::matmul::matmul;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
@@ -280,7 +280,7 @@ fn forward(g: &Geometry, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor)
         .for_each(|(y, images)| {
             let n = images.len();
             let col = matrix(g.im2col(&x, images), g.rows(), n * p);
-            let product = matmul(w.clone(), col);
+            let product = Flex::float_matmul(w.clone(), col);
             let product = product.storage::<f32>();
             for (q, y) in y.chunks_mut(o * p).enumerate() {
                 for (channel, y) in y.chunks_mut(p).enumerate() {
@@ -331,9 +331,9 @@ fn backward(
             let db: Vec<f32> = dyc.chunks(n * p).map(|row| row.iter().sum()).collect();
             let dyc = matrix(dyc, o, n * p);
             let col = matrix(g.im2col(&x, images), k, n * p);
-            let dw = matmul(dyc.clone(), col.transpose(0, 1));
+            let dw = Flex::float_matmul(dyc.clone(), col.transpose(0, 1));
             if let Some(dx) = dx {
-                let dcol = matmul(wt.clone(), dyc);
+                let dcol = Flex::float_matmul(wt.clone(), dyc);
                 g.col2im(dcol.storage::<f32>(), dx);
             }
             (dw.storage::<f32>().to_vec(), db)
@@ -434,9 +434,8 @@ mod tests {
         assert_close(b.grad(&grads).unwrap(), b.grad(&theirs).unwrap());
     }
 
-    /// The gradients do not depend on how many threads share the work (the
-    /// weight gradient was once summed in rayon's reduction order, and two
-    /// runs of a seeded task drifted apart).
+    /// The gradients do not depend on how many threads share the work, so
+    /// that two runs of a seeded task give the same numbers.
     #[test]
     fn gradients_are_the_same_bits_on_any_number_of_threads() {
         let device = Device::flex().autodiff();

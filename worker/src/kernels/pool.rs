@@ -1,8 +1,8 @@
 //! Max pooling on flex that keeps, for each output, where its maximum came
 //! from, so that the backward is one pass that adds each output's gradient
-//! to that input. flex's pooling with indices took 3 ms forward and 7 ms
-//! backward on the first layer of a CNN1 batch (64x16x28x28); these take a
-//! fraction of that.
+//! to that input instead of searching each window again (flex's pooling
+//! with indices: 3 ms forward and 7 ms backward on the first layer of a
+//! CNN1 batch, 64x16x28x28; docs/BENCHMARKS.md has the ratio).
 //!
 //! Windows are `kernel` wide, `stride` apart, unpadded and undilated;
 //! partial windows at the edges are dropped (burn's floor mode).

@@ -59,7 +59,7 @@ impl SqlStore {
     ) -> Result<Fenced> {
         let row = sqlx::query(self.sql(
             "SELECT sweep_id, attempt, handbacks, max_attempts, cancel_requested FROM tasks \
-             WHERE id = $1 AND state = 'leased' AND lease_token = $2{lock}",
+             WHERE id = $1 AND state = {leased} AND lease_token = $2{lock}",
         ))
         .bind(lease.task_id.0)
         .bind(lease.token.clone())
@@ -104,7 +104,7 @@ impl SqlStore {
             "UPDATE tasks SET state = $3, error = COALESCE($4, error), handbacks = handbacks + $5, \
              finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
              lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
+             WHERE id = $1 AND state = {leased} AND lease_token = $2 \
              RETURNING dependents",
         ))
         .bind(lease.task_id.0)
@@ -132,18 +132,18 @@ impl SqlStore {
         // Lock the dependents first: two dependencies finishing at once then
         // take turns, and the second sees the first's success.
         sqlx::query(self.sql(
-            "SELECT id FROM tasks WHERE state = 'blocked' \
+            "SELECT id FROM tasks WHERE state = {blocked} \
              AND id IN (SELECT task_id FROM task_deps WHERE depends_on = $1){lock}",
         ))
         .bind(task.0)
         .fetch_all(&mut **tx)
         .await?;
-        sqlx::query(
-            "UPDATE tasks SET state = 'queued' WHERE state = 'blocked' \
+        sqlx::query(self.sql(
+            "UPDATE tasks SET state = {queued} WHERE state = {blocked} \
              AND id IN (SELECT task_id FROM task_deps WHERE depends_on = $1) \
              AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks t ON t.id = d.depends_on \
-                             WHERE d.task_id = tasks.id AND t.state <> 'succeeded')",
-        )
+                             WHERE d.task_id = tasks.id AND t.state <> {succeeded})",
+        ))
         .bind(task.0)
         .execute(&mut **tx)
         .await?;
@@ -160,8 +160,8 @@ impl SqlStore {
             "WITH RECURSIVE doomed(id) AS ( \
                  SELECT task_id FROM task_deps WHERE depends_on = $1 \
                  UNION SELECT d.task_id FROM task_deps d JOIN doomed ON d.depends_on = doomed.id) \
-             UPDATE tasks SET state = 'failed', error = $2, finished_at = {now} \
-             WHERE state = 'blocked' AND id IN (SELECT id FROM doomed)",
+             UPDATE tasks SET state = {failed}, error = $2, finished_at = {now} \
+             WHERE state = {blocked} AND id IN (SELECT id FROM doomed)",
         ))
         .bind(task.0)
         .bind(format!("dependency task {task} failed"))

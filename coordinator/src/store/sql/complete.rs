@@ -9,12 +9,11 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::TaskId;
+use sweep_proto::{Completion, TaskId};
 
 use super::SqlStore;
 use super::points::{POINT_COLUMNS, PointRow, finite, to_json};
 use crate::error::{Error, Result};
-use crate::store::Completion;
 
 impl SqlStore {
     /// Completes each of `completions` inside the caller's transaction, as
@@ -23,9 +22,9 @@ impl SqlStore {
     pub(super) async fn succeed_all(
         &self,
         tx: &mut Transaction<'static, Any>,
-        completions: &[Completion<'_>],
+        completions: &[Completion],
     ) -> Result<Vec<Result<()>>> {
-        let mut outcomes: Vec<Result<()>> = completions.iter().map(|c| finite(c.points)).collect();
+        let mut outcomes: Vec<Result<()>> = completions.iter().map(|c| finite(&c.points)).collect();
         let mut pending: Vec<usize> = (0..completions.len())
             .filter(|&i| outcomes[i].is_ok())
             .collect();
@@ -36,7 +35,7 @@ impl SqlStore {
             let (round, later): (Vec<usize>, Vec<usize>) = pending
                 .into_iter()
                 .partition(|&i| named.insert(completions[i].lease.task_id));
-            let batch: Vec<&Completion<'_>> = round.iter().map(|&i| &completions[i]).collect();
+            let batch: Vec<&Completion> = round.iter().map(|&i| &completions[i]).collect();
             let succeeded = self.succeed(tx, &batch).await?;
             for i in round {
                 let task = completions[i].lease.task_id;
@@ -57,7 +56,7 @@ impl SqlStore {
     async fn succeed(
         &self,
         tx: &mut Transaction<'static, Any>,
-        batch: &[&Completion<'_>],
+        batch: &[&Completion],
     ) -> Result<HashSet<TaskId>> {
         #[derive(serde::Serialize)]
         struct Row<'a> {
@@ -74,9 +73,9 @@ impl SqlStore {
             })
             .collect();
         let columns = [("task", "bigint"), ("token", "text"), ("summary", "text")];
-        let template = "UPDATE tasks SET state = 'succeeded', error = NULL, summary = c.summary, \
+        let template = "UPDATE tasks SET state = {succeeded}, error = NULL, summary = c.summary, \
              finished_at = {now}, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-             FROM {c} WHERE tasks.id = c.task AND tasks.state = 'leased' \
+             FROM {c} WHERE tasks.id = c.task AND tasks.state = {leased} \
                AND tasks.lease_token = c.token \
              RETURNING tasks.id AS id, tasks.attempt AS attempt, tasks.dependents AS dependents"
             .replace("{c}", &self.json_table("$1", "c", &columns));
@@ -92,7 +91,7 @@ impl SqlStore {
                 self.unblock_dependents(tx, task).await?;
             }
         }
-        let succeeded: Vec<&Completion<'_>> = batch
+        let succeeded: Vec<&Completion> = batch
             .iter()
             .filter(|c| attempts.contains_key(&c.lease.task_id))
             .copied()
@@ -107,7 +106,7 @@ impl SqlStore {
     async fn insert_last_points(
         &self,
         tx: &mut Transaction<'static, Any>,
-        succeeded: &[&Completion<'_>],
+        succeeded: &[&Completion],
         attempts: &HashMap<TaskId, i64>,
     ) -> Result<()> {
         #[derive(serde::Serialize)]
@@ -143,7 +142,7 @@ impl SqlStore {
     async fn insert_summaries(
         &self,
         tx: &mut Transaction<'static, Any>,
-        succeeded: &[&Completion<'_>],
+        succeeded: &[&Completion],
     ) -> Result<()> {
         #[derive(serde::Serialize)]
         struct Row<'a> {

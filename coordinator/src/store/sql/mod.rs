@@ -107,16 +107,22 @@ impl SqlStore {
         self
     }
 
-    /// Fills the dialect's fragments into a query template. The result is
-    /// built only from constant text, never from input, so it is safe SQL.
+    /// Fills the dialect's fragments and the task states into a query
+    /// template. A state is written `{queued}` and becomes `'queued'`,
+    /// spelled by [`TaskState::as_str`], so a state's name in SQL cannot
+    /// drift from the one the code reads back. The result is built only from
+    /// constant text, never from input, so it is safe SQL.
     pub(super) fn sql(&self, template: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(
-            template
-                .replace("{now}", self.dialect.now)
-                .replace("{token}", self.dialect.token)
-                .replace("{skip_locked}", self.dialect.skip_locked)
-                .replace("{lock}", self.dialect.lock),
-        )
+        let mut sql = template
+            .replace("{now}", self.dialect.now)
+            .replace("{token}", self.dialect.token)
+            .replace("{skip_locked}", self.dialect.skip_locked)
+            .replace("{lock}", self.dialect.lock);
+        for state in TaskState::ALL {
+            let name = state.as_str();
+            sql = sql.replace(&format!("{{{name}}}"), &format!("'{name}'"));
+        }
+        AssertSqlSafe(sql)
     }
 
     /// Tells the planner that many tasks were just queued. PostgreSQL plans

@@ -22,7 +22,7 @@ impl SqlStore {
         let template = "INSERT INTO metrics (task_id, attempt, name, step, epoch, value) \
              SELECT t.id, t.attempt, p.name, p.step, p.epoch, p.value \
              FROM (SELECT id, attempt FROM tasks \
-                   WHERE id = $1 AND state = 'leased' AND lease_token = $2{lock}) AS t, {p} \
+                   WHERE id = $1 AND state = {leased} AND lease_token = $2{lock}) AS t, {p} \
              WHERE true ON CONFLICT (task_id, attempt, name, step) DO NOTHING"
             .replace("{p}", &self.json_table("$3", "p", &POINT_COLUMNS));
         let result = sqlx::query(self.sql(&template))

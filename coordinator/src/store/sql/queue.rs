@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId, TaskState};
+use sweep_proto::TaskState;
+use sweep_proto::{Completion, Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId};
 use sweep_proto::{Verdict, WorkerId};
 use tokio::sync::watch;
 
@@ -13,13 +14,13 @@ use super::attempt::{Ending, Fenced};
 use super::points::finite;
 use super::{SqlStore, millis, params_from_row};
 use crate::error::Result;
-use crate::store::{Capabilities, Completion, NewArtifact, QueueStore, ReapOutcome};
+use crate::store::{Capabilities, NewArtifact, QueueStore, ReapOutcome};
 
 #[async_trait]
 impl QueueStore for SqlStore {
     async fn complete_and_lease(
         &self,
-        completions: &[Completion<'_>],
+        completions: &[Completion],
         worker: WorkerId,
         fit: &Capabilities,
         max: u32,
@@ -49,7 +50,7 @@ impl QueueStore for SqlStore {
         for lease in leases {
             let row = sqlx::query(self.sql(
                 "UPDATE tasks SET lease_expires_at = {now} + $3 \
-                 WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
+                 WHERE id = $1 AND state = {leased} AND lease_token = $2 \
                  RETURNING cancel_requested, lease_expires_at",
             ))
             .bind(lease.task_id.0)
@@ -114,7 +115,7 @@ impl QueueStore for SqlStore {
         Ok(())
     }
 
-    async fn complete_many(&self, completions: &[Completion<'_>]) -> Result<Vec<Result<()>>> {
+    async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         let mut tx = self.pool.begin().await?;
         let outcomes = self.succeed_all(&mut tx, completions).await?;
         if outcomes.iter().any(Result::is_ok) {
@@ -159,7 +160,7 @@ impl QueueStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(self.sql(
             "SELECT id, sweep_id, attempt, handbacks, max_attempts, cancel_requested, lease_owner, \
-             lease_token FROM tasks WHERE state = 'leased' AND lease_expires_at < {now} \
+             lease_token FROM tasks WHERE state = {leased} AND lease_expires_at < {now} \
              ORDER BY id{skip_locked}",
         ))
         .fetch_all(&mut *tx)
@@ -224,12 +225,12 @@ impl SqlStore {
             // MATERIALIZED: PostgreSQL may otherwise run the LIMIT sub-select
             // more than once and claim more than `max` rows.
             "WITH picked AS MATERIALIZED ( \
-               SELECT id FROM tasks WHERE state = 'queued' AND (requires = 'cpu' OR $3 = 1) \
+               SELECT id FROM tasks WHERE state = {queued} AND (requires = 'cpu' OR $3 = 1) \
                ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
-             UPDATE tasks SET state = 'leased', attempt = attempt + 1, lease_owner = $1, \
+             UPDATE tasks SET state = {leased}, attempt = attempt + 1, lease_owner = $1, \
                lease_token = {token}, lease_expires_at = {now} + $2, cancel_requested = 0, \
                started_at = COALESCE(started_at, {now}) \
-             WHERE state = 'queued' AND id IN (SELECT id FROM picked) \
+             WHERE state = {queued} AND id IN (SELECT id FROM picked) \
              RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
         ))
         .bind(worker.0)

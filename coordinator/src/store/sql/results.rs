@@ -187,32 +187,32 @@ impl ResultStore for SqlStore {
     async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>> {
         let mut tx = self.pool.begin().await?;
         self.sweep_row(&mut tx, &sweep.into()).await?;
-        let settings = sqlx::query(
+        let settings = sqlx::query(self.sql(
             "SELECT g.setting, g.tasks, g.succeeded, g.failed, p.id, p.params FROM \
                (SELECT setting, MIN(ordinal) AS first, COUNT(*) AS tasks, \
-                  SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END) AS succeeded, \
-                  SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed \
+                  SUM(CASE WHEN state = {succeeded} THEN 1 ELSE 0 END) AS succeeded, \
+                  SUM(CASE WHEN state = {failed} THEN 1 ELSE 0 END) AS failed \
                 FROM tasks WHERE sweep_id = $1 GROUP BY setting) g \
              JOIN tasks p ON p.sweep_id = $2 AND p.ordinal = g.first \
              ORDER BY g.first",
-        )
+        ))
         .bind(sweep.0)
         .bind(sweep.0)
         .fetch_all(&mut *tx)
         .await?;
         // Two passes (mean, then squared deviations from it) keep the
         // standard deviation exact where a sum of squares would cancel.
-        let values = sqlx::query(
+        let values = sqlx::query(self.sql(
             "WITH v AS (SELECT t.setting, f.name, f.value FROM summary_values f \
                JOIN tasks t ON t.id = f.task_id \
-               WHERE t.sweep_id = $1 AND t.state = 'succeeded'), \
+               WHERE t.sweep_id = $1 AND t.state = {succeeded}), \
              m AS (SELECT setting, name, COUNT(*) AS n, AVG(value) AS mean FROM v \
                GROUP BY setting, name) \
              SELECT m.setting, m.name, m.n, m.mean, \
                SUM((v.value - m.mean) * (v.value - m.mean)) AS squares \
              FROM m JOIN v ON v.setting = m.setting AND v.name = m.name \
              GROUP BY m.setting, m.name, m.n, m.mean",
-        )
+        ))
         .bind(sweep.0)
         .fetch_all(&mut *tx)
         .await?;

@@ -169,20 +169,21 @@ impl SweepStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let cancelled = sqlx::query(self.sql(
-            "UPDATE tasks SET state = 'cancelled', finished_at = {now} \
-             WHERE sweep_id = $1 AND state IN ('queued', 'blocked')",
+            "UPDATE tasks SET state = {cancelled}, finished_at = {now} \
+             WHERE sweep_id = $1 AND state IN ({queued}, {blocked})",
         ))
         .bind(id.0)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let signalled = sqlx::query(
-            "UPDATE tasks SET cancel_requested = 1 WHERE sweep_id = $1 AND state = 'leased'",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let signalled =
+            sqlx::query(self.sql(
+                "UPDATE tasks SET cancel_requested = 1 WHERE sweep_id = $1 AND state = {leased}",
+            ))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         self.commit_change(tx).await?;
         Ok(CancelOutcome {
             cancelled,
@@ -198,15 +199,15 @@ impl SweepStore for SqlStore {
                 "sweep {id} was cancelled; submit it again to rerun it"
             )));
         }
-        let requeued = sqlx::query(
+        let requeued = sqlx::query(self.sql(
             "UPDATE tasks SET \
                state = CASE WHEN EXISTS (SELECT 1 FROM task_deps d JOIN tasks t ON t.id = d.depends_on \
-                                         WHERE d.task_id = tasks.id AND t.state <> 'succeeded') \
-                       THEN 'blocked' ELSE 'queued' END, \
+                                         WHERE d.task_id = tasks.id AND t.state <> {succeeded}) \
+                       THEN {blocked} ELSE {queued} END, \
                max_attempts = attempt - handbacks + (SELECT max_attempts FROM sweeps WHERE id = $1), \
                finished_at = NULL \
-             WHERE sweep_id = $1 AND state = 'failed'",
-        )
+             WHERE sweep_id = $1 AND state = {failed}",
+        ))
         .bind(id.0)
         .execute(&mut *tx)
         .await?

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{Registration, TaskId, WorkerId};
+use sweep_proto::{Backend, Registration, TaskId, WorkerId};
 
 use super::SqlStore;
 use crate::error::{Error, Result};
@@ -42,7 +42,7 @@ impl WorkerStore for SqlStore {
         ))
         .bind(worker.name.clone())
         .bind(worker.host.clone())
-        .bind(worker.backend.clone())
+        .bind(worker.backend.as_str())
         .bind(devices)
         .bind(i64::from(worker.slots))
         .bind(worker.version.clone())
@@ -59,10 +59,11 @@ impl WorkerStore for SqlStore {
         ))
         .fetch_all(&mut *tx)
         .await?;
-        let held =
-            sqlx::query("SELECT id, lease_owner FROM tasks WHERE state = 'leased' ORDER BY id")
-                .fetch_all(&mut *tx)
-                .await?;
+        let held = sqlx::query(
+            self.sql("SELECT id, lease_owner FROM tasks WHERE state = {leased} ORDER BY id"),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut running: BTreeMap<i64, Vec<TaskId>> = BTreeMap::new();
         for row in held {
@@ -78,6 +79,7 @@ impl WorkerStore for SqlStore {
             .map(|row| {
                 let id: i64 = row.try_get("id")?;
                 let devices: String = row.try_get("devices")?;
+                let backend: String = row.try_get("backend")?;
                 let last: i64 = row.try_get("last_heartbeat_at")?;
                 let now: i64 = row.try_get("now")?;
                 Ok(Worker {
@@ -85,7 +87,9 @@ impl WorkerStore for SqlStore {
                     registration: Registration {
                         name: row.try_get("name")?,
                         host: row.try_get("host")?,
-                        backend: row.try_get("backend")?,
+                        backend: Backend::parse(&backend).ok_or_else(|| {
+                            Error::Corrupt(format!("worker {id} backend {backend:?}"))
+                        })?,
                         devices: serde_json::from_str(&devices)
                             .map_err(|err| Error::Corrupt(format!("worker {id} devices: {err}")))?,
                         slots: row.try_get::<i64, _>("slots")? as u32,

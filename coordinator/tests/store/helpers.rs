@@ -1,0 +1,96 @@
+//! What the store tests share: specs, a submission, summaries and points.
+
+use std::sync::Arc;
+use std::time::Duration;
+use sweep_coordinator::error::Error;
+use sweep_coordinator::store::*;
+use sweep_proto::WorkerId;
+use sweep_proto::{Lease, MetricPoint, SweepId};
+use sweep_spec::Summary;
+use sweep_spec::planner::{self};
+
+pub(crate) const TTL: Duration = Duration::from_secs(60);
+pub(crate) const CPU: Capabilities = Capabilities { cuda: false };
+
+pub(crate) fn classify_spec(name: &str, seeds: usize, extra: &str) -> String {
+    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    format!(
+        r#"
+name = "{name}"
+experiment = "classify"
+dataset = "mnist"
+model = {{ kind = "mlp", hidden = [16] }}
+train = {{ lr = 1e-3, epochs = 1, batch_size = 64 }}
+{extra}
+[grid]
+seed = [{}]
+"#,
+        seeds.join(", ")
+    )
+}
+
+pub(crate) async fn submit(store: &Arc<dyn Store>, spec: &str) -> SweepId {
+    let sweep = planner::submission(spec).expect("valid spec");
+    store.create_sweep(&sweep).await.expect("create sweep")
+}
+
+pub(crate) async fn get_sweep(
+    store: &Arc<dyn Store>,
+    id: SweepId,
+) -> Result<sweep_proto::Sweep, Error> {
+    store.sweep(&id.into()).await
+}
+
+pub(crate) fn summary(values: &[(&str, f64)]) -> Summary {
+    values.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+}
+
+pub(crate) async fn lease_one(store: &Arc<dyn Store>, worker: WorkerId, ttl: Duration) -> Lease {
+    let mut leases = store.lease(worker, &CPU, 1, ttl).await.expect("lease");
+    assert_eq!(leases.len(), 1, "expected one task to lease");
+    leases.remove(0)
+}
+
+pub(crate) fn point(name: &str, step: i64, value: f64) -> MetricPoint {
+    MetricPoint {
+        name: name.into(),
+        step,
+        epoch: Some(0),
+        value,
+    }
+}
+
+pub(crate) fn assert_stale(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::StaleLease { .. }) => {}
+        other => panic!("expected a stale-lease error, got {other:?}"),
+    }
+}
+
+pub(crate) fn assert_not_found(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+pub(crate) const INTERPOLATE: &str = r#"
+[interpolate]
+between = "batch_size"
+alpha = { from = 0.0, to = 1.0, step = 0.5 }
+"#;
+
+pub(crate) fn pair_spec(name: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+experiment = "classify"
+dataset = "mnist"
+model = {{ kind = "mlp", hidden = [16] }}
+train = {{ lr = 1e-3, epochs = 1 }}
+{INTERPOLATE}
+[grid]
+batch_size = [64, 1024]
+"#
+    )
+}

@@ -1,0 +1,11 @@
+//! One suite for the `Store` contract, run against a real SQLite file and a
+//! real PostgreSQL database, one module per area of the contract.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod helpers;
+mod queue;
+mod reports;
+mod results;
+mod schema;
+mod sweeps;
