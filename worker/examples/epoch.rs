@@ -21,6 +21,7 @@ use clap::Parser;
 use sweep_spec::planner;
 use sweep_worker::device::DeviceChoice;
 use sweep_worker::experiments::{self, Context, Sink};
+use sweep_worker::kernels::{self, Kernels};
 
 #[global_allocator]
 static ALLOCATOR: sweep_worker::TrainingAllocator = sweep_worker::TrainingAllocator;
@@ -40,6 +41,9 @@ struct Args {
     /// (what `scripts/torch_sweep.py` trains with PyTorch).
     #[arg(long)]
     tasks: bool,
+    /// The ops CNN layers run on flex (see the worker's --kernels).
+    #[arg(long, value_enum, default_value_t = Kernels::Own)]
+    kernels: Kernels,
 }
 
 /// Keeps the last value of each metric.
@@ -57,6 +61,7 @@ impl Sink for Last {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    kernels::choose(args.kernels);
     let spec = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("cannot read {}", args.spec.display()))?;
     let plan = planner::submission(&spec)?.plan;

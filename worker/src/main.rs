@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use sweep_process::LogFormat;
 use sweep_worker::device::DeviceChoice;
+use sweep_worker::kernels::{self, Kernels};
 
 #[global_allocator]
 static ALLOCATOR: sweep_worker::TrainingAllocator = sweep_worker::TrainingAllocator;
@@ -56,6 +57,10 @@ struct Args {
     /// as a container's pid 1).
     #[arg(long, env = "SWEEP_WORKER_NAME")]
     name: Option<String>,
+    /// The ops CNN layers run on flex: the worker's own kernels, or burn's
+    /// (to compare the two).
+    #[arg(long, env = "SWEEP_KERNELS", value_enum, default_value_t = Kernels::Own)]
+    kernels: Kernels,
 }
 
 /// HOST-PID; in a container, where every worker is pid 1 and, with host
@@ -75,6 +80,7 @@ fn default_name() -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     sweep_process::init_logging("info", args.log_format);
+    kernels::choose(args.kernels);
     anyhow::ensure!(args.slots >= 1, "--slots must be at least 1");
     if let Some(gib) = args.max_memory_gib {
         anyhow::ensure!(

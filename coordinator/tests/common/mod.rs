@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AnyConnection, Connection, Executor, PgConnection};
 use sweep_coordinator::Config;
@@ -21,6 +22,19 @@ use tonic::transport::Channel;
 pub fn postgres_admin_url() -> String {
     std::env::var("SWEEP_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database name that no other test, nor another run of the tests, uses.
+/// Not a UUID: the `uuid` crate's `v4` feature here would change the `uuid`
+/// that burn builds with, and `cargo test` would build burn twice (once for
+/// the tests, once for the binaries they run).
+fn unique_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    let next = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("sweep_test_{}_{nanos}_{next}", std::process::id())
 }
 
 /// A store of one backend, alive for one test.
@@ -49,7 +63,7 @@ impl TestDb {
 
     pub async fn postgres() -> Self {
         let admin = postgres_admin_url();
-        let name = format!("sweep_test_{}", uuid::Uuid::new_v4().simple());
+        let name = unique_name();
         let mut conn = PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|err| panic!("PostgreSQL at {admin} is needed: {err}"));

@@ -8,6 +8,11 @@
 //! - [`conv`]: convolution as im2col and GEMM, chunk by chunk;
 //! - [`pool`]: max pooling that keeps the argmax for its backward;
 //! - [`flex`]: reading and building flex tensors.
+//!
+//! [`choose`] sends every layer to burn's own ops instead (the worker's
+//! `--kernels burn`), to compare the two on the same tasks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::Param;
 use burn::nn::PaddingConfig2d;
@@ -25,6 +30,28 @@ mod pool;
 #[cfg(all(test, feature = "flex"))]
 mod testing;
 
+/// Which ops a CNN's convolutions and pooling run on flex.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kernels {
+    /// The worker's own (this module's), where they apply.
+    #[default]
+    Own,
+    /// burn's, always.
+    Burn,
+}
+
+static BURNS: AtomicBool = AtomicBool::new(false);
+
+/// Sets the kernels of every layer run from now on, in the whole process.
+pub fn choose(kernels: Kernels) {
+    BURNS.store(kernels == Kernels::Burn, Ordering::Relaxed);
+}
+
+/// Whether this module's kernels may take a layer.
+fn own() -> bool {
+    cfg!(feature = "flex") && !BURNS.load(Ordering::Relaxed)
+}
+
 /// `conv.forward(image)`.
 pub fn conv2d(conv: &Conv2d, image: Tensor<4>) -> Tensor<4> {
     // Same-size padding depends on the input's size, which burn computes
@@ -41,9 +68,10 @@ pub fn conv2d(conv: &Conv2d, image: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
     let bias = conv.bias.as_ref().map(Param::val);
     #[cfg(feature = "flex")]
-    if let Some(y) = bias
-        .as_ref()
-        .and_then(|bias| conv::conv2d(&image, &weight, bias, &options))
+    if own()
+        && let Some(y) = bias
+            .as_ref()
+            .and_then(|bias| conv::conv2d(&image, &weight, bias, &options))
     {
         return y;
     }
@@ -53,7 +81,8 @@ pub fn conv2d(conv: &Conv2d, image: Tensor<4>) -> Tensor<4> {
 /// `pool.forward(image)`.
 pub fn max_pool2d(pool: &MaxPool2d, image: Tensor<4>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if matches!(pool.padding, PaddingConfig2d::Valid)
+    if own()
+        && matches!(pool.padding, PaddingConfig2d::Valid)
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && let Some(y) = pool::max_pool2d(&image, pool.kernel_size, pool.stride)

@@ -40,8 +40,8 @@ impl Fenced {
     }
 }
 
-/// How an attempt ends.
-pub(super) struct Ending<'a> {
+/// How an attempt ends without success: failed, expired or handed back.
+pub(super) struct AttemptEnd<'a> {
     pub(super) state: TaskState,
     pub(super) error: Option<&'a str>,
     /// 1 when the worker handed the task back (the attempt does not count).
@@ -98,7 +98,7 @@ impl SqlStore {
         &self,
         tx: &mut Transaction<'static, Any>,
         lease: &LeaseRef,
-        ending: Ending<'_>,
+        end: AttemptEnd<'_>,
     ) -> Result<()> {
         let dependents: Option<i64> = sqlx::query_scalar(self.sql(
             "UPDATE tasks SET state = $3, error = COALESCE($4, error), handbacks = handbacks + $5, \
@@ -109,13 +109,13 @@ impl SqlStore {
         ))
         .bind(lease.task_id.0)
         .bind(lease.token.clone())
-        .bind(ending.state.as_str())
-        .bind(ending.error.map(str::to_string))
-        .bind(ending.handback)
-        .bind(i64::from(ending.state.is_final()))
+        .bind(end.state.as_str())
+        .bind(end.error.map(str::to_string))
+        .bind(end.handback)
+        .bind(i64::from(end.state.is_final()))
         .fetch_optional(&mut **tx)
         .await?;
-        match (dependents, ending.state) {
+        match (dependents, end.state) {
             (None, _) => Err(self.not_leased(tx, lease.task_id).await),
             (Some(0), _) => Ok(()),
             (Some(_), TaskState::Failed) => self.fail_dependents(tx, lease.task_id).await,

@@ -10,7 +10,7 @@ use sweep_proto::{Completion, Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId
 use sweep_proto::{Verdict, WorkerId};
 use tokio::sync::watch;
 
-use super::attempt::{Ending, Fenced};
+use super::attempt::{AttemptEnd, Fenced};
 use super::points::finite;
 use super::{SqlStore, millis, params_from_row};
 use crate::error::Result;
@@ -128,12 +128,12 @@ impl QueueStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let fenced = self.fence(&mut tx, lease).await?;
         let state = fenced.after_failure(retryable);
-        let ending = Ending {
+        let end = AttemptEnd {
             state,
             error: Some(error),
             handback: 0,
         };
-        self.end_attempt(&mut tx, lease, ending).await?;
+        self.end_attempt(&mut tx, lease, end).await?;
         self.commit_change(tx).await?;
         Ok(state)
     }
@@ -146,12 +146,12 @@ impl QueueStore for SqlStore {
         } else {
             TaskState::Queued
         };
-        let ending = Ending {
+        let end = AttemptEnd {
             state,
             error: None,
             handback: 1,
         };
-        self.end_attempt(&mut tx, lease, ending).await?;
+        self.end_attempt(&mut tx, lease, end).await?;
         self.commit_change(tx).await?;
         Ok(state)
     }
@@ -181,12 +181,12 @@ impl QueueStore for SqlStore {
                 fenced.max_attempts
             );
             let state = fenced.after_failure(true);
-            let ending = Ending {
+            let end = AttemptEnd {
                 state,
                 error: Some(&error),
                 handback: 0,
             };
-            self.end_attempt(&mut tx, &lease, ending).await?;
+            self.end_attempt(&mut tx, &lease, end).await?;
             tracing::info!(task = %task, sweep = %fenced.sweep_id, %state, "reaped an expired lease");
             match state {
                 TaskState::Queued => outcome.requeued.push(task),

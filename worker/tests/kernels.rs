@@ -1,0 +1,76 @@
+//! The worker's own CNN kernels against burn's ops (the A/B switch,
+//! `--kernels`): the same task trains to the same metrics either way, to
+//! float tolerance (the two sum in different orders). A test binary of its
+//! own, because the switch is the whole process's.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use sweep_spec::planner;
+use sweep_worker::device::DeviceChoice;
+use sweep_worker::experiments::{self, Context, Sink};
+use sweep_worker::kernels::{self, Kernels};
+
+const CNN: &str = r#"
+name = "kernels"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "cnn", convs = [16, 36], fc = [128] }
+train = { lr = 1e-3, epochs = 1, batch_size = 64, record_every = 1 }
+classify = { train_subset = 512, test_subset = 128 }
+"#;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, i64, f64)>>);
+
+impl Sink for Recorder {
+    fn metric(&self, name: &str, step: i64, _epoch: Option<i64>, value: f64) {
+        let mut metrics = self.0.lock().unwrap();
+        metrics.push((name.to_string(), step, value));
+    }
+
+    fn artifact(&self, _name: &str, _encoding: &str, _data: Vec<u8>) {}
+}
+
+/// Every metric point of the spec's task, trained with `kernels`.
+fn train(kernels: Kernels) -> Vec<(String, i64, f64)> {
+    kernels::choose(kernels);
+    let params = planner::submission(CNN)
+        .unwrap()
+        .plan
+        .tasks
+        .remove(0)
+        .params;
+    let sink = Recorder::default();
+    let stop = AtomicBool::new(false);
+    let ctx = Context {
+        device: DeviceChoice::Cpu.device().unwrap(),
+        data_dir: None,
+        sink: &sink,
+        dependencies: Vec::new(),
+        stop: &stop,
+    };
+    experiments::run(&params, &ctx).unwrap();
+    sink.0.into_inner().unwrap()
+}
+
+#[test]
+fn a_cnn_trains_to_the_same_metrics_on_the_workers_kernels_and_on_burns() {
+    let own = train(Kernels::Own);
+    let burn = train(Kernels::Burn);
+    kernels::choose(Kernels::Own);
+    assert_eq!(own.len(), burn.len(), "the same points");
+    assert!(own.len() > 10, "{own:?}");
+    assert_ne!(
+        own, burn,
+        "the switch took effect: the two sum in other orders"
+    );
+    for ((name, step, a), (other, other_step, b)) in own.iter().zip(&burn) {
+        assert_eq!((name, step), (other, other_step));
+        let tolerance = 1e-3 * a.abs().max(b.abs()).max(1.0);
+        assert!(
+            (a - b).abs() <= tolerance,
+            "{name} at step {step}: {a} with the worker's kernels, {b} with burn's"
+        );
+    }
+}
