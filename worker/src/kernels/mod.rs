@@ -48,8 +48,9 @@ pub fn choose(kernels: Kernels) {
 }
 
 /// Whether this module's kernels may take a layer.
+#[cfg(feature = "flex")]
 fn own() -> bool {
-    cfg!(feature = "flex") && !BURNS.load(Ordering::Relaxed)
+    !BURNS.load(Ordering::Relaxed)
 }
 
 /// `conv.forward(image)`.
