@@ -201,7 +201,7 @@ pub async fn tasks(
         let mut row = vec![
             json!(task.id.0),
             json!(task.state.as_str()),
-            json!(task.params.experiment.as_str()),
+            json!(task.params.kind().as_str()),
         ];
         row.extend(columns::identity(&task.params));
         row.extend([

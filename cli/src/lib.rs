@@ -26,10 +26,8 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 
-use std::sync::Arc;
-
 use clap::CommandFactory;
-use sweep_coordinator::store::{self, Store};
+use sweep_coordinator::store::{self, Reader};
 
 use args::{Cli, Command, DataCommand};
 
@@ -60,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output,
         } => {
             let store = open(&database.database_url).await?;
-            report::report(store.as_ref(), &sweep, output.format).await
+            report::report(&store, &sweep, output.format).await
         }
         Command::Plot {
             sweep,
@@ -69,7 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             let store = open(&database.database_url).await?;
-            for path in plot::plot(store.as_ref(), &sweep, &out, format).await? {
+            for path in plot::plot(&store, &sweep, &out, format).await? {
                 println!("{}", path.display());
             }
             Ok(())
@@ -81,7 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = open(&database.database_url).await?;
             let out = std::io::stdout().lock();
-            export::export(store.as_ref(), &sweep, format, out).await
+            export::export(&store, &sweep, format, out).await
         }
         Command::Data {
             command: DataCommand::Fetch { name, dir, mirrors },
@@ -103,10 +101,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The store results are read from; a missing SQLite file is an error, not
-/// a new empty database.
-async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    store::connect_existing(url).await.map_err(|err| match err {
+/// The database results are read from, opened read-only: a missing SQLite
+/// file is an error, not a new empty database, and nothing is migrated.
+async fn open(url: &str) -> anyhow::Result<Reader> {
+    Reader::open(url).await.map_err(|err| match err {
         sweep_coordinator::error::Error::NotFound { .. } => {
             anyhow::anyhow!("{err}: run a sweep first (`sweep run SPEC`) or pass --database-url")
         }

@@ -22,6 +22,7 @@ const BOOKKEEPING: &[&str] = &[
     STEPS,
     EPOCHS,
     PARAM_COUNT,
+    BATCH_SIZE_USED,
     TRAIN_EXAMPLES,
     TEST_EXAMPLES,
     POINTS,
@@ -88,12 +89,7 @@ pub fn listing(rows: &[SettingStats], format: Format) -> Listing {
         for name in &names {
             let stats = row.summary.get(name);
             if format == Format::Table {
-                cells.push(stats.map_or(Value::Null, |s| {
-                    json!(match s.std {
-                        Some(std) => format!("{} ± {}", number(s.mean), number(std)),
-                        None => number(s.mean),
-                    })
-                }));
+                cells.push(stats.map_or(Value::Null, |s| json!(cell(s.mean, s.std))));
             } else {
                 cells.push(stats.map_or(Value::Null, |s| json!(s.mean)));
                 cells.push(
@@ -122,6 +118,23 @@ fn summary_names(rows: &[SettingStats], hide_bookkeeping: bool) -> Vec<String> {
             .cloned(),
     );
     names
+}
+
+/// `mean ± std`, or the mean alone for one seed; whole numbers (a count that
+/// every seed agrees on) as whole numbers.
+fn cell(mean: f64, std: Option<f64>) -> String {
+    let whole = |v: f64| v.fract() == 0.0 && v.abs() < 1e15;
+    let text = |v: f64| {
+        if whole(mean) && std.is_none_or(whole) {
+            format!("{v:.0}")
+        } else {
+            number(v)
+        }
+    };
+    match std {
+        Some(std) => format!("{} ± {}", text(mean), text(std)),
+        None => text(mean),
+    }
 }
 
 /// Four significant digits, in scientific notation when very large or small.
@@ -215,6 +228,26 @@ mod tests {
         assert_eq!(json[1]["test_acc_std"], json!(0.02));
         assert_eq!(json[1]["sensitivity_std"], Value::Null);
         assert_eq!(json[0]["seeds"], json!(3));
+    }
+
+    #[test]
+    fn whole_numbers_print_whole_and_bookkeeping_stays_out_of_the_table() {
+        assert_eq!(cell(64.0, Some(0.0)), "64 ± 0");
+        assert_eq!(cell(280610.0, None), "280610");
+        assert_eq!(cell(0.9, Some(0.0)), "0.9000 ± 0.0000");
+        assert_eq!(cell(64.0, Some(0.5)), "64.0000 ± 0.5000");
+        let [small, _]: [TaskParams; 2] = params().try_into().unwrap();
+        let used = row(
+            small,
+            1,
+            &[("test_acc", 0.9, None), (BATCH_SIZE_USED, 64.0, None)],
+        );
+        let table = listing(&[used], Format::Table);
+        assert!(
+            !table.columns.contains(&BATCH_SIZE_USED.to_string()),
+            "{:?}",
+            table.columns
+        );
     }
 
     #[test]

@@ -21,6 +21,12 @@ pub enum Error {
     Database(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "it holds no sweep database (no schema; a coordinator creates one when it first starts on it)"
+    )]
+    NoSchema,
+    #[error("{}", schema_advice(*found, *expected))]
+    SchemaVersion { found: i64, expected: i64 },
     #[error("unreadable row: {0}")]
     Corrupt(String),
     #[error("gRPC server: {0}")]
@@ -28,6 +34,20 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One line naming both schema versions and what to run.
+fn schema_advice(found: i64, expected: i64) -> String {
+    let versions = format!("the database's schema is version {found}, this binary's is {expected}");
+    if found < expected {
+        format!(
+            "{versions}: migrate it with `sweep-coordinator migrate --database-url URL` (a coordinator of this version also migrates it when it starts)"
+        )
+    } else {
+        format!(
+            "{versions}: the database was migrated by a newer version; use a `sweep` of that version"
+        )
+    }
+}
 
 /// Every database error is counted where it is made (see
 /// `crate::metrics`).
@@ -50,7 +70,10 @@ impl Error {
         match self {
             Self::Spec(_) | Self::InvalidRequest(_) => ErrorKind::InvalidArgument,
             Self::NotFound { .. } => ErrorKind::NotFound,
-            Self::StaleLease { .. } | Self::Precondition(_) => ErrorKind::FailedPrecondition,
+            Self::StaleLease { .. }
+            | Self::Precondition(_)
+            | Self::NoSchema
+            | Self::SchemaVersion { .. } => ErrorKind::FailedPrecondition,
             Self::ArtifactTooLarge { .. } => ErrorKind::ResourceExhausted,
             err if err.is_transient() => ErrorKind::Unavailable,
             Self::Database(_) | Self::Migrate(_) | Self::Corrupt(_) | Self::Server(_) => {

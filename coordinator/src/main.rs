@@ -1,5 +1,6 @@
 //! `sweep-coordinator`: parses flags (each also from `SWEEP_*` env) and runs
-//! the coordinator until SIGTERM or ctrl-c.
+//! the coordinator until SIGTERM or ctrl-c, or, with `migrate`, only brings
+//! its database to this version's schema.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sweep_coordinator::{Config, TlsIdentity};
+use sweep_coordinator::{Config, TlsIdentity, store};
 use sweep_process::LogFormat;
 
 /// The sweep coordinator: keeps the task queue and serves workers and clients
@@ -15,12 +16,20 @@ use sweep_process::LogFormat;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to serve gRPC on.
     #[arg(long, env = "SWEEP_LISTEN", default_value = "0.0.0.0:50051")]
     listen: SocketAddr,
     /// postgres://USER@HOST/DB for a cluster, sqlite://PATH for one machine
     /// (the file is created on first use).
-    #[arg(long, env = "SWEEP_DATABASE_URL", default_value = "sqlite://sweeps.db")]
+    #[arg(
+        long,
+        env = "SWEEP_DATABASE_URL",
+        default_value = "sqlite://sweeps.db",
+        global = true,
+        hide_env_values = true
+    )]
     database_url: String,
     /// Seconds a lease lasts without a heartbeat.
     #[arg(long, env = "SWEEP_LEASE_TTL_SECS", default_value_t = 30)]
@@ -52,6 +61,13 @@ struct Args {
     /// Bearer token clients (the cli) must present.
     #[arg(long, env = "SWEEP_TOKEN", hide_env_values = true)]
     client_token: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Apply this version's database migrations and exit (a coordinator
+    /// also does so when it starts); for migrating before a rolling upgrade.
+    Migrate,
 }
 
 impl Args {
@@ -89,6 +105,14 @@ impl Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     sweep_process::init_logging("info", args.log_format);
+    if let Some(Command::Migrate) = args.command {
+        let url = &args.database_url;
+        let version = sweep_coordinator::store::migrate(url)
+            .await
+            .with_context(|| format!("cannot migrate {}", store::redacted(url)))?;
+        println!("{} is at schema version {version}", store::redacted(url));
+        return Ok(());
+    }
     let listen = args.listen;
     let config = args.config()?;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -67,7 +67,7 @@ impl From<&Lease> for v1::TaskLease {
             sweep_id: lease.sweep_id.to_wire(),
             lease_token: lease.token.clone(),
             attempt: lease.attempt,
-            kind: experiment_to_wire(lease.params.experiment),
+            kind: experiment_to_wire(lease.params.kind()),
             params_json: params_json(&lease.params),
             depends_on: lease.depends_on.iter().map(|t| t.to_wire()).collect(),
             lease_expires_at_ms: lease.expires_at,

@@ -111,7 +111,7 @@ impl From<&Task> for v1::TaskInfo {
         Self {
             id: task.id.to_wire(),
             sweep_id: task.sweep_id.to_wire(),
-            kind: experiment_to_wire(task.params.experiment),
+            kind: experiment_to_wire(task.params.kind()),
             state: v1::TaskState::from(task.state) as i32,
             params_json: params_json(&task.params),
             depends_on: task.depends_on.iter().map(|t| t.to_wire()).collect(),

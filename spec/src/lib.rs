@@ -29,7 +29,7 @@ mod text_enum;
 pub mod weights;
 
 pub use error::SpecError;
-pub use params::{ExperimentKind, Requirement, TaskParams};
+pub use params::{Experiment, ExperimentKind, Requirement, TaskParams};
 pub use planner::{Plan, PlannedTask, Submission};
 pub use shape::ModelShape;
 pub use spec::SweepSpec;

@@ -1,5 +1,7 @@
 //! Normalized task parameters: what the planner resolves a sweep spec into,
-//! one value per task, and what a worker reads to train. They travel as JSON
+//! one value per task, and what a worker reads to train. The kind and its
+//! sections are one sum type ([`Experiment`]), so no task lacks what its
+//! kind needs. They travel as JSON
 //! (`TaskLease.params_json`) and are stored as JSON, parsed back only at those
 //! two edges.
 
@@ -40,10 +42,10 @@ pub enum Optimizer {
     Sgd { momentum: f64 },
 }
 
-/// Everything one task needs. Fields a kind does not use are absent.
+/// Everything one task needs: what every kind shares, and the kind's own
+/// parameters in [`Experiment`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskParams {
-    pub experiment: ExperimentKind,
     /// The model's name in the spec ("deep", "shallow", "cnn1", ...).
     pub model_name: String,
     pub model: ModelShape,
@@ -64,20 +66,83 @@ pub struct TaskParams {
     /// Minibatch size; absent means full batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u64>,
-    /// "mnist", "fashion-mnist" or a directory with IDX files.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fit: Option<FitParams>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hessian: Option<HessianParams>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classify: Option<ClassifyParams>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interpolate: Option<InterpolateParams>,
+    /// Flattened so that the JSON keeps the shape it has always had: an
+    /// `"experiment"` name beside the kind's sections, which the stored tasks
+    /// of earlier versions are written in.
+    #[serde(flatten)]
+    pub experiment: Experiment,
+}
+
+/// A task's kind with exactly the sections that kind reads, so a task
+/// without its parameters (or with another kind's) cannot be built.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum Experiment {
+    Fit {
+        fit: FitParams,
+    },
+    Hessian {
+        fit: FitParams,
+        hessian: HessianParams,
+    },
+    Classify {
+        /// "mnist", "fashion-mnist" or a directory with IDX files.
+        dataset: String,
+        classify: ClassifyParams,
+    },
+    Interpolate {
+        /// The dataset the two trained models were trained on.
+        dataset: String,
+        interpolate: InterpolateParams,
+    },
+}
+
+impl Experiment {
+    pub fn kind(&self) -> ExperimentKind {
+        match self {
+            Self::Fit { .. } => ExperimentKind::Fit,
+            Self::Hessian { .. } => ExperimentKind::Hessian,
+            Self::Classify { .. } => ExperimentKind::Classify,
+            Self::Interpolate { .. } => ExperimentKind::Interpolate,
+        }
+    }
+
+    /// The regression set-up, for the kinds that fit a function.
+    pub fn fit(&self) -> Option<&FitParams> {
+        match self {
+            Self::Fit { fit } | Self::Hessian { fit, .. } => Some(fit),
+            _ => None,
+        }
+    }
+
+    pub fn classify(&self) -> Option<&ClassifyParams> {
+        match self {
+            Self::Classify { classify, .. } => Some(classify),
+            _ => None,
+        }
+    }
+
+    pub fn interpolate(&self) -> Option<&InterpolateParams> {
+        match self {
+            Self::Interpolate { interpolate, .. } => Some(interpolate),
+            _ => None,
+        }
+    }
+
+    /// The dataset, for the kinds that read images.
+    pub fn dataset(&self) -> Option<&str> {
+        match self {
+            Self::Classify { dataset, .. } | Self::Interpolate { dataset, .. } => Some(dataset),
+            _ => None,
+        }
+    }
 }
 
 impl TaskParams {
+    pub fn kind(&self) -> ExperimentKind {
+        self.experiment.kind()
+    }
+
     /// What the task's seeds repeat: its parameters with the seeds left out.
     /// Tasks with the same key are repetitions of one swept setting, which
     /// reports aggregate over.
@@ -196,7 +261,6 @@ mod tests {
 
     fn classify_params() -> TaskParams {
         TaskParams {
-            experiment: ExperimentKind::Classify,
             model_name: "deep".into(),
             model: ModelShape::mlp(784, &[100, 200], 10),
             param_count: 99_710,
@@ -207,20 +271,19 @@ mod tests {
             lr: 1e-4,
             optimizer: Optimizer::Adam { epsilon: 1e-8 },
             batch_size: Some(64),
-            dataset: Some("mnist".into()),
-            fit: None,
-            hessian: None,
-            classify: Some(ClassifyParams {
-                epochs: 5,
-                record_every: 100,
-                shuffle_labels: false,
-                train_subset: None,
-                test_subset: Some(1000),
-                snapshot_every: None,
-                sensitivity: true,
-                save_weights: true,
-            }),
-            interpolate: None,
+            experiment: Experiment::Classify {
+                dataset: "mnist".into(),
+                classify: ClassifyParams {
+                    epochs: 5,
+                    record_every: 100,
+                    shuffle_labels: false,
+                    train_subset: None,
+                    test_subset: Some(1000),
+                    snapshot_every: None,
+                    sensitivity: true,
+                    save_weights: true,
+                },
+            },
         }
     }
 
@@ -240,6 +303,29 @@ mod tests {
         let json = serde_json::to_string(&params).unwrap();
         assert!(json.contains(r#""model":{"kind":"mlp""#), "{json}");
         assert_eq!(serde_json::from_str::<TaskParams>(&json).unwrap(), params);
+    }
+
+    #[test]
+    fn tasks_stored_by_earlier_versions_still_parse() {
+        // What the struct of optional sections wrote: the kind first, the
+        // sections last.
+        let stored = r#"{"experiment":"hessian","model_name":"m","model":{"kind":"mlp","input":1,"hidden":[5],"output":1},"param_count":16,"seed":1,"init_seed":1,"lr":0.001,"optimizer":{"name":"adam","epsilon":1e-8},"fit":{"target":"x_cos_x","points":10,"x_min":0.0,"x_max":1.0,"steps":5,"record_every":1,"record_grad_norm":true},"hessian":{"tol":1e-5}}"#;
+        let params: TaskParams = serde_json::from_str(stored).unwrap();
+        let Experiment::Hessian { fit, hessian } = &params.experiment else {
+            panic!("{params:?}");
+        };
+        assert_eq!(
+            (fit.steps, hessian.rel_tol, hessian.abs_tol),
+            (5, 1e-5, 1e-6)
+        );
+    }
+
+    #[test]
+    fn a_kind_without_its_section_is_refused() {
+        let mut json: serde_json::Value = serde_json::to_value(classify_params()).unwrap();
+        json["experiment"] = "fit".into();
+        let err = serde_json::from_value::<TaskParams>(json).unwrap_err();
+        assert!(err.to_string().contains("missing field `fit`"), "{err}");
     }
 
     #[test]

@@ -195,12 +195,12 @@ seed = [0, 1]
     let plan = plan(spec).unwrap();
     assert_eq!(plan.tasks.len(), 6);
     for (i, task) in plan.tasks[..4].iter().enumerate() {
-        let classify = task.params.classify.as_ref().unwrap();
+        let classify = task.params.experiment.classify().unwrap();
         assert!(classify.save_weights, "task {i} must keep its weights");
     }
     let interpolations = &plan.tasks[4..];
     for task in interpolations {
-        assert_eq!(task.params.experiment, ExperimentKind::Interpolate);
+        assert_eq!(task.params.kind(), ExperimentKind::Interpolate);
         let [a, b] = task.depends_on[..] else {
             panic!("two dependencies expected")
         };
@@ -211,7 +211,7 @@ seed = [0, 1]
             a.init_seed, b.init_seed,
             "independent starts by default, as the report's code"
         );
-        let interpolate = task.params.interpolate.as_ref().unwrap();
+        let interpolate = task.params.experiment.interpolate().unwrap();
         assert_eq!(interpolate.alpha_step, 0.25);
         assert_eq!(interpolate.test_subset, Some(1000));
     }
@@ -435,7 +435,10 @@ fn the_hessian_counts_zero_eigenvalues_by_both_tolerances() {
 }
 
 fn plan_of(toml: &str) -> sweep_spec::params::HessianParams {
-    plan(toml).unwrap().tasks[0].params.hessian.clone().unwrap()
+    match &plan(toml).unwrap().tasks[0].params.experiment {
+        sweep_spec::Experiment::Hessian { hessian, .. } => hessian.clone(),
+        other => panic!("a hessian task expected: {other:?}"),
+    }
 }
 
 #[test]
@@ -460,7 +463,7 @@ lr = [1e-3, 1e-2]
 seed = [0]
 "#;
     let plan = plan(spec).unwrap();
-    let interpolation = plan.tasks[2].params.interpolate.as_ref().unwrap();
+    let interpolation = plan.tasks[2].params.experiment.interpolate().unwrap();
     assert_eq!(
         interpolation.ends,
         Some(["lr=0.001".to_string(), "lr=0.01".to_string()])

@@ -86,16 +86,13 @@ fn the_full_specs_match_the_report() {
     assert_eq!(tasks("3.4"), 5);
     let interpolation = &full["3.3"].plan.tasks;
     assert_eq!(interpolation.len(), 3);
-    assert_eq!(
-        interpolation[2].params.experiment,
-        ExperimentKind::Interpolate
-    );
+    assert_eq!(interpolation[2].params.kind(), ExperimentKind::Interpolate);
     assert_eq!(interpolation[2].depends_on, vec![0, 1]);
     let epochs = |id: &str| {
         full[id].plan.tasks[0]
             .params
-            .classify
-            .as_ref()
+            .experiment
+            .classify()
             .unwrap()
             .epochs
     };
@@ -103,7 +100,12 @@ fn the_full_specs_match_the_report() {
         (epochs("1.2"), epochs("2.1"), epochs("3.1"), epochs("3.2")),
         (5, 21, 233, 9)
     );
-    let fit = full["2.3"].plan.tasks[0].params.fit.clone().unwrap();
+    let fit = full["2.3"].plan.tasks[0]
+        .params
+        .experiment
+        .fit()
+        .cloned()
+        .unwrap();
     assert_eq!(fit.steps, 30_000);
     assert_eq!(fit.grad_norm_phase.unwrap().steps, 5_000);
 }

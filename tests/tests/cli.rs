@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use sweep_coordinator::store;
+use sweep_coordinator::store::{self, ResultStore};
 use sweep_proto::{SweepId, TaskState};
 use sweep_tests::{Coordinator, assert_fails_with, binary, repo, stderr, stdout, sweep};
 
@@ -216,7 +216,7 @@ seed = [0, 1]
     let sweep_id = SweepId(1);
     let started = std::time::Instant::now();
     loop {
-        if let Ok(store) = store::connect_existing(&url).await
+        if let Ok(store) = store::Reader::open(&url).await
             && let Ok(tasks) = store.tasks(sweep_id, &[TaskState::Leased]).await
             && !tasks.is_empty()
         {
@@ -236,7 +236,7 @@ seed = [0, 1]
         err.contains("run the same command again to resume sweep 1"),
         "{err}"
     );
-    let store = store::connect_existing(&url).await.unwrap();
+    let store = store::Reader::open(&url).await.unwrap();
     let tasks = store.tasks(sweep_id, &[]).await.unwrap();
     assert!(
         tasks.iter().all(|t| t.state != TaskState::Leased),
@@ -465,4 +465,56 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     let no_spec = sweep(&["run", "no/such/spec.toml"]);
     assert_fails_with(&no_spec, "cannot read the spec no/such/spec.toml");
     coordinator.stop().await;
+}
+
+/// `sweep report` opens a database only to read: on an empty PostgreSQL
+/// database it says so in one line and leaves it empty; once an operator
+/// migrates it (`sweep-coordinator migrate`) the same report finds the
+/// schema and answers about the sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_on_an_empty_database_leaves_it_empty() {
+    use sqlx::{Connection, Executor, PgConnection};
+    let admin = std::env::var("SWEEP_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("sweep_cli_empty_{}", std::process::id());
+    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
+    let mut conn = PgConnection::connect(&admin).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    }
+    let tables = || async {
+        let mut db = PgConnection::connect(&url).await.unwrap();
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        count
+    };
+
+    let report = sweep(&["report", "1", "--database-url", &url]);
+    assert_fails_with(&report, "holds no sweep database");
+    assert_eq!(tables().await, 0, "a report created tables");
+
+    let migrate = Command::new(binary("sweep-coordinator"))
+        .args(["migrate", "--database-url", &url])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    assert!(
+        stdout(&migrate).contains("is at schema version"),
+        "{}",
+        stdout(&migrate)
+    );
+    assert!(tables().await > 0);
+    let report = sweep(&["report", "1", "--database-url", &url]);
+    assert_fails_with(&report, "sweep 1 not found");
+
+    let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+    conn.execute(sqlx::AssertSqlSafe(drop)).await.unwrap();
 }

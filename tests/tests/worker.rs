@@ -74,7 +74,7 @@ async fn a_worker_process_trains_a_sweep_over_grpc() {
         let metrics = store.metrics(task.id).await.unwrap();
         let names: BTreeSet<&str> = metrics.iter().map(|m| m.point.name.as_str()).collect();
         let summary = task.summary.expect("a succeeded task has a summary");
-        if task.params.experiment == ExperimentKind::Interpolate {
+        if task.params.kind() == ExperimentKind::Interpolate {
             assert_eq!(
                 names,
                 BTreeSet::from(["alpha", "test_acc", "test_loss", "train_acc", "train_loss"])

@@ -28,20 +28,21 @@ const EVAL_ROWS: u64 = 1000;
 pub fn needed(params: &TaskParams) -> u64 {
     let n = params.param_count;
     let units = units(&params.model);
-    let rows = match &params.fit {
+    let fit = params.experiment.fit();
+    let rows = match fit {
         Some(fit) => fit.points,
         None => params.batch_size.unwrap_or(1).max(EVAL_ROWS),
     };
     let mut bytes = n.saturating_mul(4 * 5);
     bytes = bytes.saturating_add(rows.saturating_mul(units).saturating_mul(4 * 3));
-    if params.fit.is_some() {
+    if fit.is_some() {
         let f64_net = n.saturating_mul(8 * 4);
         let f64_activations = rows.saturating_mul(units).saturating_mul(8 * 3);
         bytes = bytes
             .saturating_add(f64_net)
             .saturating_add(f64_activations);
     }
-    if params.experiment == ExperimentKind::Hessian {
+    if params.kind() == ExperimentKind::Hessian {
         bytes = bytes.saturating_add(n.saturating_mul(n).saturating_mul(8 * 3));
     }
     bytes

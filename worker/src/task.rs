@@ -58,7 +58,7 @@ pub enum Ending {
 pub async fn run(env: Env, lease: Lease, slot: Slot) {
     let reference = lease.to_ref();
     let task = lease.task_id;
-    tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.experiment, model = %lease.params.model_name, "task started");
+    tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.kind(), model = %lease.params.model_name, "task started");
     let stop = Arc::new(AtomicBool::new(false));
     env.session.board.start(&reference, stop.clone());
     let memory = match reserve(&env, &lease.params, &stop).await {

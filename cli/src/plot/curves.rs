@@ -11,7 +11,7 @@ use super::{Axis, Figure, Series};
 pub fn curves(runs: &[Run]) -> Vec<Figure> {
     let trained: Vec<&Run> = runs
         .iter()
-        .filter(|r| r.params.experiment != ExperimentKind::Interpolate)
+        .filter(|r| r.params.kind() != ExperimentKind::Interpolate)
         .collect();
     if trained.is_empty() {
         return Vec::new();

@@ -13,7 +13,12 @@ use super::{Axis, Figure, Series, capitalized};
 fn ends_label(paths: &[&Run]) -> String {
     let ends: Vec<Option<&[String; 2]>> = paths
         .iter()
-        .map(|r| r.params.interpolate.as_ref().and_then(|i| i.ends.as_ref()))
+        .map(|r| {
+            r.params
+                .experiment
+                .interpolate()
+                .and_then(|i| i.ends.as_ref())
+        })
         .collect();
     match ends.first() {
         Some(Some([first, second])) if ends.iter().all(|e| *e == ends[0]) => {
@@ -27,7 +32,7 @@ fn ends_label(paths: &[&Run]) -> String {
 pub fn interpolation(runs: &[Run]) -> Vec<Figure> {
     let paths: Vec<&Run> = runs
         .iter()
-        .filter(|r| r.params.experiment == ExperimentKind::Interpolate)
+        .filter(|r| r.params.kind() == ExperimentKind::Interpolate)
         .collect();
     if paths.is_empty() {
         return Vec::new();

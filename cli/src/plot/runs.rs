@@ -55,7 +55,7 @@ async fn snapshots(
     task: TaskId,
     params: &TaskParams,
 ) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
-    let Some(classify) = &params.classify else {
+    let Some(classify) = params.experiment.classify() else {
         return Ok(Vec::new());
     };
     let Some(every) = classify.snapshot_every.filter(|e| *e > 0) else {

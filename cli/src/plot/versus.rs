@@ -81,7 +81,7 @@ impl Versus {
 pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
     let trained: Vec<&Run> = runs
         .iter()
-        .filter(|r| r.params.experiment != ExperimentKind::Interpolate)
+        .filter(|r| r.params.kind() != ExperimentKind::Interpolate)
         .collect();
     let mut values: Vec<f64> = trained.iter().filter_map(|r| axis.value(r)).collect();
     values.sort_by(f64::total_cmp);
@@ -196,7 +196,7 @@ fn setting_means(group: &[&Run], axis: Versus, figure: &str) -> Vec<(f64, f64)> 
 pub fn minimal_ratio(runs: &[Run]) -> Option<Figure> {
     let hessian: Vec<&Run> = runs
         .iter()
-        .filter(|r| r.params.experiment == ExperimentKind::Hessian)
+        .filter(|r| r.params.kind() == ExperimentKind::Hessian)
         .collect();
     let groups = by_setting(&hessian, &[]);
     let series: Vec<Series> = groups

@@ -11,8 +11,10 @@
 //! run as several replicas, without losing anything. Rows are typed at this
 //! edge: task parameters and summaries are stored as JSON and parsed here.
 
+mod migrations;
 mod model;
 pub mod postgres;
+mod reader;
 mod retrying;
 mod signal;
 mod sql;
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 pub use model::*;
+pub use reader::Reader;
 pub use retrying::Retrying;
 
 /// The catalog of sweeps. Every method is atomic.
@@ -43,9 +46,6 @@ pub trait SweepStore: Send + Sync + 'static {
     /// The newest sweep submitted with this spec key (see
     /// [`sweep_spec::planner::spec_key`]), if any.
     async fn sweep_with_key(&self, spec_key: &str) -> Result<Option<Sweep>>;
-
-    /// The newest sweeps first, at most `limit`.
-    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>>;
 
     /// Cancels the sweep: queued and blocked tasks become cancelled at once,
     /// leased ones are flagged so that the next heartbeat tells their worker.
@@ -179,6 +179,9 @@ pub trait QueueStore: Send + Sync + 'static {
 /// `export` read, and what the listings show.
 #[async_trait]
 pub trait ResultStore: Send + Sync + 'static {
+    /// The newest sweeps first, at most `limit`.
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>>;
+
     /// The sweep with its task counts, by id or by name (the newest of that
     /// name), or [`Error::NotFound`].
     async fn sweep(&self, which: &SweepRef) -> Result<Sweep>;
@@ -235,15 +238,16 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
-/// Like [`connect`], for readers of results: a SQLite file that does not
-/// exist is [`Error::NotFound`] rather than a new, empty database.
-pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>> {
-    if let Some(path) = sqlite_file(url)?
-        && !std::path::Path::new(path).exists()
-    {
-        return Err(Error::not_found("database file", path));
-    }
-    connect(url).await
+/// Brings the database `url` names to this binary's schema, as a
+/// coordinator does when it starts (for operators who migrate before a
+/// rolling upgrade); returns the schema version it is at.
+pub async fn migrate(url: &str) -> Result<i64> {
+    let latest = match sqlite_file(url)? {
+        None => migrations::latest(migrations::POSTGRES),
+        Some(_) => migrations::latest(migrations::SQLITE),
+    };
+    connect(url).await?;
+    Ok(latest)
 }
 
 /// The file a SQLite URL names; none for PostgreSQL.

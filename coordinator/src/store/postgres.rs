@@ -9,6 +9,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{AnyPool, AssertSqlSafe};
 use tokio::sync::watch;
 
+use super::migrations;
 use super::signal::Signal;
 use super::sql::{Dialect, SqlStore};
 use crate::error::Result;
@@ -49,7 +50,9 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await?;
-    sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+    migrations::migrator(migrations::POSTGRES)
+        .run(&pool)
+        .await?;
     // Names this store in its announcements, so that it can skip its own.
     let me: String = sqlx::query_scalar("SELECT gen_random_uuid()::text")
         .fetch_one(&pool)
@@ -62,6 +65,29 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     let store = SqlStore::new(pool, DIALECT, signal).with_peers(announce, background);
     store.backfill_spec_keys().await?;
     Ok(store)
+}
+
+/// Opens the database to read results only: no migration, no backfill, no
+/// listener, and every transaction read-only (see [`super::Reader`]).
+pub(super) async fn open_reader(url: &str) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET default_transaction_read_only = on")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect(url)
+        .await?;
+    let has_table = "SELECT count(*) FROM pg_catalog.pg_tables \
+                     WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'";
+    migrations::check(&pool, migrations::POSTGRES, has_table).await?;
+    Ok(SqlStore::new(pool, DIALECT, Signal::new()))
 }
 
 /// Turns other coordinators' notifications into bumps of the change

@@ -55,10 +55,6 @@ impl<S: SweepStore> SweepStore for Retrying<S> {
         retry("sweep_with_key", || self.0.sweep_with_key(spec_key)).await
     }
 
-    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
-        retry("sweeps", || self.0.sweeps(limit)).await
-    }
-
     async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome> {
         retry("cancel_sweep", || self.0.cancel_sweep(id)).await
     }
@@ -139,6 +135,10 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
 
 #[async_trait]
 impl<S: ResultStore> ResultStore for Retrying<S> {
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
+        retry("sweeps", || self.0.sweeps(limit)).await
+    }
+
     async fn sweep(&self, which: &SweepRef) -> Result<Sweep> {
         retry("sweep", || self.0.sweep(which)).await
     }

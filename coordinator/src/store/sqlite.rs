@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 
+use super::migrations;
 use super::signal::Signal;
 use super::sql::{Dialect, SqlStore};
 use crate::error::{Error, Result};
@@ -77,8 +78,23 @@ pub async fn open(url: &str) -> Result<SqlStore> {
     sqlx::query("PRAGMA journal_mode = WAL")
         .execute(&pool)
         .await?;
-    sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+    migrations::migrator(migrations::SQLITE).run(&pool).await?;
     let store = SqlStore::new(pool, DIALECT, Signal::new());
     store.backfill_spec_keys().await?;
     Ok(store)
+}
+
+/// Opens the file to read results only (`mode=ro`): no migration, no
+/// backfill (see [`super::Reader`]).
+pub(super) async fn open_reader(path: &str) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(&format!("sqlite://{path}?mode=ro"))
+        .await?;
+    let has_table =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
+    migrations::check(&pool, migrations::SQLITE, has_table).await?;
+    Ok(SqlStore::new(pool, DIALECT, Signal::new()))
 }

@@ -5,6 +5,7 @@
 mod common;
 mod helpers;
 mod queue;
+mod reader;
 mod reports;
 mod results;
 mod schema;

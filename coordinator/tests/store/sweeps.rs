@@ -61,7 +61,7 @@ async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) 
     assert_eq!(tasks.len(), 3);
     let interpolation = &tasks[2];
     assert_eq!(interpolation.state, TaskState::Blocked);
-    assert_eq!(interpolation.params.experiment, ExperimentKind::Interpolate);
+    assert_eq!(interpolation.params.kind(), ExperimentKind::Interpolate);
     assert_eq!(interpolation.depends_on, vec![tasks[0].id, tasks[1].id]);
 
     let w = worker(store, "w").await;
@@ -100,7 +100,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
     let tasks = store.tasks(id, &[TaskState::Failed]).await.unwrap();
     assert_eq!(tasks.len(), 2);
     let dependent = &tasks[1];
-    assert_eq!(dependent.params.experiment, ExperimentKind::Interpolate);
+    assert_eq!(dependent.params.kind(), ExperimentKind::Interpolate);
     let error = dependent.error.clone().unwrap();
     assert!(
         error.contains(&format!("dependency task {} failed", leases[0].task_id)),

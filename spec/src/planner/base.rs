@@ -3,8 +3,8 @@
 use super::fields::{optimizer, optional_count, positive_count, positive_real, text};
 use crate::error::SpecError;
 use crate::params::{
-    ClassifyParams, ExperimentKind, FitParams, FitTarget, GradNormObjective, GradNormPhase,
-    HessianParams, TaskParams, default_tol,
+    ClassifyParams, Experiment, ExperimentKind, FitParams, FitTarget, GradNormObjective,
+    GradNormPhase, HessianParams, TaskParams, default_tol,
 };
 use crate::shape::ModelShape;
 use crate::spec::SweepSpec;
@@ -21,8 +21,22 @@ pub(super) fn params(
         train.epsilon,
         train.momentum,
     )?;
-    let mut params = TaskParams {
-        experiment,
+    let experiment = match experiment {
+        ExperimentKind::Fit => Experiment::Fit {
+            fit: fit_params(spec)?,
+        },
+        ExperimentKind::Hessian => Experiment::Hessian {
+            fit: fit_params(spec)?,
+            hessian: hessian_params(spec)?,
+        },
+        // `experiment` refuses "interpolate": the pairing makes those tasks
+        // out of planned classify tasks.
+        ExperimentKind::Classify | ExperimentKind::Interpolate => Experiment::Classify {
+            dataset: dataset(spec.dataset.as_deref())?,
+            classify: classify_params(spec)?,
+        },
+    };
+    Ok(TaskParams {
         model_name: String::new(),
         model: ModelShape::Mlp {
             input: 0,
@@ -37,32 +51,17 @@ pub(super) fn params(
         lr: 0.0,
         optimizer,
         batch_size: None,
-        dataset: None,
-        fit: None,
-        hessian: None,
-        classify: None,
-        interpolate: None,
-    };
-    match experiment {
-        ExperimentKind::Fit | ExperimentKind::Hessian => {
-            params.fit = Some(fit_params(spec)?);
-            if experiment == ExperimentKind::Hessian {
-                let hessian = spec.hessian.clone().unwrap_or_default();
-                let tol = |name, value: Option<f64>| {
-                    positive_real(name, value.unwrap_or_else(default_tol))
-                };
-                params.hessian = Some(HessianParams {
-                    abs_tol: tol("hessian.abs_tol", hessian.abs_tol)?,
-                    rel_tol: tol("hessian.rel_tol", hessian.rel_tol)?,
-                });
-            }
-        }
-        _ => {
-            params.dataset = Some(dataset(spec.dataset.as_deref())?);
-            params.classify = Some(classify_params(spec)?);
-        }
-    }
-    Ok(params)
+        experiment,
+    })
+}
+
+fn hessian_params(spec: &SweepSpec) -> Result<HessianParams, SpecError> {
+    let hessian = spec.hessian.clone().unwrap_or_default();
+    let tol = |name, value: Option<f64>| positive_real(name, value.unwrap_or_else(default_tol));
+    Ok(HessianParams {
+        abs_tol: tol("hessian.abs_tol", hessian.abs_tol)?,
+        rel_tol: tol("hessian.rel_tol", hessian.rel_tol)?,
+    })
 }
 
 /// The longest dataset name or path, in characters.

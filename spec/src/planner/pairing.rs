@@ -3,7 +3,7 @@
 
 use super::grid::{Axes, Axis, Coords};
 use crate::error::SpecError;
-use crate::params::{ExperimentKind, InterpolateParams, TaskParams};
+use crate::params::{Experiment, InterpolateParams, TaskParams};
 use crate::spec::{AlphaSpec, InterpolateSpec, SweepSpec};
 
 /// Any fixed seed far from the small ones people write; used for the second
@@ -108,16 +108,19 @@ impl Pairing {
 
     /// The interpolation task between the trained `first` and `second`.
     pub(super) fn interpolation(&self, first: &TaskParams, second: &TaskParams) -> TaskParams {
-        let mut params = first.clone();
-        params.experiment = ExperimentKind::Interpolate;
-        params.init_seed = params.seed;
-        params.classify = None;
         let end = |p: &TaskParams| format!("{}={}", self.params.between, self.value(p));
-        params.interpolate = Some(InterpolateParams {
-            ends: Some([end(first), end(second)]),
-            ..self.params.clone()
-        });
-        params
+        let experiment = Experiment::Interpolate {
+            dataset: first.experiment.dataset().unwrap_or_default().to_string(),
+            interpolate: InterpolateParams {
+                ends: Some([end(first), end(second)]),
+                ..self.params.clone()
+            },
+        };
+        TaskParams {
+            init_seed: first.seed,
+            experiment,
+            ..first.clone()
+        }
     }
 
     /// A trained task's value on the axis the pair differs in.

@@ -7,6 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sweep_spec::metric;
+use sweep_spec::params::ClassifyParams;
 use sweep_spec::summary::{self, Summary};
 use sweep_spec::{ModelShape, TaskParams, weights};
 
@@ -64,15 +65,11 @@ pub(crate) fn evaluate(model: &Net, split: &Split, device: &Device) -> (f64, f64
 /// The task's dataset: both splits cut to their subsets, the training labels
 /// shuffled by `shuffle_seed` when given (3.1).
 pub(crate) fn dataset(
-    params: &TaskParams,
+    name: &str,
     subsets: (Option<u64>, Option<u64>),
     shuffle_seed: Option<u64>,
     ctx: &Context<'_>,
 ) -> Result<data::Dataset, TaskError> {
-    let name = params
-        .dataset
-        .as_deref()
-        .ok_or_else(|| TaskError::InvalidParams("the task names no dataset".into()))?;
     let mut data = data::load(name, ctx.data_dir.as_deref())?;
     data.train.truncate(subsets.0);
     data.test.truncate(subsets.1);
@@ -87,13 +84,15 @@ pub(crate) fn dataset(
     Ok(data)
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
-    let classify = params.classify.as_ref().ok_or_else(|| {
-        TaskError::InvalidParams("a classify task needs classify parameters".into())
-    })?;
+pub fn run(
+    params: &TaskParams,
+    name: &str,
+    classify: &ClassifyParams,
+    ctx: &Context<'_>,
+) -> Result<Summary, TaskError> {
     let subsets = (classify.train_subset, classify.test_subset);
     let data = dataset(
-        params,
+        name,
         subsets,
         classify.shuffle_labels.then_some(params.seed),
         ctx,

@@ -47,8 +47,8 @@ pub struct Flattest {
     pub grad_norm: f64,
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
-    let fitted = train(params, ctx)?;
+pub fn run(params: &TaskParams, fit: &FitParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
+    let fitted = train(params, fit, ctx)?;
     Ok(summary(params, &fitted))
 }
 
@@ -63,20 +63,12 @@ pub fn summary(params: &TaskParams, fitted: &Fitted) -> Summary {
     out
 }
 
-fn fit_params(params: &TaskParams) -> Result<&FitParams, TaskError> {
-    params
-        .fit
-        .as_ref()
-        .ok_or_else(|| TaskError::InvalidParams("a fit task needs fit parameters".into()))
-}
-
 fn norm(values: &[f64]) -> f64 {
     values.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
 
 /// Both phases of the schedule.
-pub fn train(params: &TaskParams, ctx: &Context<'_>) -> Result<Fitted, TaskError> {
-    let fit = fit_params(params)?;
+pub fn train(params: &TaskParams, fit: &FitParams, ctx: &Context<'_>) -> Result<Fitted, TaskError> {
     let net = Mlp64::for_shape(&params.model)
         .ok_or_else(|| TaskError::InvalidParams("fit trains an mlp".into()))?;
     let (xs, ys) = points(fit);

@@ -6,6 +6,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 use sweep_spec::TaskParams;
+use sweep_spec::params::{FitParams, HessianParams};
 use sweep_spec::summary::{self, Summary};
 
 use super::fit::{self, points};
@@ -83,14 +84,16 @@ fn share(values: &[f64], keep: impl Fn(f64) -> bool) -> f64 {
     values.iter().filter(|v| keep(**v)).count() as f64 / values.len().max(1) as f64
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
-    let tolerances = params.hessian.clone().ok_or_else(|| {
-        TaskError::InvalidParams("a hessian task needs hessian parameters".into())
-    })?;
-    let fitted = fit::train(params, ctx)?;
+pub fn run(
+    params: &TaskParams,
+    fit: &FitParams,
+    tolerances: &HessianParams,
+    ctx: &Context<'_>,
+) -> Result<Summary, TaskError> {
+    let fitted = fit::train(params, fit, ctx)?;
     let net = Mlp64::for_shape(&params.model)
         .ok_or_else(|| TaskError::InvalidParams("the hessian experiment uses an mlp".into()))?;
-    let (xs, ys) = points(params.fit.as_ref().expect("checked by fit::train"));
+    let (xs, ys) = points(fit);
     ctx.check_stop()?;
     let theta = &fitted.flattest.weights;
     let measured = hessian(|v| net.hessian_times(theta, v, &xs, &ys), theta.len());

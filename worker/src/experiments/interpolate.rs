@@ -4,6 +4,7 @@
 
 use sweep_spec::TaskParams;
 use sweep_spec::metric;
+use sweep_spec::params::InterpolateParams;
 use sweep_spec::summary::{self, Summary};
 
 use super::classify::{dataset, evaluate};
@@ -16,11 +17,12 @@ pub fn alphas(from: f64, to: f64, step: f64) -> Vec<f64> {
     (0..count).map(|i| from + i as f64 * step).collect()
 }
 
-pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
-    let grid = params
-        .interpolate
-        .as_ref()
-        .ok_or_else(|| TaskError::InvalidParams("an interpolate task needs its α grid".into()))?;
+pub fn run(
+    params: &TaskParams,
+    dataset_name: &str,
+    grid: &InterpolateParams,
+    ctx: &Context<'_>,
+) -> Result<Summary, TaskError> {
     let [first, second] = ctx.dependencies.as_slice() else {
         return Err(TaskError::InvalidParams(format!(
             "interpolation needs the weights of two trained models, got {}",
@@ -35,7 +37,12 @@ pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError>
             second.len()
         )));
     }
-    let data = dataset(params, (grid.train_subset, grid.test_subset), None, ctx)?;
+    let data = dataset(
+        dataset_name,
+        (grid.train_subset, grid.test_subset),
+        None,
+        ctx,
+    )?;
     let alphas = alphas(grid.alpha_from, grid.alpha_to, grid.alpha_step);
     let mut curve = Vec::with_capacity(alphas.len());
     for (step, alpha) in alphas.iter().enumerate() {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
 use sweep_spec::params::Optimizer;
-use sweep_spec::{ExperimentKind, Summary, TaskParams};
+use sweep_spec::{Experiment, Summary, TaskParams};
 
 use crate::error::DataError;
 
@@ -84,11 +84,14 @@ impl TaskError {
 
 /// Runs one task to its summary.
 pub fn run(params: &TaskParams, ctx: &Context<'_>) -> Result<Summary, TaskError> {
-    match params.experiment {
-        ExperimentKind::Fit => fit::run(params, ctx),
-        ExperimentKind::Classify => classify::run(params, ctx),
-        ExperimentKind::Hessian => hessian::run(params, ctx),
-        ExperimentKind::Interpolate => interpolate::run(params, ctx),
+    match &params.experiment {
+        Experiment::Fit { fit } => fit::run(params, fit, ctx),
+        Experiment::Hessian { fit, hessian } => hessian::run(params, fit, hessian, ctx),
+        Experiment::Classify { dataset, classify } => classify::run(params, dataset, classify, ctx),
+        Experiment::Interpolate {
+            dataset,
+            interpolate,
+        } => interpolate::run(params, dataset, interpolate, ctx),
     }
 }
 

@@ -12,7 +12,7 @@
 //! [`choose`] sends every layer to burn's own ops instead (the worker's
 //! `--kernels burn`), to compare the two on the same tasks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use burn::module::Param;
 use burn::nn::PaddingConfig2d;
@@ -47,10 +47,27 @@ pub fn choose(kernels: Kernels) {
     BURNS.store(kernels == Kernels::Burn, Ordering::Relaxed);
 }
 
+/// Layers this module's kernels ran, in the whole process.
+static RAN: AtomicU64 = AtomicU64::new(0);
+
+/// How many layers (forward passes) this module's kernels have run in this
+/// process: how a caller sees which kernels a run used, since on some CPUs
+/// both give bit-identical numbers.
+pub fn own_layers() -> u64 {
+    RAN.load(Ordering::Relaxed)
+}
+
 /// Whether this module's kernels may take a layer.
 #[cfg(feature = "flex")]
 fn own() -> bool {
     !BURNS.load(Ordering::Relaxed)
+}
+
+/// Counts a layer this module's kernels ran.
+#[cfg(feature = "flex")]
+fn ran<T>(y: T) -> T {
+    RAN.fetch_add(1, Ordering::Relaxed);
+    y
 }
 
 /// `conv.forward(image)`.
@@ -74,7 +91,7 @@ pub fn conv2d(conv: &Conv2d, image: Tensor<4>) -> Tensor<4> {
             .as_ref()
             .and_then(|bias| conv::conv2d(&image, &weight, bias, &options))
     {
-        return y;
+        return ran(y);
     }
     burn::tensor::module::conv2d(image, weight, bias, options)
 }
@@ -88,7 +105,7 @@ pub fn max_pool2d(pool: &MaxPool2d, image: Tensor<4>) -> Tensor<4> {
         && !pool.ceil_mode
         && let Some(y) = pool::max_pool2d(&image, pool.kernel_size, pool.stride)
     {
-        return y;
+        return ran(y);
     }
     pool.forward(image)
 }

@@ -113,16 +113,43 @@ impl SqlStore {
     /// drift from the one the code reads back. The result is built only from
     /// constant text, never from input, so it is safe SQL.
     pub(super) fn sql(&self, template: &str) -> AssertSqlSafe<String> {
-        let mut sql = template
-            .replace("{now}", self.dialect.now)
-            .replace("{token}", self.dialect.token)
-            .replace("{skip_locked}", self.dialect.skip_locked)
-            .replace("{lock}", self.dialect.lock);
-        for state in TaskState::ALL {
-            let name = state.as_str();
-            sql = sql.replace(&format!("{{{name}}}"), &format!("'{name}'"));
+        let mut sql = String::with_capacity(template.len() + 64);
+        let mut rest = template;
+        // One pass over the template: a lease builds several queries, and
+        // one `replace` per placeholder would copy each of them a dozen times.
+        while let Some(open) = rest.find('{') {
+            sql.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('}') {
+                Some(close) if self.fill(&after[..close], &mut sql) => rest = &after[close + 1..],
+                _ => {
+                    sql.push('{');
+                    rest = after;
+                }
+            }
         }
+        sql.push_str(rest);
         AssertSqlSafe(sql)
+    }
+
+    /// Writes the text of placeholder `name`; false (and nothing written)
+    /// when it is not one, so other braces in SQL stay as they are.
+    fn fill(&self, name: &str, sql: &mut String) -> bool {
+        let fragment = match name {
+            "now" => self.dialect.now,
+            "token" => self.dialect.token,
+            "skip_locked" => self.dialect.skip_locked,
+            "lock" => self.dialect.lock,
+            _ => match TaskState::parse(name) {
+                Some(state) => {
+                    sql.extend(["'", state.as_str(), "'"]);
+                    return true;
+                }
+                None => return false,
+            },
+        };
+        sql.push_str(fragment);
+        true
     }
 
     /// Tells the planner that many tasks were just queued. PostgreSQL plans

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState};
 
-use super::{SqlStore, TASK_COLUMNS, params_from_row, parse_state};
+use super::{SWEEP_COLUMNS, SqlStore, TASK_COLUMNS, params_from_row, parse_state};
 use crate::error::{Error, Result};
 use crate::store::{Artifact, Metric, ResultStore, SettingStats, Stats, TaskPage};
 
@@ -71,6 +71,19 @@ async fn latest_attempt(tx: &mut Transaction<'static, Any>, task: TaskId) -> Res
 
 #[async_trait]
 impl ResultStore for SqlStore {
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY id DESC LIMIT $1"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let sweeps = self.sweeps_from_rows(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(sweeps)
+    }
+
     async fn sweep(&self, which: &SweepRef) -> Result<Sweep> {
         let mut tx = self.pool.begin().await?;
         let row = self.sweep_row(&mut tx, which).await?;

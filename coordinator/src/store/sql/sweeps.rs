@@ -44,7 +44,7 @@ impl SqlStore {
                 query = query
                     .bind(sweep.0)
                     .bind(ordinal as i64)
-                    .bind(task.params.experiment.as_str())
+                    .bind(task.params.kind().as_str())
                     .bind(params_json(&task.params))
                     .bind(task.params.setting_key())
                     .bind(plan.requires.as_str())
@@ -142,19 +142,6 @@ impl SweepStore for SqlStore {
         let mut sweeps = self.sweeps_from_rows(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(sweeps.pop())
-    }
-
-    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SWEEP_COLUMNS} FROM sweeps ORDER BY id DESC LIMIT $1"
-        )))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let sweeps = self.sweeps_from_rows(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(sweeps)
     }
 
     async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome> {
