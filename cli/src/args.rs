@@ -97,7 +97,7 @@ pub enum Command {
         /// The sweep's id or name (`sweep status` lists them).
         sweep: SweepRef,
         #[command(flatten)]
-        database: Database,
+        source: Results,
         #[command(flatten)]
         output: Output,
     },
@@ -116,7 +116,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ImageFormat::Svg)]
         format: ImageFormat,
         #[command(flatten)]
-        database: Database,
+        source: Results,
     },
     /// Every metric point of a sweep, for notebooks.
     ///
@@ -125,7 +125,7 @@ pub enum Command {
         /// The sweep's id or name (`sweep status` lists them).
         sweep: SweepRef,
         #[command(flatten)]
-        database: Database,
+        source: Results,
         /// CSV, or JSON Lines (one object per line).
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
@@ -199,11 +199,25 @@ pub struct Endpoint {
     pub ca: Option<PathBuf>,
 }
 
-/// Where the metrics are.
+/// Where results are read from: the coordinator when an endpoint is given
+/// (`--endpoint` or `SWEEP_ENDPOINT`), the database at `--database-url`
+/// otherwise.
 #[derive(Debug, Args)]
-pub struct Database {
-    /// postgres://USER@HOST/DB, or sqlite://PATH (or a plain path) for a
-    /// file written by `sweep run` or a coordinator.
+pub struct Results {
+    /// Read through the coordinator at this address, with --token; when
+    /// given (here or in SWEEP_ENDPOINT) it is used, not --database-url.
+    #[arg(long, env = "SWEEP_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The bearer token the coordinator expects from clients.
+    #[arg(long, env = "SWEEP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The certificate authority of an https:// coordinator (PEM; default:
+    /// the system's roots).
+    #[arg(long, env = "SWEEP_CA")]
+    pub ca: Option<PathBuf>,
+    /// Without an endpoint, read this database: postgres://USER@HOST/DB, or
+    /// sqlite://PATH (or a plain path) for a file written by `sweep run` or
+    /// a coordinator. It is only read: nothing is created or migrated.
     #[arg(long, env = "SWEEP_DATABASE_URL", default_value = "sqlite://sweeps.db")]
     pub database_url: String,
 }

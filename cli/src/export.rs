@@ -4,11 +4,11 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use sweep_coordinator::store::ResultStore;
 use sweep_proto::SweepRef;
 
 use crate::args::ExportFormat;
 use crate::columns;
+use crate::source::Source;
 
 /// The task, its identity columns, then the point.
 fn header() -> Vec<&'static str> {
@@ -20,17 +20,17 @@ fn header() -> Vec<&'static str> {
 }
 
 pub async fn export(
-    store: &dyn ResultStore,
+    source: &Source,
     which: &SweepRef,
     format: ExportFormat,
     out: impl Write,
 ) -> anyhow::Result<()> {
-    let sweep = store.sweep(which).await?;
-    let tasks = store.tasks(sweep.id, &[]).await?;
+    let sweep = source.sweep(which).await?;
+    let tasks = source.tasks(sweep.id, &[]).await?;
     let mut out = Rows::new(format, out)?;
     for task in tasks {
         let identity = columns::identity(&task.params);
-        for metric in store.metrics(task.id).await? {
+        for metric in source.metrics(task.id).await? {
             let mut row = vec![json!(task.id.0)];
             row.extend(identity.iter().cloned());
             row.extend([

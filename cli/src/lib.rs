@@ -6,9 +6,9 @@
 //! - [`cluster`]: the verbs against a running coordinator (submit, status,
 //!   watch, cancel, retry, workers, tasks) through `sweep_proto`'s typed
 //!   client; [`progress`] draws a sweep's progress.
-//! - [`report`]: per-setting mean ± std tables from the store; [`export`]:
-//!   raw metrics for notebooks. Both, and [`plot`], read the database
-//!   through its read-only side, `ResultStore`.
+//! - [`report`]: per-setting mean ± std tables; [`export`]: raw metrics for
+//!   notebooks. Both, and [`plot`], read from a [`source::Source`]: the
+//!   coordinator's read RPCs, or the database opened read-only.
 //! - [`columns`]: task parameters as listing columns, for every listing.
 //! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors.
 //! - [`plot`]: the report's figures (plotters), PCA of weight snapshots.
@@ -25,11 +25,13 @@ pub mod output;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod source;
 
 use clap::CommandFactory;
 use sweep_coordinator::store::{self, Reader};
 
 use args::{Cli, Command, DataCommand};
+use source::Source;
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -54,32 +56,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => cluster::tasks(&sweep, &state, &endpoint, output.format).await,
         Command::Report {
             sweep,
-            database,
+            source,
             output,
         } => {
-            let store = open(&database.database_url).await?;
-            report::report(&store, &sweep, output.format).await
+            let source = Source::open(&source).await?;
+            report::report(&source, &sweep, output.format).await
         }
         Command::Plot {
             sweep,
             out,
             format,
-            database,
+            source,
         } => {
-            let store = open(&database.database_url).await?;
-            for path in plot::plot(&store, &sweep, &out, format).await? {
+            let source = Source::open(&source).await?;
+            for path in plot::plot(&source, &sweep, &out, format).await? {
                 println!("{}", path.display());
             }
             Ok(())
         }
         Command::Export {
             sweep,
-            database,
+            source,
             format,
         } => {
-            let store = open(&database.database_url).await?;
+            let source = Source::open(&source).await?;
             let out = std::io::stdout().lock();
-            export::export(&store, &sweep, format, out).await
+            export::export(&source, &sweep, format, out).await
         }
         Command::Data {
             command: DataCommand::Fetch { name, dir, mirrors },
@@ -103,7 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The database results are read from, opened read-only: a missing SQLite
 /// file is an error, not a new empty database, and nothing is migrated.
-async fn open(url: &str) -> anyhow::Result<Reader> {
+pub async fn open(url: &str) -> anyhow::Result<Reader> {
     Reader::open(url).await.map_err(|err| match err {
         sweep_coordinator::error::Error::NotFound { .. } => {
             anyhow::anyhow!("{err}: run a sweep first (`sweep run SPEC`) or pass --database-url")

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sweep_coordinator::store::{self, ResultStore, SweepStore};
+use sweep_coordinator::store::{self, SweepStore};
 use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::{SweepId, TaskState};
 use sweep_spec::Submission;
@@ -70,9 +70,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         Some(sweep) => sweep?,
         None => return Err(Interrupted(sweep_id).into()),
     };
-    let store = crate::open(&url).await?;
-    report::report(&store, &sweep_id.into(), args.output.format).await?;
-    for task in store.tasks(sweep_id, &[TaskState::Failed]).await? {
+    let source = crate::Source::Database(crate::open(&url).await?);
+    report::report(&source, &sweep_id.into(), args.output.format).await?;
+    for task in source.tasks(sweep_id, &[TaskState::Failed]).await? {
         let error = task.error.unwrap_or_default();
         eprintln!("task {} failed: {error}", task.id);
     }

@@ -1,17 +1,18 @@
 //! `sweep report`: one row per swept setting with the mean ± std over seeds
-//! of every summary number, aggregated by the store (see
-//! `ResultStore::aggregate`).
+//! of every summary number, aggregated in the database (see
+//! `ResultStore::aggregate`), read directly or through the coordinator.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use sweep_coordinator::store::{ResultStore, SettingStats};
+use sweep_proto::SettingStats;
 use sweep_proto::SweepRef;
 use sweep_spec::summary::*;
 
 use crate::args::Format;
 use crate::columns::{flatten, varying};
 use crate::output::Listing;
+use crate::source::Source;
 
 /// Numbers shown first, in this order, when a sweep has them.
 const LEADING: &[&str] = &[TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC, FINAL_LOSS];
@@ -41,13 +42,9 @@ const BOOKKEEPING: &[&str] = &[
     TRAIN_LOSS_AT_1,
 ];
 
-pub async fn report(
-    store: &dyn ResultStore,
-    which: &SweepRef,
-    format: Format,
-) -> anyhow::Result<()> {
-    let sweep = store.sweep(which).await?;
-    let rows = store.aggregate(sweep.id).await?;
+pub async fn report(source: &Source, which: &SweepRef, format: Format) -> anyhow::Result<()> {
+    let sweep = source.sweep(which).await?;
+    let rows = source.aggregate(sweep.id).await?;
     anyhow::ensure!(!rows.is_empty(), "sweep {} has no tasks", sweep.id);
     listing(&rows, format).print(format)
 }
@@ -150,7 +147,7 @@ fn number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sweep_coordinator::store::Stats;
+    use sweep_proto::Stats;
     use sweep_spec::TaskParams;
 
     use crate::columns::tests::planned;

@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sweep_cli::plot::{self, Figure, ImageFormat};
+use sweep_cli::source::Source;
 use sweep_coordinator::store::{self, NewArtifact, Store};
 use sweep_proto::{Backend, Lease, MetricPoint, Registration, SweepId, WorkerId};
 use sweep_spec::{Summary, TaskParams, planner, weights};
 
 struct Results {
     store: Arc<dyn Store>,
+    url: String,
     worker: WorkerId,
     dir: tempfile::TempDir,
 }
@@ -32,7 +34,12 @@ impl Results {
             })
             .await
             .unwrap();
-        Self { store, worker, dir }
+        Self {
+            store,
+            url,
+            worker,
+            dir,
+        }
     }
 
     async fn submit(&self, spec: &str) -> SweepId {
@@ -79,9 +86,8 @@ impl Results {
     }
 
     async fn figures(&self, sweep: SweepId) -> HashMap<String, Figure> {
-        let figures = plot::figures(self.store.as_ref(), &sweep.into())
-            .await
-            .unwrap();
+        let reader = Source::Database(store::Reader::open(&self.url).await.unwrap());
+        let figures = plot::figures(&reader, &sweep.into()).await.unwrap();
         // Every figure renders, and its SVG draws every series.
         for figure in &figures {
             let path = self.dir.path().join(format!("{}.svg", figure.file));

@@ -5,7 +5,8 @@
 //! - Hand-written types over the generated ones, each with its one
 //!   conversion to and from the wire: [`state`] (task and sweep states,
 //!   task counts), [`sweep`] (a sweep and its tasks), [`lease`] (a lease and
-//!   what a worker reports under it), [`worker`] (registration and listing).
+//!   what a worker reports under it), [`worker`] (registration and listing),
+//!   [`results`] (what reports, figures and exports read).
 //! - [`ids`]: typed ids for sweeps, tasks and workers, checked at the wire;
 //!   [`SweepRef`] names a sweep by id or by name.
 //! - [`error`]: the error kinds that cross the gRPC hop, to and from
@@ -22,6 +23,7 @@ pub mod codec;
 pub mod error;
 pub mod ids;
 pub mod lease;
+pub mod results;
 pub mod state;
 pub mod sweep;
 pub mod text;
@@ -44,6 +46,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("swee
 pub use error::{ErrorKind, WireError};
 pub use ids::{SweepId, SweepRef, TaskId, WorkerId};
 pub use lease::{Completion, Lease, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes, Verdict};
+pub use results::{Artifact, Metric, SettingStats, Stats};
 pub use state::{SweepState, TaskCounts, TaskState};
 pub use sweep::{CancelOutcome, Sweep, Task};
 pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo};

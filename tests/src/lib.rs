@@ -9,6 +9,8 @@
 //!   what must come of it: every task done once.
 //! - `cli.rs`: the `sweep` command end to end, on one machine and against a
 //!   coordinator, with every kind of bad input.
+//! - `results.rs`: report, plot and export through the coordinator, byte
+//!   for byte what a direct read gives, on SQLite and PostgreSQL.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -415,4 +417,62 @@ fn postgres_bin() -> PathBuf {
     versions
         .pop()
         .expect("PostgreSQL's programs under /usr/lib/postgresql")
+}
+
+/// A fresh, empty database on the shared PostgreSQL server
+/// (`SWEEP_TEST_POSTGRES_URL`, default the local one with trust auth), for
+/// one test; [`EmptyPostgres::drop`] removes it.
+pub struct EmptyPostgres {
+    /// `postgres://.../NAME`.
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+impl EmptyPostgres {
+    /// Creates `NAME_PID` anew (dropping one a killed run left behind).
+    pub async fn create(name: &str) -> Self {
+        let admin = std::env::var("SWEEP_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("{name}_{}", std::process::id());
+        let url = match admin.rfind('/') {
+            Some(slash) => format!("{}/{name}", &admin[..slash]),
+            None => panic!("cannot name a database in {admin}"),
+        };
+        let database = Self { url, name, admin };
+        database
+            .admin(&format!("DROP DATABASE IF EXISTS {}", database.name))
+            .await;
+        database
+            .admin(&format!("CREATE DATABASE {}", database.name))
+            .await;
+        database
+    }
+
+    /// How many tables its `public` schema has.
+    pub async fn tables(&self) -> i64 {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count the tables")
+    }
+
+    pub async fn drop(self) {
+        self.admin(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await;
+    }
+
+    async fn admin(&self, sql: &str) {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .unwrap_or_else(|err| panic!("PostgreSQL at {} is needed: {err}", self.admin));
+        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
 }

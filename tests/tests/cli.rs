@@ -8,7 +8,9 @@ use std::process::Command;
 use serde_json::Value;
 use sweep_coordinator::store::{self, ResultStore};
 use sweep_proto::{SweepId, TaskState};
-use sweep_tests::{Coordinator, assert_fails_with, binary, repo, stderr, stdout, sweep};
+use sweep_tests::{
+    Coordinator, EmptyPostgres, assert_fails_with, binary, repo, stderr, stdout, sweep,
+};
 
 /// Writes a file into the test's directory.
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -473,32 +475,12 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
 /// schema and answers about the sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_on_an_empty_database_leaves_it_empty() {
-    use sqlx::{Connection, Executor, PgConnection};
-    let admin = std::env::var("SWEEP_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("sweep_cli_empty_{}", std::process::id());
-    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
-    let mut conn = PgConnection::connect(&admin).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-    }
-    let tables = || async {
-        let mut db = PgConnection::connect(&url).await.unwrap();
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'",
-        )
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-        count
-    };
+    let empty = EmptyPostgres::create("sweep_cli_empty").await;
+    let url = empty.url.clone();
 
     let report = sweep(&["report", "1", "--database-url", &url]);
     assert_fails_with(&report, "holds no sweep database");
-    assert_eq!(tables().await, 0, "a report created tables");
+    assert_eq!(empty.tables().await, 0, "a report created tables");
 
     let migrate = Command::new(binary("sweep-coordinator"))
         .args(["migrate", "--database-url", &url])
@@ -511,10 +493,9 @@ async fn a_report_on_an_empty_database_leaves_it_empty() {
         "{}",
         stdout(&migrate)
     );
-    assert!(tables().await > 0);
+    assert!(empty.tables().await > 0);
     let report = sweep(&["report", "1", "--database-url", &url]);
     assert_fails_with(&report, "sweep 1 not found");
 
-    let drop = format!("DROP DATABASE {name} WITH (FORCE)");
-    conn.execute(sqlx::AssertSqlSafe(drop)).await.unwrap();
+    empty.drop().await;
 }

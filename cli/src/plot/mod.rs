@@ -19,8 +19,9 @@ mod versus;
 
 use std::path::{Path, PathBuf};
 
-use sweep_coordinator::store::ResultStore;
 use sweep_proto::SweepRef;
+
+use crate::source::Source;
 
 pub use render::render;
 use versus::Versus;
@@ -88,9 +89,9 @@ pub enum ImageFormat {
 }
 
 /// Every figure the sweep's succeeded tasks support.
-pub async fn figures(store: &dyn ResultStore, which: &SweepRef) -> anyhow::Result<Vec<Figure>> {
-    let sweep = store.sweep(which).await?;
-    let runs = runs::load(store, sweep.id).await?;
+pub async fn figures(source: &Source, which: &SweepRef) -> anyhow::Result<Vec<Figure>> {
+    let sweep = source.sweep(which).await?;
+    let runs = runs::load(source, sweep.id).await?;
     let mut out = curves::curves(&runs);
     out.extend(versus::versus(&runs, Versus::Params));
     out.extend(versus::versus(&runs, Versus::BatchSize));
@@ -103,12 +104,12 @@ pub async fn figures(store: &dyn ResultStore, which: &SweepRef) -> anyhow::Resul
 /// Writes every figure the sweep's results support into `dir` and returns
 /// the files written.
 pub async fn plot(
-    store: &dyn ResultStore,
+    source: &Source,
     which: &SweepRef,
     dir: &Path,
     format: ImageFormat,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let figures = figures(store, which).await?;
+    let figures = figures(source, which).await?;
     anyhow::ensure!(
         !figures.is_empty(),
         "{which} has no results to plot yet (no task has succeeded)"

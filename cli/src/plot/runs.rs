@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use sweep_coordinator::store::{Metric, ResultStore};
+use sweep_proto::Metric;
 use sweep_proto::{SweepId, TaskId, TaskState};
 use sweep_spec::{Summary, TaskParams, weights};
 
 use crate::columns::setting_labels;
+use crate::source::Source;
 
 /// A succeeded task with what the figures read from it.
 pub struct Run {
@@ -33,15 +34,15 @@ impl Run {
 }
 
 /// Every succeeded task of the sweep with its metrics and snapshots.
-pub async fn load(store: &dyn ResultStore, sweep: SweepId) -> anyhow::Result<Vec<Run>> {
-    let tasks = store.tasks(sweep, &[TaskState::Succeeded]).await?;
+pub async fn load(source: &Source, sweep: SweepId) -> anyhow::Result<Vec<Run>> {
+    let tasks = source.tasks(sweep, &[TaskState::Succeeded]).await?;
     let mut runs = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let snapshots = snapshots(store, task.id, &task.params).await?;
+        let snapshots = snapshots(source, task.id, &task.params).await?;
         runs.push(Run {
             setting: task.params.setting_key(),
             summary: task.summary.unwrap_or_default(),
-            metrics: store.metrics(task.id).await?,
+            metrics: source.metrics(task.id).await?,
             params: task.params,
             snapshots,
         });
@@ -51,7 +52,7 @@ pub async fn load(store: &dyn ResultStore, sweep: SweepId) -> anyhow::Result<Vec
 
 /// The weight snapshots a classify task stored every `snapshot_every` epochs.
 async fn snapshots(
-    store: &dyn ResultStore,
+    source: &Source,
     task: TaskId,
     params: &TaskParams,
 ) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
@@ -63,7 +64,7 @@ async fn snapshots(
     };
     let mut out = Vec::new();
     for epoch in (every..=classify.epochs).step_by(every as usize) {
-        let artifact = store.artifact(task, &weights::snapshot(epoch)).await?;
+        let artifact = source.artifact(task, &weights::snapshot(epoch)).await?;
         let flat = weights::from_bytes(&artifact.data).ok_or_else(|| {
             anyhow::anyhow!("task {task}: snapshot of epoch {epoch} is not whole f32 values")
         })?;

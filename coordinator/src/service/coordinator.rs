@@ -1,27 +1,24 @@
 //! The worker-facing `Coordinator` service.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use sweep_proto::lease::outcome_to_wire;
 use sweep_proto::v1::coordinator_server::Coordinator;
-use sweep_proto::v1::{self, artifact_download, artifact_upload};
+use sweep_proto::v1::{self, artifact_upload};
 use sweep_proto::{Completion, DeviceKind, Lease, LeaseRef, MetricPoint, Registered};
 use sweep_proto::{Registration, TaskId, TaskState, WireError, WorkerId, text};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::RECHECK;
+use super::{DownloadStream, RECHECK};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::store::{Capabilities, NewArtifact, Store};
 
-/// Artifacts go back to workers in chunks of this size.
-const CHUNK: usize = 256 << 10;
 /// The most tasks one lease call hands out.
 const MAX_SLOTS: u32 = 256;
 
@@ -118,8 +115,6 @@ impl CoordinatorService {
 fn state_to_wire(state: TaskState) -> i32 {
     v1::TaskState::from(state) as i32
 }
-
-type DownloadStream = Pin<Box<dyn Stream<Item = Result<v1::ArtifactDownload, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
@@ -273,28 +268,9 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<DownloadStream>, Status> {
         let req = request.into_inner();
         let task = TaskId::from_wire(req.task_id)?;
-        let artifact = self.store.artifact(task, &req.name).await?;
-        let info = v1::ArtifactDownload {
-            part: Some(artifact_download::Part::Info(v1::ArtifactInfo {
-                task_id: artifact.task_id.to_wire(),
-                attempt: artifact.attempt,
-                name: artifact.name,
-                encoding: artifact.encoding,
-                size: artifact.data.len() as u64,
-            })),
-        };
-        let chunks: Vec<Result<v1::ArtifactDownload, Status>> = std::iter::once(info)
-            .chain(
-                artifact
-                    .data
-                    .chunks(CHUNK)
-                    .map(|chunk| v1::ArtifactDownload {
-                        part: Some(artifact_download::Part::Data(chunk.to_vec())),
-                    }),
-            )
-            .map(Ok)
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+        Ok(Response::new(
+            super::reads::artifact(&self.store, task, &req.name).await?,
+        ))
     }
 
     async fn fail(

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
-use sweep_proto::{Sweep, SweepId, SweepRef, TaskState, WireError, WorkerInfo, text};
+use sweep_proto::{Sweep, SweepId, SweepRef, TaskId, TaskState, WireError, WorkerInfo, text};
 use sweep_spec::planner::{self, Limits};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::RECHECK;
+use super::{DownloadStream, RECHECK, reads};
 use crate::config::Config;
 use crate::error::Error;
 use crate::store::{Store, Worker};
@@ -41,6 +41,15 @@ impl SweepsService {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::SweepInfo, Status>> + Send>>;
+
+/// The sweep a request names: by name when it has one, else by id.
+fn sweep_ref(req: v1::GetSweepRequest) -> Result<SweepRef, WireError> {
+    Ok(if req.name.is_empty() {
+        SweepRef::Id(SweepId::from_wire(req.sweep_id)?)
+    } else {
+        SweepRef::Name(text::name("sweep name", &req.name)?.to_string())
+    })
+}
 
 /// Sends the sweep's progress each time it changes until it is final, the
 /// client goes away or the server stops.
@@ -104,12 +113,7 @@ impl Sweeps for SweepsService {
         &self,
         request: Request<v1::GetSweepRequest>,
     ) -> Result<Response<v1::SweepInfo>, Status> {
-        let req = request.into_inner();
-        let which = if req.name.is_empty() {
-            SweepRef::Id(SweepId::from_wire(req.sweep_id)?)
-        } else {
-            SweepRef::Name(text::name("sweep name", &req.name)?.to_string())
-        };
+        let which = sweep_ref(request.into_inner())?;
         let sweep = self.store.sweep(&which).await?;
         Ok(Response::new(sweep.to_wire(true)))
     }
@@ -203,6 +207,39 @@ impl Sweeps for SweepsService {
             tasks: page.tasks.iter().map(Into::into).collect(),
             next_page_token: page.next.map(|n| n.to_string()).unwrap_or_default(),
         }))
+    }
+
+    type ReportStream = reads::ReportStream;
+
+    async fn report(
+        &self,
+        request: Request<v1::GetSweepRequest>,
+    ) -> Result<Response<reads::ReportStream>, Status> {
+        let which = sweep_ref(request.into_inner())?;
+        Ok(Response::new(reads::report(&self.store, &which).await?))
+    }
+
+    type TaskMetricsStream = reads::MetricStream;
+
+    async fn task_metrics(
+        &self,
+        request: Request<v1::TaskMetricsRequest>,
+    ) -> Result<Response<reads::MetricStream>, Status> {
+        let task = TaskId::from_wire(request.into_inner().task_id)?;
+        Ok(Response::new(reads::metrics(&self.store, task).await?))
+    }
+
+    type GetArtifactStream = DownloadStream;
+
+    async fn get_artifact(
+        &self,
+        request: Request<v1::GetArtifactRequest>,
+    ) -> Result<Response<DownloadStream>, Status> {
+        let req = request.into_inner();
+        let task = TaskId::from_wire(req.task_id)?;
+        Ok(Response::new(
+            reads::artifact(&self.store, task, &req.name).await?,
+        ))
     }
 
     async fn list_workers(

@@ -8,7 +8,8 @@ use tonic::Streaming;
 use super::{Channel, Connection, Credentials, Target, chain};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::WireError;
-use crate::ids::{SweepId, SweepRef};
+use crate::ids::{SweepId, SweepRef, TaskId};
+use crate::results::{Artifact, Metric, SettingStats};
 use crate::state::TaskState;
 use crate::sweep::{CancelOutcome, Sweep, Task};
 use crate::v1;
@@ -171,6 +172,64 @@ impl SweepsClient {
             }
             page_token = page.next_page_token;
         }
+    }
+
+    /// The sweep's report: one entry per swept setting, in grid order, as
+    /// the coordinator's database aggregates it.
+    pub async fn report(&self, sweep: SweepId) -> Result<Vec<SettingStats>, WireError> {
+        let request = v1::GetSweepRequest {
+            sweep_id: sweep.to_wire(),
+            name: String::new(),
+        };
+        let mut pages = (self.0)
+            .call(request, |mut c, r| async move { c.report(r).await })
+            .await?;
+        let mut settings = Vec::new();
+        while let Some(page) = self.page(&mut pages).await? {
+            for setting in page.settings {
+                settings.push(SettingStats::try_from(setting)?);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The metric points of the task's latest attempt, by name and step.
+    pub async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>, WireError> {
+        let request = v1::TaskMetricsRequest {
+            task_id: task.to_wire(),
+        };
+        let mut pages = (self.0)
+            .call(request, |mut c, r| async move { c.task_metrics(r).await })
+            .await?;
+        let mut metrics = Vec::new();
+        while let Some(page) = self.page(&mut pages).await? {
+            for metric in page.metrics {
+                metrics.push(Metric::try_from(metric)?);
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// The named artifact of the task's latest attempt, whole.
+    pub async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact, WireError> {
+        let request = v1::GetArtifactRequest {
+            task_id: task.to_wire(),
+            name: name.to_string(),
+        };
+        let mut parts = (self.0)
+            .call(request, |mut c, r| async move { c.get_artifact(r).await })
+            .await?;
+        Artifact::from_wire(&mut parts)
+            .await
+            .map_err(|status| self.0.target.explain(status))
+    }
+
+    /// The next message of a server stream, its failure explained.
+    async fn page<M>(&self, stream: &mut Streaming<M>) -> Result<Option<M>, WireError> {
+        stream
+            .message()
+            .await
+            .map_err(|status| self.0.target.explain(status))
     }
 
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, WireError> {

@@ -13,13 +13,11 @@ use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
 use crate::lease::outcomes_from_wire;
 use crate::lease::{Completion, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes};
+use crate::results::{Artifact, CHUNK};
 use crate::v1::coordinator_client::CoordinatorClient;
-use crate::v1::{self, artifact_download, artifact_upload};
+use crate::v1::{self, artifact_upload};
 use crate::worker::DeviceKind;
 use crate::worker::{Registered, Registration};
-
-/// Bytes per artifact chunk, well under gRPC's 4 MiB message limit.
-const CHUNK: usize = 1 << 20;
 
 type Client = CoordinatorClient<Channel>;
 
@@ -194,14 +192,9 @@ impl WorkerClient {
         let mut parts = self
             .call(request, |mut c, r| async move { c.get_artifact(r).await })
             .await?;
-        let mut data = Vec::new();
         let explain = |status| self.replicas[index].target.explain(status);
-        while let Some(part) = parts.message().await.map_err(explain)? {
-            if let Some(artifact_download::Part::Data(chunk)) = part.part {
-                data.extend(chunk);
-            }
-        }
-        Ok(data)
+        let artifact = Artifact::from_wire(&mut parts).await.map_err(explain)?;
+        Ok(artifact.data)
     }
 
     /// Ends the attempt in failure, storing `points` (its last metric
