@@ -1,7 +1,9 @@
 //! Report aggregation against raw-metric volume: a sweep of TASKS finished
 //! tasks with POINTS metric points each, then `ResultStore::aggregate` (which
 //! reads the summary numbers kept at completion) timed against reading every
-//! task's metrics back (what a report computed from raw metrics would scan).
+//! task's metrics back (what a report computed from raw metrics would scan,
+//! and what an export reads), both directly and through a coordinator's read
+//! RPCs.
 //!
 //!   cargo bench -p sweep-coordinator --bench report -- [sqlite|postgres] [TASKS] [POINTS]
 //!
@@ -13,8 +15,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use sweep_coordinator::Config;
 use sweep_coordinator::store::Capabilities;
-use sweep_proto::MetricPoint;
+use sweep_proto::client::SweepsClient;
+use sweep_proto::{MetricPoint, SweepId};
 use sweep_spec::{Summary, planner, summary};
 
 const BATCH_SIZES: [u64; 5] = [16, 32, 64, 128, 256];
@@ -124,5 +128,45 @@ async fn run(backend: &str, tasks: usize, points: usize) {
         median(report_times).as_secs_f64() * 1e3,
         median(scan_times).as_secs_f64() * 1e3
     );
+    through_the_coordinator(
+        &db,
+        sweep,
+        tasks / BATCH_SIZES.len() * BATCH_SIZES.len() * points,
+    )
+    .await;
     db.cleanup().await;
+}
+
+/// The same two reads through a coordinator's read RPCs, as `sweep report`
+/// and `sweep export` with `--endpoint` make them.
+async fn through_the_coordinator(db: &common::TestDb, sweep: SweepId, points: usize) {
+    let server = common::Server::start(Config::new(db.url.clone())).await;
+    let url = format!("http://{}", server.addr);
+    let client = SweepsClient::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let direct = db.store.aggregate(sweep).await.unwrap();
+    let mut report_times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let rows = client.report(sweep).await.unwrap();
+        report_times.push(started.elapsed());
+        assert_eq!(rows, direct, "the same report both ways");
+    }
+    let mut scan_times = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut read = 0;
+        for task in client.tasks(sweep, &[]).await.unwrap() {
+            read += client.metrics(task.id).await.unwrap().len();
+        }
+        scan_times.push(started.elapsed());
+        assert_eq!(read, points);
+    }
+    println!(
+        "through the coordinator: report {:.1} ms; every metric {:.0} ms",
+        median(report_times).as_secs_f64() * 1e3,
+        median(scan_times).as_secs_f64() * 1e3
+    );
+    server.stop().await;
 }

@@ -56,16 +56,56 @@ pub struct Artifact {
     pub data: Vec<u8>,
 }
 
+/// What an artifact is, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactInfo {
+    pub task_id: TaskId,
+    pub attempt: u32,
+    pub name: String,
+    pub encoding: String,
+    pub size: u64,
+}
+
+impl From<ArtifactInfo> for v1::ArtifactInfo {
+    fn from(info: ArtifactInfo) -> Self {
+        Self {
+            task_id: info.task_id.to_wire(),
+            attempt: info.attempt,
+            name: info.name,
+            encoding: info.encoding,
+            size: info.size,
+        }
+    }
+}
+
+impl TryFrom<v1::ArtifactInfo> for ArtifactInfo {
+    type Error = WireError;
+
+    fn try_from(info: v1::ArtifactInfo) -> Result<Self, WireError> {
+        Ok(Self {
+            task_id: TaskId::from_wire(info.task_id)?,
+            attempt: info.attempt,
+            name: info.name,
+            encoding: info.encoding,
+            size: info.size,
+        })
+    }
+}
+
 impl Artifact {
-    /// The messages of a download: the info, then the bytes in chunks.
-    pub fn to_wire(&self) -> Vec<v1::ArtifactDownload> {
-        let info = v1::ArtifactInfo {
-            task_id: self.task_id.to_wire(),
+    pub fn info(&self) -> ArtifactInfo {
+        ArtifactInfo {
+            task_id: self.task_id,
             attempt: self.attempt,
             name: self.name.clone(),
             encoding: self.encoding.clone(),
             size: self.data.len() as u64,
-        };
+        }
+    }
+
+    /// The messages of a download: the info, then the bytes in chunks.
+    pub fn to_wire(&self) -> Vec<v1::ArtifactDownload> {
+        let info = self.info().into();
         std::iter::once(artifact_download::Part::Info(info))
             .chain(
                 self.data
@@ -92,6 +132,7 @@ impl Artifact {
         }
         let info =
             info.ok_or_else(|| WireError::invalid("an artifact download without its info"))?;
+        let info = ArtifactInfo::try_from(info)?;
         if info.size != data.len() as u64 {
             let message = format!(
                 "artifact {:?} announced {} bytes and sent {}",
@@ -102,7 +143,7 @@ impl Artifact {
             return Err(WireError::invalid(message).into());
         }
         Ok(Self {
-            task_id: TaskId::from_wire(info.task_id)?,
+            task_id: info.task_id,
             attempt: info.attempt,
             name: info.name,
             encoding: info.encoding,

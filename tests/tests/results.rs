@@ -144,6 +144,12 @@ async fn guarded(coordinator: &Coordinator, id: SweepId) {
         sweep_proto::ErrorKind::Unauthenticated,
         "{refused}"
     );
+    let refused = as_worker.artifacts(TaskId(1)).await.unwrap_err();
+    assert_eq!(
+        refused.kind,
+        sweep_proto::ErrorKind::Unauthenticated,
+        "{refused}"
+    );
     let refused = as_worker
         .artifact(TaskId(1), "weights/final")
         .await
@@ -157,6 +163,15 @@ async fn guarded(coordinator: &Coordinator, id: SweepId) {
     let client = connect(&coordinator.url, CLIENT_TOKEN).await;
     let missing = client.metrics(TaskId(999_999)).await.unwrap_err();
     assert_eq!(missing.kind, sweep_proto::ErrorKind::NotFound, "{missing}");
+    // A trained task lists its snapshots and final weights, each the size
+    // its download has.
+    let task = client.tasks(id, &[]).await.unwrap()[0].id;
+    let listed = client.artifacts(task).await.unwrap();
+    assert!(listed.len() >= 3, "{listed:?}");
+    for info in &listed {
+        let artifact = client.artifact(task, &info.name).await.unwrap();
+        assert_eq!(artifact.info(), *info);
+    }
     let remote = [
         "--endpoint",
         coordinator.url.as_str(),

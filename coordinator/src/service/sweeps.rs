@@ -223,10 +223,21 @@ impl Sweeps for SweepsService {
 
     async fn task_metrics(
         &self,
-        request: Request<v1::TaskMetricsRequest>,
+        request: Request<v1::TaskRequest>,
     ) -> Result<Response<reads::MetricStream>, Status> {
         let task = TaskId::from_wire(request.into_inner().task_id)?;
         Ok(Response::new(reads::metrics(&self.store, task).await?))
+    }
+
+    async fn list_artifacts(
+        &self,
+        request: Request<v1::TaskRequest>,
+    ) -> Result<Response<v1::ListArtifactsResponse>, Status> {
+        let task = TaskId::from_wire(request.into_inner().task_id)?;
+        let artifacts = self.store.artifacts(task).await?;
+        Ok(Response::new(v1::ListArtifactsResponse {
+            artifacts: artifacts.into_iter().map(Into::into).collect(),
+        }))
     }
 
     type GetArtifactStream = DownloadStream;

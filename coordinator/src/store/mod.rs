@@ -211,6 +211,10 @@ pub trait ResultStore: Send + Sync + 'static {
     /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
 
+    /// What artifacts the task's latest attempt stored, by name, without
+    /// their bytes. [`Error::NotFound`] for an unknown task.
+    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>>;
+
     /// How many tasks of all sweeps are in each state.
     async fn task_counts(&self) -> Result<TaskCounts>;
 

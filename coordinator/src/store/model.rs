@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-pub use sweep_proto::{Artifact, Metric, SettingStats, Stats};
+pub use sweep_proto::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
 use sweep_proto::{Registration, Task, TaskId, WorkerId};
 
 /// A registered worker as the store knows it.

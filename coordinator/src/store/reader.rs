@@ -10,7 +10,8 @@ use sweep_proto::{Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState}
 
 use super::sql::SqlStore;
 use super::{
-    Artifact, Metric, ResultStore, Retrying, SettingStats, TaskPage, postgres, sqlite, sqlite_file,
+    Artifact, ArtifactInfo, Metric, ResultStore, Retrying, SettingStats, TaskPage, postgres,
+    sqlite, sqlite_file,
 };
 use crate::error::{Error, Result};
 
@@ -67,6 +68,10 @@ impl ResultStore for Reader {
 
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact> {
         self.0.artifact(task, name).await
+    }
+
+    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
+        self.0.artifacts(task).await
     }
 
     async fn task_counts(&self) -> Result<TaskCounts> {

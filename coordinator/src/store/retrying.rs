@@ -169,6 +169,10 @@ impl<S: ResultStore> ResultStore for Retrying<S> {
         retry("artifact", || self.0.artifact(task, name)).await
     }
 
+    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
+        retry("artifacts", || self.0.artifacts(task)).await
+    }
+
     async fn task_counts(&self) -> Result<TaskCounts> {
         retry("task_counts", || self.0.task_counts()).await
     }

@@ -52,6 +52,19 @@ async fn a_reader_reads_what_the_store_wrote(db: &mut TestDb) {
         reader.artifact(done, "weights").await.unwrap().data,
         vec![1, 2, 3]
     );
+    let listed = reader.artifacts(done).await.unwrap();
+    let listed: Vec<(&str, &str, u64)> = listed
+        .iter()
+        .map(|a| (a.name.as_str(), a.encoding.as_str(), a.size))
+        .collect();
+    assert_eq!(listed, [("weights", "raw", 3)]);
+    let queued = tasks.iter().find(|t| t.summary.is_none()).unwrap().id;
+    assert!(reader.artifacts(queued).await.unwrap().is_empty());
+    let unknown = reader.artifacts(sweep_proto::TaskId(999_999)).await;
+    assert!(
+        matches!(unknown, Err(Error::NotFound { .. })),
+        "{unknown:?}"
+    );
 }
 
 async fn latest_version(db: &TestDb) -> i64 {

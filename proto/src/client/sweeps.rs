@@ -9,7 +9,7 @@ use super::{Channel, Connection, Credentials, Target, chain};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::WireError;
 use crate::ids::{SweepId, SweepRef, TaskId};
-use crate::results::{Artifact, Metric, SettingStats};
+use crate::results::{Artifact, ArtifactInfo, Metric, SettingStats};
 use crate::state::TaskState;
 use crate::sweep::{CancelOutcome, Sweep, Task};
 use crate::v1;
@@ -195,7 +195,7 @@ impl SweepsClient {
 
     /// The metric points of the task's latest attempt, by name and step.
     pub async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>, WireError> {
-        let request = v1::TaskMetricsRequest {
+        let request = v1::TaskRequest {
             task_id: task.to_wire(),
         };
         let mut pages = (self.0)
@@ -208,6 +208,21 @@ impl SweepsClient {
             }
         }
         Ok(metrics)
+    }
+
+    /// The artifacts of the task's latest attempt, by name.
+    pub async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>, WireError> {
+        let request = v1::TaskRequest {
+            task_id: task.to_wire(),
+        };
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.list_artifacts(r).await })
+            .await?;
+        response
+            .artifacts
+            .into_iter()
+            .map(ArtifactInfo::try_from)
+            .collect()
     }
 
     /// The named artifact of the task's latest attempt, whole.

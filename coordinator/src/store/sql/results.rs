@@ -9,7 +9,7 @@ use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskI
 
 use super::{SWEEP_COLUMNS, SqlStore, TASK_COLUMNS, params_from_row, parse_state};
 use crate::error::{Error, Result};
-use crate::store::{Artifact, Metric, ResultStore, SettingStats, Stats, TaskPage};
+use crate::store::{Artifact, ArtifactInfo, Metric, ResultStore, SettingStats, Stats, TaskPage};
 
 impl SqlStore {
     /// The sweep's tasks in `states` (all when empty) from grid position
@@ -183,6 +183,31 @@ impl ResultStore for SqlStore {
             encoding: row.try_get("encoding")?,
             data: row.try_get("data")?,
         })
+    }
+
+    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
+        let mut tx = self.pool.begin().await?;
+        let attempt = latest_attempt(&mut tx, task).await?;
+        let rows = sqlx::query(
+            "SELECT name, encoding, CAST(length(data) AS BIGINT) AS size FROM artifacts \
+             WHERE task_id = $1 AND attempt = $2 ORDER BY name",
+        )
+        .bind(task.0)
+        .bind(attempt)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ArtifactInfo {
+                    task_id: task,
+                    attempt: attempt as u32,
+                    name: row.try_get("name")?,
+                    encoding: row.try_get("encoding")?,
+                    size: row.try_get::<i64, _>("size")? as u64,
+                })
+            })
+            .collect()
     }
 
     async fn task_counts(&self) -> Result<TaskCounts> {
