@@ -5,7 +5,10 @@
 //! and what an export reads), both directly and through a coordinator's read
 //! RPCs.
 //!
-//!   cargo bench -p sweep-coordinator --bench report -- [sqlite|postgres] [TASKS] [POINTS]
+//!   cargo bench -p sweep-coordinator --bench report -- [sqlite|postgres] [TASKS] [POINTS] [keep]
+//!
+//! With `keep` the database is left in place and its URL printed last
+//! (`scripts/bench-export.sh` exports from it).
 //!
 //! Without `--bench` (as `cargo test` runs it) it does a tiny run on both
 //! backends with the same checks.
@@ -44,7 +47,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         for backend in ["sqlite", "postgres"] {
-            run(backend, 20, 30).await;
+            run(backend, 20, 30, false).await;
         }
         return;
     }
@@ -55,10 +58,11 @@ async fn main() {
     let backend = args.first().map_or("sqlite", String::as_str);
     let tasks: usize = args.get(1).map_or(2000, |a| a.parse().expect("TASKS"));
     let points: usize = args.get(2).map_or(500, |a| a.parse().expect("POINTS"));
-    run(backend, tasks, points).await;
+    let keep = args.get(3).is_some_and(|a| a == "keep");
+    run(backend, tasks, points, keep).await;
 }
 
-async fn run(backend: &str, tasks: usize, points: usize) {
+async fn run(backend: &str, tasks: usize, points: usize, keep: bool) {
     let db = common::TestDb::of(backend).await;
     let store = &db.store;
     let sweep = store
@@ -134,7 +138,11 @@ async fn run(backend: &str, tasks: usize, points: usize) {
         tasks / BATCH_SIZES.len() * BATCH_SIZES.len() * points,
     )
     .await;
-    db.cleanup().await;
+    if keep {
+        println!("kept: {}", db.url);
+    } else {
+        db.cleanup().await;
+    }
 }
 
 /// The same two reads through a coordinator's read RPCs, as `sweep report`
