@@ -185,9 +185,18 @@ async fn a_postgres_role_with_select_grants_only_reads_results() {
     .await;
     let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
     assert_ne!(url, db.url, "the test names the role in the URL");
+    // Everything report, plot and export read.
     let reader = Reader::open(&url).await.unwrap();
     assert_eq!(reader.aggregate(id).await.unwrap().len(), 1);
-    assert_eq!(reader.tasks(id, &[]).await.unwrap().len(), 2);
+    let tasks = reader.tasks(id, &[]).await.unwrap();
+    assert_eq!(tasks.len(), 2);
+    let done = tasks.iter().find(|t| t.summary.is_some()).unwrap().id;
+    assert_eq!(reader.metrics(done).await.unwrap().len(), 2);
+    assert_eq!(reader.artifacts(done).await.unwrap().len(), 1);
+    assert_eq!(
+        reader.artifact(done, "weights").await.unwrap().data,
+        [1, 2, 3]
+    );
     db.execute(&format!("DROP OWNED BY {role}")).await;
     db.cleanup().await;
     let mut admin = PgConnection::connect(&postgres_admin_url()).await.unwrap();
