@@ -466,6 +466,22 @@ impl EmptyPostgres {
             .await;
     }
 
+    /// Runs one statement in the database, as its owner.
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        conn.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// Drops a role (roles belong to the server, not to the database).
+    pub async fn drop_role(&self, role: &str) {
+        self.admin(&format!("DROP ROLE IF EXISTS {role}")).await;
+    }
+
     async fn admin(&self, sql: &str) {
         use sqlx::{Connection, Executor};
         let mut conn = sqlx::PgConnection::connect(&self.admin)

@@ -202,5 +202,42 @@ async fn reads_through_the_coordinator_equal_direct_reads_on_postgres() {
     let (mut coordinator, sweep) = trained(Some(&database.url)).await;
     same_both_ways(&coordinator, sweep).await;
     coordinator.stop().await;
+    select_only_role_reads_the_same(&database, sweep).await;
     database.drop().await;
+}
+
+/// A role with `SELECT` grants only (and `USAGE` on the schema) runs every
+/// read verb with `--database-url` and gets what the owner gets.
+async fn select_only_role_reads_the_same(database: &EmptyPostgres, sweep: SweepId) {
+    let role = format!("sweep_reader_{}", std::process::id());
+    for sql in [
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        database.execute(&sql).await;
+    }
+    let reader_url = database.url.replacen("postgres@", &format!("{role}@"), 1);
+    assert_ne!(reader_url, database.url, "the role is in the URL");
+    let (owner, reader) = (
+        ["--database-url", database.url.as_str()],
+        ["--database-url", reader_url.as_str()],
+    );
+    let id = sweep.to_string();
+    for args in [
+        vec!["report", id.as_str(), "--format", "csv"],
+        vec!["export", id.as_str()],
+    ] {
+        assert_eq!(read(&args, &owner), read(&args, &reader), "{args:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plot = |name: &str, source: &[&str]| {
+        let out = dir.path().join(name);
+        read(&["plot", &id, "--out", out.to_str().unwrap()], source);
+        files(&out)
+    };
+    assert_eq!(plot("owner", &owner), plot("reader", &reader));
+    database.execute(&format!("DROP OWNED BY {role}")).await;
+    database.drop_role(&role).await;
 }
