@@ -206,6 +206,7 @@ pub trait ResultStore: Send + Sync + 'static {
     async fn task(&self, id: TaskId) -> Result<Task>;
 
     /// The metric points of the task's latest attempt, by name and step.
+    /// [`Error::NotFound`] for an unknown task (never an empty list).
     async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>>;
 
     /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
