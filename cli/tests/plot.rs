@@ -51,7 +51,11 @@ impl Results {
     async fn lease(&self) -> Vec<(Lease, TaskParams)> {
         let cpu = store::Capabilities { cuda: false };
         let ttl = std::time::Duration::from_secs(60);
-        let leases = self.store.lease(self.worker, &cpu, 64, ttl).await.unwrap();
+        let leases = self
+            .store
+            .lease(self.worker.into(), &cpu, 64, ttl)
+            .await
+            .unwrap();
         leases
             .into_iter()
             .map(|l| {

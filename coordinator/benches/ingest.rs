@@ -101,6 +101,7 @@ async fn run(config: &Run) {
             wait_ms: 0,
             device_kinds: vec![v1::DeviceKind::Cpu as i32],
             completions: Vec::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -74,7 +74,7 @@ async fn run(backend: &str, tasks: usize, points: usize, keep: bool) {
     let ttl = Duration::from_secs(600);
     loop {
         let leases = store
-            .lease(worker, &Capabilities::default(), 500, ttl)
+            .lease(worker.into(), &Capabilities::default(), 500, ttl)
             .await
             .unwrap();
         if leases.is_empty() {

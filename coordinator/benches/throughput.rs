@@ -120,6 +120,7 @@ async fn simulated_worker(
             wait_ms: 0,
             device_kinds: vec![v1::DeviceKind::Cpu as i32],
             completions: std::mem::take(&mut finished),
+            ..Default::default()
         };
         let sent = request.completions.len();
         let started = Instant::now();

@@ -4,7 +4,7 @@
 use sweep_spec::{Summary, TaskParams};
 
 use crate::error::WireError;
-use crate::ids::{SweepId, TaskId};
+use crate::ids::{SweepId, TaskId, WorkerId};
 use crate::sweep::{experiment_from_wire, experiment_to_wire, params_json, parse_params, task_ids};
 use crate::{text, v1};
 
@@ -32,6 +32,30 @@ impl From<&LeaseRef> for v1::LeaseRef {
         Self {
             task_id: lease.task_id.to_wire(),
             lease_token: lease.token.clone(),
+        }
+    }
+}
+
+/// One lease call of one worker, numbered by the worker. A call made again
+/// because its answer never came keeps its number and sets `again`, and is
+/// answered first with the leases the lost try made that are still held: a
+/// coordinator killed between its commit and its answer strands no lease
+/// until it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseCall {
+    pub worker: WorkerId,
+    /// 0: unnumbered, never answered again.
+    pub number: u64,
+    pub again: bool,
+}
+
+impl From<WorkerId> for LeaseCall {
+    /// An unnumbered call.
+    fn from(worker: WorkerId) -> Self {
+        Self {
+            worker,
+            number: 0,
+            again: false,
         }
     }
 }

@@ -4,12 +4,13 @@
 //! cancellations to the tasks on the [`Board`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sweep_proto::Registered;
 use sweep_proto::client::{WorkerClient, retry};
-use sweep_proto::{Completion, DeviceKind, ErrorKind, LeaseRef, Leased, Outcomes, Registered};
+use sweep_proto::{Completion, DeviceKind, ErrorKind, LeaseCall, LeaseRef, Leased, Outcomes};
 use sweep_proto::{Registration, TaskId, Verdict, WireError, WorkerId};
 
 /// Why a running task was told to stop.
@@ -81,6 +82,8 @@ pub struct Session {
     registration: Arc<Registration>,
     /// The id the coordinator knows this worker by (0 before registering).
     worker_id: Arc<AtomicI64>,
+    /// The last lease call's number.
+    calls: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -90,6 +93,7 @@ impl Session {
             board: Board::default(),
             registration: Arc::new(registration),
             worker_id: Arc::default(),
+            calls: Arc::default(),
         }
     }
 
@@ -123,12 +127,14 @@ impl Session {
 
     /// Completes `done` and leases up to `free` tasks that fit `kind`, in
     /// one call: a long poll of up to `wait` when there is nothing to
-    /// complete, otherwise at once. When the call fails, the completions go
-    /// again in calls of their own (retried while the coordinator is away; a
-    /// lease the failed call may have made expires) and no task is leased;
-    /// with nothing to complete it waits a moment, so the caller simply asks
-    /// again. A coordinator that no longer knows this worker gets it
-    /// registered again first.
+    /// complete, otherwise at once. A call whose answer is lost to a
+    /// coordinator that went away is made again, with the same number, until
+    /// one answers: the coordinator may have committed the first try, and the
+    /// second gets its leases back. A call refused for good sends the
+    /// completions on their own and leases nothing, waiting a moment first
+    /// when there was nothing to complete, so the caller simply asks again. A
+    /// coordinator that no longer knows this worker gets it registered again
+    /// first.
     pub async fn lease(
         &self,
         done: &[Completion],
@@ -136,15 +142,28 @@ impl Session {
         wait: Duration,
         kind: DeviceKind,
     ) -> (Result<Outcomes, WireError>, Vec<Leased>) {
-        let worker = self.worker_id();
-        let err = match self.client.lease(worker, done, free, wait, &[kind]).await {
+        let mut call = LeaseCall {
+            worker: self.worker_id(),
+            number: self.calls.fetch_add(1, Ordering::Relaxed) + 1,
+            again: false,
+        };
+        let kinds = [kind];
+        let mut answer = self.client.lease(call, done, free, wait, &kinds).await;
+        if let Err(err) = &answer
+            && err.kind.is_transient()
+        {
+            tracing::warn!(error = %err, completions = done.len(), "lease failed; asking again");
+            call.again = true;
+            answer = retry(|| self.client.lease(call, done, free, wait, &kinds)).await;
+        }
+        let err = match answer {
             Ok((outcomes, leases)) => return (Ok(outcomes), leases),
             Err(err) => err,
         };
         if err.kind == ErrorKind::NotFound {
             self.reregister().await;
         } else {
-            tracing::warn!(error = %err, completions = done.len(), "lease failed; retrying");
+            tracing::warn!(error = %err, completions = done.len(), "lease refused; retrying");
             if done.is_empty() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -161,7 +180,7 @@ impl Session {
         let call = || async {
             let (outcomes, _) = self
                 .client
-                .lease(self.worker_id(), done, 0, Duration::ZERO, &[])
+                .lease(self.worker_id().into(), done, 0, Duration::ZERO, &[])
                 .await?;
             Ok(outcomes)
         };

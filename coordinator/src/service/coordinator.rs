@@ -7,7 +7,7 @@ use futures::StreamExt;
 use sweep_proto::lease::outcome_to_wire;
 use sweep_proto::v1::coordinator_server::Coordinator;
 use sweep_proto::v1::{self, artifact_upload};
-use sweep_proto::{Completion, DeviceKind, Lease, LeaseRef, MetricPoint, Registered};
+use sweep_proto::{Completion, DeviceKind, Lease, LeaseCall, LeaseRef, MetricPoint, Registered};
 use sweep_proto::{Registration, TaskId, TaskState, WireError, WorkerId, text};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -82,7 +82,7 @@ impl CoordinatorService {
     /// or the server stops.
     async fn lease_waiting(
         &self,
-        worker: WorkerId,
+        mut call: LeaseCall,
         fit: Capabilities,
         slots: u32,
         wait: Duration,
@@ -95,8 +95,10 @@ impl CoordinatorService {
             let started = Instant::now();
             let leases = self
                 .store
-                .lease(worker, &fit, slots, self.config.lease_ttl)
+                .lease(call, &fit, slots, self.config.lease_ttl)
                 .await?;
+            // What a lost try left is back after the first look.
+            call.again = false;
             self.metrics.observe_lease(started.elapsed());
             let now = Instant::now();
             if !leases.is_empty() || slots == 0 || now >= deadline || *stopping.borrow() {
@@ -139,6 +141,11 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<v1::LeaseResponse>, Status> {
         let req = request.into_inner();
         let worker = WorkerId::from_wire(req.worker_id)?;
+        let call = LeaseCall {
+            worker,
+            number: req.call,
+            again: req.again,
+        };
         let kinds: Vec<DeviceKind> = (req.device_kinds.iter())
             .map(|&raw| DeviceKind::from_wire(raw))
             .collect::<Result<_, _>>()?;
@@ -148,7 +155,7 @@ impl Coordinator for CoordinatorService {
         let slots = req.free_slots.min(MAX_SLOTS);
         let (outcomes, leases) = if req.completions.is_empty() {
             let wait = Duration::from_millis(req.wait_ms);
-            let leases = self.lease_waiting(worker, fit, slots, wait).await?;
+            let leases = self.lease_waiting(call, fit, slots, wait).await?;
             (Vec::new(), leases)
         } else {
             // Answered at once, without the long poll: the worker waits for
@@ -157,13 +164,7 @@ impl Coordinator for CoordinatorService {
             let started = Instant::now();
             let (stored, leases) = self
                 .store
-                .complete_and_lease(
-                    &batch.well_formed,
-                    worker,
-                    &fit,
-                    slots,
-                    self.config.lease_ttl,
-                )
+                .complete_and_lease(&batch.well_formed, call, &fit, slots, self.config.lease_ttl)
                 .await?;
             self.metrics.observe_lease(started.elapsed());
             (self.outcomes(batch, stored, slots == 0), leases)

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sweep_proto::{
-    CancelOutcome, Completion, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep,
-    SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
+    CancelOutcome, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, Registration,
+    Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
@@ -81,14 +81,20 @@ pub trait QueueStore: Send + Sync + 'static {
     /// callers, however many call at once. Returns at once; waiting for work is
     /// the caller's (see [`QueueStore::changes`]). [`Error::NotFound`] for an
     /// unknown worker.
+    ///
+    /// Each lease records the call's number. A call made `again` first gets
+    /// back, with their expiry extended, the leases of the worker's call of
+    /// that number that are still held, all of them even beyond `max` (the
+    /// worker asks again with the slots it asked for before), and only then
+    /// fills the slots left with new claims.
     async fn lease(
         &self,
-        worker: WorkerId,
+        call: LeaseCall,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
     ) -> Result<Vec<Lease>> {
-        let (_, leases) = self.complete_and_lease(&[], worker, fit, max, ttl).await?;
+        let (_, leases) = self.complete_and_lease(&[], call, fit, max, ttl).await?;
         Ok(leases)
     }
 
@@ -101,7 +107,7 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn complete_and_lease(
         &self,
         completions: &[Completion],
-        worker: WorkerId,
+        call: LeaseCall,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,

@@ -3,7 +3,8 @@
 //! the server starting up, a serialization failure or deadlock). Every call
 //! is one transaction, so a call that failed changed nothing and may simply
 //! be made again; only a commit whose answer was lost can leave its work
-//! done once more (an extra lease that expires, a sweep stored twice).
+//! done once more (a sweep stored twice; a lease call asks again for the
+//! leases it made).
 
 use std::future::Future;
 use std::time::Duration;
@@ -80,14 +81,21 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
     async fn complete_and_lease(
         &self,
         completions: &[Completion],
-        worker: WorkerId,
+        call: LeaseCall,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
     ) -> Result<(Vec<Result<()>>, Vec<Lease>)> {
+        // A try whose commit's answer was lost made leases: the next try
+        // asks for them again rather than leaving them to expire.
+        let mut tries = 0;
         retry("lease", || {
-            self.0
-                .complete_and_lease(completions, worker, fit, max, ttl)
+            let again = LeaseCall {
+                again: call.again || tries > 0,
+                ..call
+            };
+            tries += 1;
+            self.0.complete_and_lease(completions, again, fit, max, ttl)
         })
         .await
     }

@@ -48,6 +48,7 @@ pub(crate) fn lease_request(worker_id: u64, slots: u32, wait_ms: u64) -> v1::Lea
         wait_ms,
         device_kinds: vec![v1::DeviceKind::Cpu as i32],
         completions: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -291,6 +291,49 @@ async fn a_restarted_coordinator_keeps_everything() {
     server.stop().await;
 }
 
+/// A coordinator killed between a lease's commit and its answer: the worker
+/// makes the call again, with its number, to the restarted coordinator and
+/// gets the same lease back rather than leaving it to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_call_made_again_after_a_restart_gets_its_lease_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: SPEC.into(),
+        })
+        .await
+        .unwrap();
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let numbered = |again| v1::LeaseRequest {
+        call: 41,
+        again,
+        ..lease_request(worker, 1, 0)
+    };
+    let lost = workers.lease(numbered(false)).await.unwrap().into_inner();
+    server.stop().await;
+
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, _) = server.clients().await;
+    let answer = workers.lease(numbered(true)).await.unwrap().into_inner();
+    assert_eq!(answer.leases.len(), 1);
+    let (before, after) = (&lost.leases[0], &answer.leases[0]);
+    assert_eq!(
+        (after.task_id, &after.lease_token, after.attempt),
+        (before.task_id, &before.lease_token, 1)
+    );
+    // Made again without its flag, the call is a new one: the other task.
+    let fresh = workers.lease(numbered(false)).await.unwrap().into_inner();
+    assert_ne!(fresh.leases[0].task_id, before.task_id);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_in_one_call_are_answered_task_by_task() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,7 +46,10 @@ pub(crate) fn summary(values: &[(&str, f64)]) -> Summary {
 }
 
 pub(crate) async fn lease_one(store: &Arc<dyn Store>, worker: WorkerId, ttl: Duration) -> Lease {
-    let mut leases = store.lease(worker, &CPU, 1, ttl).await.expect("lease");
+    let mut leases = store
+        .lease(worker.into(), &CPU, 1, ttl)
+        .await
+        .expect("lease");
     assert_eq!(leases.len(), 1, "expected one task to lease");
     leases.remove(0)
 }

@@ -6,8 +6,8 @@ use crate::helpers::*;
 use std::collections::HashSet;
 use std::time::Duration;
 use sweep_coordinator::store::*;
-use sweep_proto::LeaseRef;
 use sweep_proto::SweepState;
+use sweep_proto::{LeaseCall, LeaseRef};
 use sweep_proto::{TaskId, TaskState, Verdict, WorkerId};
 use sweep_spec::Summary;
 
@@ -22,7 +22,7 @@ async fn concurrent_leasers_never_get_the_same_task(db: &mut TestDb) {
             let me = worker(&store, &format!("w{i}")).await;
             let mut mine = Vec::new();
             loop {
-                let leases = store.lease(me, &CPU, 3, TTL).await.expect("lease");
+                let leases = store.lease(me.into(), &CPU, 3, TTL).await.expect("lease");
                 if leases.is_empty() {
                     return mine;
                 }
@@ -107,7 +107,13 @@ async fn exhausting_max_attempts_fails_the_task_with_the_last_error(db: &mut Tes
     let sweep = get_sweep(store, id).await.unwrap();
     assert_eq!(sweep.state, SweepState::Failed);
     assert!(sweep.finished_at.is_some());
-    assert!(store.lease(w, &CPU, 1, TTL).await.unwrap().is_empty());
+    assert!(
+        store
+            .lease(w.into(), &CPU, 1, TTL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn expiry_after_the_last_attempt_fails_the_task(db: &mut TestDb) {
@@ -183,7 +189,7 @@ async fn heartbeats_extend_leases_and_report_lost_ones(db: &mut TestDb) {
     let statuses = store.heartbeat(w, &[stale], TTL).await.unwrap();
     assert_eq!(statuses[0].verdict, Verdict::Lost);
     assert_not_found(store.heartbeat(WorkerId(999_999), &[], TTL).await);
-    assert_not_found(store.lease(WorkerId(999_999), &CPU, 1, TTL).await);
+    assert_not_found(store.lease(WorkerId(999_999).into(), &CPU, 1, TTL).await);
 }
 
 async fn cuda_tasks_go_only_to_cuda_workers(db: &mut TestDb) {
@@ -194,9 +200,65 @@ async fn cuda_tasks_go_only_to_cuda_workers(db: &mut TestDb) {
     )
     .await;
     let w = worker(store, "w").await;
-    assert!(store.lease(w, &CPU, 1, TTL).await.unwrap().is_empty());
+    assert!(
+        store
+            .lease(w.into(), &CPU, 1, TTL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let gpu = Capabilities { cuda: true };
-    assert_eq!(store.lease(w, &gpu, 1, TTL).await.unwrap().len(), 1);
+    assert_eq!(store.lease(w.into(), &gpu, 1, TTL).await.unwrap().len(), 1);
+}
+
+async fn a_lease_call_made_again_gets_back_the_leases_it_made(db: &mut TestDb) {
+    let store = &db.store;
+    submit(store, &classify_spec("again", 6, "")).await;
+    let w = worker(store, "w").await;
+    let call = |number, again| LeaseCall {
+        worker: w,
+        number,
+        again,
+    };
+    let first = store.lease(call(7, false), &CPU, 2, TTL).await.unwrap();
+    assert_eq!(first.len(), 2);
+    // Its answer was lost: the same call made again gets the same leases
+    // (same attempt, same token, a later expiry) and fills the third slot.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = store.lease(call(7, true), &CPU, 3, TTL).await.unwrap();
+    assert_eq!(again.len(), 3);
+    for lease in &first {
+        let back = again.iter().find(|l| l.task_id == lease.task_id).unwrap();
+        assert_eq!((back.attempt, &back.token), (lease.attempt, &lease.token));
+        assert!(back.expires_at > lease.expires_at);
+    }
+    let third = (again.iter())
+        .find(|l| first.iter().all(|f| f.task_id != l.task_id))
+        .unwrap();
+    // Another call, made again, gets none of call 7's.
+    let other = store.lease(call(8, true), &CPU, 1, TTL).await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert!(again.iter().all(|l| l.task_id != other[0].task_id));
+    // An ended lease is not handed out again, nor is anything to an
+    // unnumbered call or another worker.
+    store.fail(&third.to_ref(), "boom", false).await.unwrap();
+    let others = worker(store, "other").await;
+    let elsewhere = LeaseCall {
+        worker: others,
+        number: 7,
+        again: true,
+    };
+    let stranger = store.lease(elsewhere, &CPU, 6, TTL).await.unwrap();
+    assert_eq!(stranger.len(), 2, "only the 2 tasks still queued");
+    assert!(stranger.iter().all(|l| l.attempt == 1));
+    let unnumbered = store.lease(call(0, true), &CPU, 6, TTL).await.unwrap();
+    assert!(unnumbered.is_empty());
+    let last = store.lease(call(7, true), &CPU, 6, TTL).await.unwrap();
+    let mut ids: Vec<TaskId> = last.iter().map(|l| l.task_id).collect();
+    let mut held: Vec<TaskId> = first.iter().map(|l| l.task_id).collect();
+    ids.sort();
+    held.sort();
+    assert_eq!(ids, held, "call 7 still holds exactly its first two");
 }
 
 /// The fraction of `tasks` rows in `state` by PostgreSQL's planner
@@ -237,7 +299,7 @@ async fn the_planner_learns_of_tasks_queued_by_a_submission_or_a_retry() {
         "statistics after the submission"
     );
     let w = worker(&db.store, "w").await;
-    for lease in db.store.lease(w, &CPU, 40, TTL).await.unwrap() {
+    for lease in db.store.lease(w.into(), &CPU, 40, TTL).await.unwrap() {
         db.store.fail(&lease.to_ref(), "boom", false).await.unwrap();
     }
     // As autovacuum would while the sweep stood failed.
@@ -297,4 +359,5 @@ crate::store_suite!(
     a_handed_back_task_does_not_use_up_an_attempt,
     heartbeats_extend_leases_and_report_lost_ones,
     cuda_tasks_go_only_to_cuda_workers,
+    a_lease_call_made_again_gets_back_the_leases_it_made,
 );

@@ -111,7 +111,7 @@ async fn completions_in_one_call_are_fenced_and_checked_each_on_its_own(db: &mut
     let store = &db.store;
     submit(store, &classify_spec("many", 4, "")).await;
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 4, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 4, TTL).await.unwrap();
     assert_eq!(leases.len(), 4);
     let refs: Vec<LeaseRef> = leases.iter().map(Lease::to_ref).collect();
     let stale = LeaseRef {
@@ -176,7 +176,7 @@ async fn a_lease_carries_completions_in_its_transaction(db: &mut TestDb) {
     let id = submit(store, &pair_spec("riding")).await;
     let tasks = store.tasks(id, &[]).await.unwrap();
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 5, TTL).await.unwrap();
     let refs: Vec<LeaseRef> = leases.iter().map(Lease::to_ref).collect();
     assert_eq!(refs.len(), 2, "the interpolation is blocked");
     let done = summary(&[("test_acc", 0.9)]);
@@ -190,7 +190,7 @@ async fn a_lease_carries_completions_in_its_transaction(db: &mut TestDb) {
     // An unknown worker changes nothing, its completions included.
     let unknown = WorkerId(w.0 + 1000);
     let refused = store
-        .complete_and_lease(&[completion(&refs[0])], unknown, &CPU, 1, TTL)
+        .complete_and_lease(&[completion(&refs[0])], unknown.into(), &CPU, 1, TTL)
         .await;
     assert_not_found(refused);
     assert_eq!(
@@ -209,7 +209,7 @@ async fn a_lease_carries_completions_in_its_transaction(db: &mut TestDb) {
         completion(&refs[1]),
     ];
     let (outcomes, leased) = store
-        .complete_and_lease(&carried, w, &CPU, 5, TTL)
+        .complete_and_lease(&carried, w.into(), &CPU, 5, TTL)
         .await
         .unwrap();
     let [first, refused, second]: [_; 3] = outcomes.try_into().expect("one outcome each");
@@ -231,7 +231,7 @@ async fn a_task_named_twice_in_one_call_is_completed_once_in_call_order(db: &mut
     let store = &db.store;
     let id = submit(store, &classify_spec("twice", 2, "")).await;
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 2, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 2, TTL).await.unwrap();
     let refs: Vec<LeaseRef> = leases.iter().map(Lease::to_ref).collect();
     let stale = LeaseRef {
         task_id: refs[0].task_id,

@@ -21,7 +21,7 @@ seed = [0, 1, 2]
 "#;
     let id = submit(store, spec).await;
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 6, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 6, TTL).await.unwrap();
     let (small, large): (Vec<&Lease>, Vec<&Lease>) =
         leases.iter().partition(|l| l.params.batch_size == Some(32));
     for (lease, (acc, loss)) in small.iter().zip([(0.80, 1.5), (0.84, 1.25), (0.90, 0.5)]) {
@@ -85,7 +85,7 @@ async fn tasks_are_read_page_by_page_with_the_filter_in_the_database(db: &mut Te
     let id = submit(store, &classify_spec("pages", 5, "")).await;
     let all = store.tasks(id, &[]).await.unwrap();
     let w = worker(store, "w").await;
-    let leased = store.lease(w, &CPU, 2, TTL).await.unwrap();
+    let leased = store.lease(w.into(), &CPU, 2, TTL).await.unwrap();
     assert_eq!(
         leased.iter().map(|l| l.task_id).collect::<Vec<_>>(),
         [all[0].id, all[1].id]

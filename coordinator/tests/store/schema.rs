@@ -58,7 +58,7 @@ async fn a_store_from_before_dependency_counts_counts_them_on_open(db: &mut Test
     db.reopen().await;
     let store = &db.store;
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 5, TTL).await.unwrap();
     for lease in &leases {
         store
             .complete(&lease.to_ref(), &Summary::new(), &[])

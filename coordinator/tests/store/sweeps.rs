@@ -65,7 +65,7 @@ async fn dependents_unblock_only_when_all_dependencies_succeed(db: &mut TestDb) 
     assert_eq!(interpolation.depends_on, vec![tasks[0].id, tasks[1].id]);
 
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 5, TTL).await.unwrap();
     assert_eq!(leases.len(), 2, "the blocked task is not leased");
     store
         .complete(&leases[0].to_ref(), &Summary::new(), &[])
@@ -92,7 +92,7 @@ async fn a_failed_dependency_fails_its_dependents(db: &mut TestDb) {
     let store = &db.store;
     let id = submit(store, &pair_spec("broken-pair")).await;
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 5, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 5, TTL).await.unwrap();
     store
         .fail(&leases[0].to_ref(), "out of memory", false)
         .await
@@ -141,7 +141,13 @@ async fn cancel_stops_queued_tasks_and_tells_the_holders(db: &mut TestDb) {
             signalled: 1
         }
     );
-    assert!(store.lease(w, &CPU, 4, TTL).await.unwrap().is_empty());
+    assert!(
+        store
+            .lease(w.into(), &CPU, 4, TTL)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let statuses = store.heartbeat(w, &[held.to_ref()], TTL).await.unwrap();
     assert_eq!(statuses[0].verdict, Verdict::Cancel);
     assert_eq!(
@@ -170,7 +176,7 @@ async fn retry_requeues_only_failed_tasks(db: &mut TestDb) {
     )
     .await;
     let w = worker(store, "w").await;
-    let leases = store.lease(w, &CPU, 3, TTL).await.unwrap();
+    let leases = store.lease(w.into(), &CPU, 3, TTL).await.unwrap();
     store
         .complete(&leases[0].to_ref(), &Summary::new(), &[])
         .await

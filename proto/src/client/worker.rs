@@ -12,7 +12,7 @@ use crate::MAX_MESSAGE_BYTES;
 use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
 use crate::lease::outcomes_from_wire;
-use crate::lease::{Completion, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes};
+use crate::lease::{Completion, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes};
 use crate::results::{Artifact, CHUNK};
 use crate::v1::coordinator_client::CoordinatorClient;
 use crate::v1::{self, artifact_upload};
@@ -91,17 +91,18 @@ impl WorkerClient {
     /// order) and then leases up to `free_slots` tasks that fit
     /// `device_kinds`, in one call and one transaction. Without
     /// completions the lease is a long poll of up to `wait`; with them it
-    /// answers at once. `free_slots` 0 only completes.
+    /// answers at once. `free_slots` 0 only completes. A `call` made
+    /// `again` gets the leases its lost try made first.
     pub async fn lease(
         &self,
-        worker: WorkerId,
+        call: LeaseCall,
         completions: &[Completion],
         free_slots: u32,
         wait: Duration,
         device_kinds: &[DeviceKind],
     ) -> Result<(Outcomes, Vec<Leased>), WireError> {
         let request = v1::LeaseRequest {
-            worker_id: worker.to_wire(),
+            worker_id: call.worker.to_wire(),
             free_slots,
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             device_kinds: device_kinds
@@ -109,6 +110,8 @@ impl WorkerClient {
                 .map(|&kind| v1::DeviceKind::from(kind) as i32)
                 .collect(),
             completions: completions.iter().map(Into::into).collect(),
+            call: call.number,
+            again: call.again,
         };
         let request = fits("a lease call with its completions", request)?;
         let response = self

@@ -4,9 +4,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use sweep_proto::TaskState;
-use sweep_proto::{Completion, Lease, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId};
+use sweep_proto::{
+    Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId,
+};
 use sweep_proto::{Verdict, WorkerId};
 use tokio::sync::watch;
 
@@ -21,15 +24,15 @@ impl QueueStore for SqlStore {
     async fn complete_and_lease(
         &self,
         completions: &[Completion],
-        worker: WorkerId,
+        call: LeaseCall,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
     ) -> Result<(Vec<Result<()>>, Vec<Lease>)> {
         let mut tx = self.pool.begin().await?;
-        self.touch_worker(&mut tx, worker).await?;
+        self.touch_worker(&mut tx, call.worker).await?;
         let outcomes = self.succeed_all(&mut tx, completions).await?;
-        let leases = self.claim(&mut tx, worker, fit, max, ttl).await?;
+        let leases = self.claim(&mut tx, call, fit, max, ttl).await?;
         if outcomes.iter().any(Result::is_ok) {
             self.commit_change(tx).await?;
         } else {
@@ -209,11 +212,12 @@ impl QueueStore for SqlStore {
 
 impl SqlStore {
     /// Claims up to `max` queued tasks for the worker, as
-    /// [`QueueStore::lease`] says, inside the caller's transaction.
+    /// [`QueueStore::lease`] says, inside the caller's transaction; a call
+    /// made again first gets back the leases it still holds.
     async fn claim(
         &self,
         tx: &mut Transaction<'static, Any>,
-        worker: WorkerId,
+        call: LeaseCall,
         fit: &Capabilities,
         max: u32,
         ttl: Duration,
@@ -221,24 +225,24 @@ impl SqlStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(self.sql(
-            // MATERIALIZED: PostgreSQL may otherwise run the LIMIT sub-select
-            // more than once and claim more than `max` rows.
-            "WITH picked AS MATERIALIZED ( \
-               SELECT id FROM tasks WHERE state = {queued} AND (requires = 'cpu' OR $3 = 1) \
-               ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
-             UPDATE tasks SET state = {leased}, attempt = attempt + 1, lease_owner = $1, \
-               lease_token = {token}, lease_expires_at = {now} + $2, cancel_requested = 0, \
-               started_at = COALESCE(started_at, {now}) \
-             WHERE state = {queued} AND id IN (SELECT id FROM picked) \
-             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
-        ))
-        .bind(worker.0)
-        .bind(millis(ttl))
-        .bind(i64::from(fit.cuda))
-        .bind(i64::from(max))
-        .fetch_all(&mut **tx)
-        .await?;
+        let mut rows = if call.again && call.number != 0 {
+            sqlx::query(self.sql(
+                "UPDATE tasks SET lease_expires_at = {now} + $3 \
+                 WHERE state = {leased} AND lease_owner = $1 AND lease_call = $2 \
+                 RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
+            ))
+            .bind(call.worker.0)
+            .bind(call.number as i64)
+            .bind(millis(ttl))
+            .fetch_all(&mut **tx)
+            .await?
+        } else {
+            Vec::new()
+        };
+        let more = max.saturating_sub(rows.len() as u32);
+        if more > 0 {
+            rows.extend(self.claim_queued(tx, call, fit, more, ttl).await?);
+        }
         let mut with_deps = Vec::new();
         let mut leases = rows
             .iter()
@@ -264,5 +268,36 @@ impl SqlStore {
             lease.depends_on = deps.remove(&lease.task_id).unwrap_or_default();
         }
         Ok(leases)
+    }
+
+    /// Moves up to `max` queued tasks that fit to leased under `call`.
+    async fn claim_queued(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        call: LeaseCall,
+        fit: &Capabilities,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<Vec<AnyRow>> {
+        let rows = sqlx::query(self.sql(
+            // MATERIALIZED: PostgreSQL may otherwise run the LIMIT sub-select
+            // more than once and claim more than `max` rows.
+            "WITH picked AS MATERIALIZED ( \
+               SELECT id FROM tasks WHERE state = {queued} AND (requires = 'cpu' OR $3 = 1) \
+               ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
+             UPDATE tasks SET state = {leased}, attempt = attempt + 1, lease_owner = $1, \
+               lease_call = $5, lease_token = {token}, lease_expires_at = {now} + $2, \
+               cancel_requested = 0, started_at = COALESCE(started_at, {now}) \
+             WHERE state = {queued} AND id IN (SELECT id FROM picked) \
+             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
+        ))
+        .bind(call.worker.0)
+        .bind(millis(ttl))
+        .bind(i64::from(fit.cuda))
+        .bind(i64::from(max))
+        .bind(call.number as i64)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows)
     }
 }
