@@ -9,9 +9,9 @@ use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, TaskState};
 
 use crate::args::{Endpoint, Format};
-use crate::columns;
-use crate::output::{Listing, ago, now_ms};
+use crate::output::{Listing, Print, ago, now_ms};
 use crate::progress::follow;
+use sweep_report::columns;
 
 /// Reads a spec file, with the path in the error.
 pub fn read_spec(path: &Path) -> anyhow::Result<String> {

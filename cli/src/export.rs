@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use sweep_proto::SweepRef;
 
 use crate::args::ExportFormat;
-use crate::columns;
 use crate::source::Source;
+use sweep_report::columns;
 
 /// The task, its identity columns, then the point.
 fn header() -> Vec<&'static str> {

@@ -6,17 +6,15 @@
 //! - [`cluster`]: the verbs against a running coordinator (submit, status,
 //!   watch, cancel, retry, workers, tasks) through `sweep_proto`'s typed
 //!   client; [`progress`] draws a sweep's progress.
-//! - [`report`]: per-setting mean ± std tables; [`export`]: raw metrics for
-//!   notebooks. Both, and [`plot`], read from a [`source::Source`]: the
+//! - [`report`]: per-setting mean ± std tables; [`plot`]: the report's
+//!   figures as files (both computed by `sweep_report`); [`export`]: raw
+//!   metrics for notebooks. All read from a [`source::Source`]: the
 //!   coordinator's read RPCs, or the database opened read-only.
-//! - [`columns`]: task parameters as listing columns, for every listing.
 //! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors.
-//! - [`plot`]: the report's figures (plotters), PCA of weight snapshots.
 //! - [`output`]: table, CSV and JSON listings.
 
 pub mod args;
 pub mod cluster;
-pub mod columns;
 pub mod export;
 pub mod fetch;
 #[cfg(feature = "local")]

@@ -5,33 +5,20 @@ use std::io::Write;
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{CellAlignment, ContentArrangement};
-use serde_json::{Map, Value};
+pub use sweep_report::{Listing, text};
 
 use crate::args::Format;
 
-/// Rows of named columns. Cells are JSON values so that JSON output keeps
-/// numbers as numbers.
-#[derive(Debug, Default)]
-pub struct Listing {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
+/// A [`Listing`] printed in the three formats.
+pub trait Print {
+    /// Writes the listing to stdout in `format`.
+    fn print(&self, format: Format) -> anyhow::Result<()>;
+    fn table(&self) -> String;
+    fn csv(&self, out: impl Write) -> anyhow::Result<()>;
 }
 
-impl Listing {
-    pub fn new(columns: &[&str]) -> Self {
-        Self {
-            columns: columns.iter().map(|c| c.to_string()).collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub fn push(&mut self, row: Vec<Value>) {
-        debug_assert_eq!(row.len(), self.columns.len());
-        self.rows.push(row);
-    }
-
-    /// Writes the listing to stdout in `format`.
-    pub fn print(&self, format: Format) -> anyhow::Result<()> {
+impl Print for Listing {
+    fn print(&self, format: Format) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         match format {
             Format::Table => writeln!(out, "{}", self.table())?,
@@ -41,7 +28,7 @@ impl Listing {
         Ok(())
     }
 
-    pub fn table(&self) -> String {
+    fn table(&self) -> String {
         let mut table = comfy_table::Table::new();
         table
             .load_preset(UTF8_BORDERS_ONLY)
@@ -60,7 +47,7 @@ impl Listing {
         table.to_string()
     }
 
-    pub fn csv(&self, out: impl Write) -> anyhow::Result<()> {
+    fn csv(&self, out: impl Write) -> anyhow::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
         writer.write_record(&self.columns)?;
         for row in &self.rows {
@@ -68,32 +55,6 @@ impl Listing {
         }
         writer.flush()?;
         Ok(())
-    }
-
-    pub fn json(&self) -> Value {
-        Value::Array(
-            self.rows
-                .iter()
-                .map(|row| {
-                    let object: Map<String, Value> = self
-                        .columns
-                        .iter()
-                        .cloned()
-                        .zip(row.iter().cloned())
-                        .collect();
-                    Value::Object(object)
-                })
-                .collect(),
-        )
-    }
-}
-
-/// A cell as text: strings bare, nothing as empty, numbers as JSON writes them.
-pub fn text(cell: &Value) -> String {
-    match cell {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -117,7 +78,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn listing() -> Listing {
         let mut listing = Listing::new(&["id", "name"]);

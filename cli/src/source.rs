@@ -9,7 +9,9 @@ use sweep_proto::{
     Artifact, Metric, SettingStats, Sweep, SweepId, SweepRef, Task, TaskId, TaskState,
 };
 
-use crate::args::{Endpoint, Results};
+use sweep_report::Results;
+
+use crate::args::{Endpoint, Results as ResultsArgs};
 
 pub enum Source {
     Coordinator(SweepsClient),
@@ -19,7 +21,7 @@ pub enum Source {
 impl Source {
     /// The coordinator when the flags (or `SWEEP_ENDPOINT`) name one, the
     /// database otherwise.
-    pub async fn open(args: &Results) -> anyhow::Result<Self> {
+    pub async fn open(args: &ResultsArgs) -> anyhow::Result<Self> {
         match &args.endpoint {
             Some(endpoint) => {
                 let endpoint = Endpoint {
@@ -72,4 +74,24 @@ impl Source {
             Self::Database(reader) => reader.aggregate(sweep).await?,
         })
     }
+}
+
+/// The figures read through the same calls as every other verb.
+#[async_trait::async_trait]
+impl Results for Source {
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> sweep_report::Result<Vec<Task>> {
+        Source::tasks(self, sweep, states).await.map_err(read)
+    }
+
+    async fn metrics(&self, task: TaskId) -> sweep_report::Result<Vec<Metric>> {
+        Source::metrics(self, task).await.map_err(read)
+    }
+
+    async fn artifact(&self, task: TaskId, name: &str) -> sweep_report::Result<Artifact> {
+        Source::artifact(self, task, name).await.map_err(read)
+    }
+}
+
+fn read(err: anyhow::Error) -> sweep_report::Error {
+    sweep_report::Error::Read(format!("{err:#}"))
 }

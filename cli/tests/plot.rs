@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sweep_cli::plot::{self, Figure, ImageFormat};
 use sweep_cli::source::Source;
 use sweep_coordinator::store::{self, NewArtifact, Store};
 use sweep_proto::{Backend, Lease, MetricPoint, Registration, SweepId, WorkerId};
+use sweep_report::figures::{self, Figure, Image};
 use sweep_spec::{Summary, TaskParams, planner, weights};
 
 struct Results {
@@ -91,11 +91,11 @@ impl Results {
 
     async fn figures(&self, sweep: SweepId) -> HashMap<String, Figure> {
         let reader = Source::Database(store::Reader::open(&self.url).await.unwrap());
-        let figures = plot::figures(&reader, &sweep.into()).await.unwrap();
+        let figures = figures::figures(&reader, sweep).await.unwrap();
         // Every figure renders, and its SVG draws every series.
         for figure in &figures {
             let path = self.dir.path().join(format!("{}.svg", figure.file));
-            plot::render(figure, &path, ImageFormat::Svg).unwrap();
+            figures::render(figure, &path, Image::Svg).unwrap();
             assert_draws(figure, &std::fs::read_to_string(&path).unwrap());
         }
         figures.into_iter().map(|f| (f.file.clone(), f)).collect()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
-use sweep_proto::{Sweep, SweepId, SweepRef, TaskId, TaskState, WireError, WorkerInfo, text};
+use sweep_proto::{Sweep, SweepId, SweepRef, TaskId, TaskState, WireError, text};
 use sweep_spec::planner::{self, Limits};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::{DownloadStream, RECHECK, reads};
 use crate::config::Config;
 use crate::error::Error;
-use crate::store::{Store, Worker};
+use crate::store::Store;
 
 const DEFAULT_LIST: u32 = 50;
 const MAX_LIST: u32 = 1000;
@@ -261,19 +261,8 @@ impl Sweeps for SweepsService {
         Ok(Response::new(v1::ListWorkersResponse {
             workers: workers
                 .iter()
-                .map(|w| v1::WorkerInfo::from(&worker_info(w, &self.config)))
+                .map(|w| v1::WorkerInfo::from(&w.info(self.config.lease_ttl)))
                 .collect(),
         }))
-    }
-}
-
-/// A worker counts as lost once it has been silent for longer than a lease.
-fn worker_info(worker: &Worker, config: &Config) -> WorkerInfo {
-    WorkerInfo {
-        id: worker.id,
-        registration: worker.registration.clone(),
-        last_heartbeat_at: worker.last_heartbeat_at,
-        alive: worker.silent_for <= config.lease_ttl,
-        running: worker.running.clone(),
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 pub use sweep_proto::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
-use sweep_proto::{Registration, Task, TaskId, WorkerId};
+use sweep_proto::{Registration, Task, TaskId, WorkerId, WorkerInfo};
 
 /// A registered worker as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,20 @@ pub struct Worker {
     pub silent_for: Duration,
     /// The tasks it holds a lease on.
     pub running: Vec<TaskId>,
+}
+
+impl Worker {
+    /// The worker as listings show it: lost once it has been silent for
+    /// longer than a lease lives.
+    pub fn info(&self, lease_ttl: Duration) -> WorkerInfo {
+        WorkerInfo {
+            id: self.id,
+            registration: self.registration.clone(),
+            last_heartbeat_at: self.last_heartbeat_at,
+            alive: self.silent_for <= lease_ttl,
+            running: self.running.clone(),
+        }
+    }
 }
 
 /// What a worker can run now.

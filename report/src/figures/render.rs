@@ -8,7 +8,8 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use super::{Figure, ImageFormat};
+use super::Figure;
+use crate::{Error, Result};
 
 const SIZE: (u32, u32) = (960, 640);
 
@@ -24,23 +25,45 @@ fn register() {
     });
 }
 
-pub fn render(figure: &Figure, path: &Path, format: ImageFormat) -> anyhow::Result<()> {
+/// The image formats figures are drawn in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    Svg,
+    Png,
+}
+
+/// Draws `figure` into the file at `path`.
+pub fn render(figure: &Figure, path: &Path, format: Image) -> Result<()> {
     register();
-    let failed =
-        |err: &dyn std::fmt::Display| anyhow::anyhow!("cannot draw {}: {err}", path.display());
+    let failed = |err: &dyn std::fmt::Display| Error::Draw {
+        what: path.display().to_string(),
+        message: err.to_string(),
+    };
     match format {
-        ImageFormat::Svg => {
-            let root = SVGBackend::new(path, SIZE).into_drawing_area();
-            draw(figure, &root).map_err(|e| failed(&e))?;
-            root.present().map_err(|e| failed(&e))?;
-        }
-        ImageFormat::Png => {
+        Image::Svg => std::fs::write(path, svg(figure)?).map_err(|e| failed(&e))?,
+        Image::Png => {
             let root = BitMapBackend::new(path, SIZE).into_drawing_area();
             draw(figure, &root).map_err(|e| failed(&e))?;
             root.present().map_err(|e| failed(&e))?;
         }
     }
     Ok(())
+}
+
+/// `figure` as an SVG document, the same bytes [`render`] writes.
+pub fn svg(figure: &Figure) -> Result<String> {
+    register();
+    let failed = |err: &dyn std::fmt::Display| Error::Draw {
+        what: figure.file.clone(),
+        message: err.to_string(),
+    };
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw(figure, &root).map_err(|e| failed(&e))?;
+        root.present().map_err(|e| failed(&e))?;
+    }
+    Ok(out)
 }
 
 /// The range covering `values`, padded by 5% (a unit around a single

@@ -9,7 +9,7 @@ use sweep_proto::{SweepId, TaskId, TaskState};
 use sweep_spec::{Summary, TaskParams, weights};
 
 use crate::columns::setting_labels;
-use crate::source::Source;
+use crate::{Error, Result, Results};
 
 /// A succeeded task with what the figures read from it.
 pub struct Run {
@@ -34,7 +34,7 @@ impl Run {
 }
 
 /// Every succeeded task of the sweep with its metrics and snapshots.
-pub async fn load(source: &Source, sweep: SweepId) -> anyhow::Result<Vec<Run>> {
+pub async fn load(source: &dyn Results, sweep: SweepId) -> Result<Vec<Run>> {
     let tasks = source.tasks(sweep, &[TaskState::Succeeded]).await?;
     let mut runs = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -52,10 +52,10 @@ pub async fn load(source: &Source, sweep: SweepId) -> anyhow::Result<Vec<Run>> {
 
 /// The weight snapshots a classify task stored every `snapshot_every` epochs.
 async fn snapshots(
-    source: &Source,
+    source: &dyn Results,
     task: TaskId,
     params: &TaskParams,
-) -> anyhow::Result<Vec<(u64, Vec<f32>)>> {
+) -> Result<Vec<(u64, Vec<f32>)>> {
     let Some(classify) = params.experiment.classify() else {
         return Ok(Vec::new());
     };
@@ -65,9 +65,7 @@ async fn snapshots(
     let mut out = Vec::new();
     for epoch in (every..=classify.epochs).step_by(every as usize) {
         let artifact = source.artifact(task, &weights::snapshot(epoch)).await?;
-        let flat = weights::from_bytes(&artifact.data).ok_or_else(|| {
-            anyhow::anyhow!("task {task}: snapshot of epoch {epoch} is not whole f32 values")
-        })?;
+        let flat = weights::from_bytes(&artifact.data).ok_or(Error::Snapshot { task, epoch })?;
         out.push((epoch, flat));
     }
     Ok(out)

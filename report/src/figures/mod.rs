@@ -1,4 +1,5 @@
-//! `sweep plot`: the report's figures from a sweep's stored results.
+//! The report's figures from a sweep's stored results (`sweep plot` writes
+//! them to files, the dashboard shows them inline).
 //!
 //! Figures are computed as data first ([`Figure`]: named series of points)
 //! and then drawn by one renderer ([`render`]), so what a figure shows can be
@@ -17,13 +18,11 @@ mod render;
 mod runs;
 mod versus;
 
-use std::path::{Path, PathBuf};
+use sweep_proto::SweepId;
 
-use sweep_proto::SweepRef;
+use crate::{Result, Results};
 
-use crate::source::Source;
-
-pub use render::render;
+pub use render::{Image, render, svg};
 use versus::Versus;
 
 /// One figure: a title, two axes and named series of (x, y) points.
@@ -81,17 +80,9 @@ impl Series {
     }
 }
 
-/// The image formats figures are written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ImageFormat {
-    Svg,
-    Png,
-}
-
 /// Every figure the sweep's succeeded tasks support.
-pub async fn figures(source: &Source, which: &SweepRef) -> anyhow::Result<Vec<Figure>> {
-    let sweep = source.sweep(which).await?;
-    let runs = runs::load(source, sweep.id).await?;
+pub async fn figures(results: &dyn Results, sweep: SweepId) -> Result<Vec<Figure>> {
+    let runs = runs::load(results, sweep).await?;
     let mut out = curves::curves(&runs);
     out.extend(versus::versus(&runs, Versus::Params));
     out.extend(versus::versus(&runs, Versus::BatchSize));
@@ -99,35 +90,6 @@ pub async fn figures(source: &Source, which: &SweepRef) -> anyhow::Result<Vec<Fi
     out.extend(interpolation::interpolation(&runs));
     out.extend(paths::paths(&runs));
     Ok(out)
-}
-
-/// Writes every figure the sweep's results support into `dir` and returns
-/// the files written.
-pub async fn plot(
-    source: &Source,
-    which: &SweepRef,
-    dir: &Path,
-    format: ImageFormat,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let figures = figures(source, which).await?;
-    anyhow::ensure!(
-        !figures.is_empty(),
-        "{which} has no results to plot yet (no task has succeeded)"
-    );
-    std::fs::create_dir_all(dir)
-        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", dir.display()))?;
-    figures
-        .iter()
-        .map(|figure| {
-            let extension = match format {
-                ImageFormat::Svg => "svg",
-                ImageFormat::Png => "png",
-            };
-            let path = dir.join(format!("{}.{extension}", figure.file));
-            render(figure, &path, format)?;
-            Ok(path)
-        })
-        .collect()
 }
 
 /// "Loss" from "loss", for titles.

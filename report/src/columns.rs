@@ -84,7 +84,7 @@ pub fn setting_labels(params: &[&TaskParams], skip: &[&str]) -> Vec<String> {
         .map(|(params, flat)| {
             let mut label = params.model_name.clone();
             for key in &varying {
-                let value = flat.get(key).map(crate::output::text).unwrap_or_default();
+                let value = flat.get(key).map(crate::text).unwrap_or_default();
                 let short = key.rsplit('.').next().unwrap_or(key);
                 label = format!("{label} {short}={value}");
             }
