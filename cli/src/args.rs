@@ -130,6 +130,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+    /// Serve the web dashboard over a sweep database, read-only.
+    ///
+    /// Sweeps, their reports, figures and tasks, and the workers, updated
+    /// live while others write. A coordinator serves the same dashboard
+    /// itself, at / on its own address.
+    Dashboard {
+        /// The database: postgres://USER@HOST/DB, or sqlite://PATH (or a
+        /// plain path). It is only read: nothing is created or migrated.
+        #[arg(long, env = "SWEEP_DATABASE_URL", default_value = "sqlite://sweeps.db")]
+        database_url: String,
+        /// The address to serve on; another host than this one's loopback
+        /// lets anyone who reaches it read the results.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Datasets the full-scale specs need.
     Data {
         #[command(subcommand)]
@@ -180,6 +195,13 @@ pub struct RunArgs {
     /// A directory of datasets (see the README); the MNIST sample is built in.
     #[arg(long, env = "SWEEP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The address the embedded coordinator, and its web dashboard, serve on
+    /// (port 0: any free port; the dashboard's URL is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Serve no dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
     #[command(flatten)]
     pub output: Output,
 }

@@ -81,6 +81,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let out = std::io::stdout().lock();
             export::export(&source, &sweep, format, out).await
         }
+        Command::Dashboard {
+            database_url,
+            listen,
+        } => dashboard(&database_url, listen).await,
         Command::Data {
             command: DataCommand::Fetch { name, dir, mirrors },
         } => {
@@ -99,6 +103,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `sweep dashboard`: the coordinator's dashboard over a database opened
+/// read-only, until Ctrl-C.
+async fn dashboard(url: &str, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use sweep_coordinator::dashboard::{self, Dashboard};
+    let reader: Arc<dyn store::ResultStore> = Arc::new(open(url).await?);
+    let changes = dashboard::poll(reader.clone());
+    let lease_ttl = sweep_coordinator::Config::new(url).lease_ttl;
+    let router = dashboard::router(Dashboard::new(reader, None, changes, lease_ttl));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {listen}: {err}"))?;
+    eprintln!(
+        "dashboard: http://{}/ (reading {}; Ctrl-C stops it)",
+        listener.local_addr()?,
+        store::redacted(url)
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(sweep_process::shutdown_signal())
+        .await?;
+    Ok(())
 }
 
 /// The database results are read from, opened read-only: a missing SQLite

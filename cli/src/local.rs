@@ -40,16 +40,19 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let sweep_id = resume_or_create(store.as_ref(), &submission).await?;
     drop(store);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", args.listen))?;
     let endpoint = format!("http://{}", listener.local_addr()?);
+    if !args.no_dashboard {
+        eprintln!("dashboard: {endpoint}/");
+    }
+    let mut config = sweep_coordinator::Config::new(url.clone());
+    config.dashboard = !args.no_dashboard;
     let (stop_coordinator, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(sweep_coordinator::run(
-        sweep_coordinator::Config::new(url.clone()),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let served = tokio::spawn(sweep_coordinator::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
     let client = SweepsClient::connect(&endpoint, &Credentials::default()).await?;
 
     let (stop_workers, mut workers) = start_workers(args, &endpoint);

@@ -25,6 +25,8 @@ pub struct Config {
     pub tls: Option<TlsIdentity>,
     /// The bearer token clients must present (none: no check).
     pub client_token: Option<String>,
+    /// Serve the web dashboard on the same port.
+    pub dashboard: bool,
 }
 
 impl Config {
@@ -39,6 +41,7 @@ impl Config {
             worker_token: None,
             tls: None,
             client_token: None,
+            dashboard: true,
         }
     }
 }

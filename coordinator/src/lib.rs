@@ -10,10 +10,12 @@
 //!   for clients, with bearer-token auth.
 //! - [`reaper`]: re-queues tasks whose leases expired.
 //! - [`metrics`]: Prometheus metrics at `/metrics` on the gRPC port.
+//! - [`dashboard`]: the web dashboard, on the gRPC port too.
 //! - [`run`] wires it all to a listener; [`Config`] holds the settings.
 //! - [`error`]: the error type and its one conversion to `tonic::Status`.
 
 mod config;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod reaper;

@@ -61,6 +61,10 @@ struct Args {
     /// Bearer token clients (the cli) must present.
     #[arg(long, env = "SWEEP_TOKEN", hide_env_values = true)]
     client_token: Option<String>,
+    /// Serve no web dashboard (by default it is at / on the listen address;
+    /// read-only, cancel and retry need the client token).
+    #[arg(long, env = "SWEEP_NO_DASHBOARD")]
+    no_dashboard: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,6 +101,7 @@ impl Args {
         }
         config.worker_token = self.worker_token;
         config.client_token = self.client_token;
+        config.dashboard = !self.no_dashboard;
         Ok(config)
     }
 }

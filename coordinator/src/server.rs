@@ -18,6 +18,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
+use crate::dashboard::{self, Actions, Dashboard};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Metrics};
 use crate::reaper;
@@ -62,7 +63,7 @@ pub async fn run(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|err| Error::Server(format!("TLS: {err}")))?;
     }
-    // HTTP/1.1 too, for Prometheus's scrapes of /metrics.
+    // HTTP/1.1 too, for Prometheus's scrapes of /metrics and for browsers.
     let served = builder
         .accept_http1(true)
         .add_routes(routes)
@@ -73,7 +74,7 @@ pub async fn run(
 }
 
 /// Every service: health, reflection, the two gRPC services behind their
-/// tokens, and `/metrics`.
+/// tokens, `/metrics` and the dashboard.
 async fn routes(
     config: &Config,
     store: Arc<dyn Store>,
@@ -121,6 +122,16 @@ async fn routes(
         .add_service(reflection_v1alpha)
         .add_service(coordinator)
         .add_service(sweeps);
-    let scrape = metrics::router(metrics, store, config.lease_ttl);
-    Ok(Routes::from(grpc.into_axum_router().merge(scrape)))
+    let changes = store.changes();
+    let scrape = metrics::router(metrics, store.clone(), config.lease_ttl);
+    let mut http = grpc.into_axum_router().merge(scrape);
+    if config.dashboard {
+        let actions = Actions {
+            sweeps: store.clone(),
+            token: config.client_token.clone().filter(|t| !t.is_empty()),
+        };
+        let dashboard = Dashboard::new(store, Some(actions), changes, config.lease_ttl);
+        http = http.merge(dashboard::router(dashboard));
+    }
+    Ok(Routes::from(http))
 }

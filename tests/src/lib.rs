@@ -113,21 +113,80 @@ impl Coordinator {
 
     /// Its Prometheus metrics, as a scrape of `/metrics` reads them.
     pub async fn metrics(&self) -> String {
-        let address = self.url.trim_start_matches("http://").to_string();
-        let scrape = move || -> std::io::Result<String> {
-            use std::io::{Read, Write};
-            let mut socket = std::net::TcpStream::connect(address)?;
-            socket
-                .write_all(b"GET /metrics HTTP/1.1\r\nHost: sweep\r\nConnection: close\r\n\r\n")?;
-            let mut response = String::new();
-            socket.read_to_string(&mut response)?;
-            Ok(response)
-        };
-        let response = tokio::task::spawn_blocking(scrape)
-            .await
-            .expect("the scrape ran");
-        response.expect("the coordinator serves its metrics")
+        let reply = http(&self.url, "GET", "/metrics", &[], "").await;
+        assert_eq!(reply.status, 200, "the coordinator serves its metrics");
+        reply.body
     }
+}
+
+/// An HTTP/1.1 reply: its status, headers (names lowercase) and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let found = self.headers.iter().find(|(n, _)| n == name);
+        found.map(|(_, value)| value.as_str())
+    }
+}
+
+/// One HTTP/1.1 request to `url` (`http://HOST:PORT`), as a browser or a
+/// scraper sends it: `headers` beside Host, `body` as it is.
+pub async fn http(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://").to_string();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let exchange = move || -> std::io::Result<String> {
+        let mut socket = std::net::TcpStream::connect(address)?;
+        socket.write_all(request.as_bytes())?;
+        let mut response = Vec::new();
+        socket.read_to_end(&mut response)?;
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    };
+    let response = tokio::task::spawn_blocking(exchange)
+        .await
+        .expect("the request ran")
+        .expect("the server answers");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP reply");
+    let mut lines = head.lines();
+    let status = (lines.next().and_then(|l| l.split(' ').nth(1)))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// A loopback address no one listens on yet.
+pub fn free_address() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string()
 }
 
 /// A binary of the workspace (`sweep`, `sweep-worker`), built for this test

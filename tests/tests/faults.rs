@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use sweep_proto::{SweepState, TaskState};
 use sweep_tests::{
-    Coordinator, Postgres, Process, binary, client, finished, stderr, stdout, submit, sweep,
-    terminate, wait_for, worker,
+    Coordinator, Postgres, Process, binary, client, finished, free_address, stderr, stdout, submit,
+    sweep, terminate, wait_for, worker,
 };
 
 /// Twelve tasks of about a second each, reporting metrics at every step.
@@ -76,14 +76,6 @@ async fn a_worker_moves_to_the_replica_that_is_left() {
     );
     assert!(terminate(&mut process).success());
     drop(postgres);
-}
-
-/// A loopback address no one listens on yet.
-fn free_address() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .to_string()
 }
 
 /// One task of some seconds, long enough to be cut in the middle.

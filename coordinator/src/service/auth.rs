@@ -31,7 +31,7 @@ impl Interceptor for BearerAuth {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "));
         match given {
-            Some(given) if same(given.as_bytes(), expected.as_bytes()) => Ok(request),
+            Some(given) if same_token(given.as_bytes(), expected.as_bytes()) => Ok(request),
             Some(_) => Err(Status::unauthenticated("the bearer token is wrong")),
             None => Err(Status::unauthenticated(
                 "a bearer token is required (authorization: Bearer <token>)",
@@ -41,7 +41,7 @@ impl Interceptor for BearerAuth {
 }
 
 /// Compares in time that does not depend on where the inputs differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub fn same_token(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

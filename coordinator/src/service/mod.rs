@@ -16,7 +16,7 @@ use futures::Stream;
 use sweep_proto::{Artifact, v1};
 use tonic::Status;
 
-pub use auth::BearerAuth;
+pub use auth::{BearerAuth, same_token};
 pub use coordinator::CoordinatorService;
 pub use sweeps::SweepsService;
 

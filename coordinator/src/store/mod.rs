@@ -64,9 +64,6 @@ pub trait SweepStore: Send + Sync + 'static {
 pub trait WorkerStore: Send + Sync + 'static {
     /// Records a worker; a restarted worker registers again and gets a new id.
     async fn register_worker(&self, worker: &Registration) -> Result<WorkerId>;
-
-    /// All registered workers with the tasks they hold, newest first.
-    async fn workers(&self) -> Result<Vec<Worker>>;
 }
 
 /// The task queue. Every method is atomic: it either happens whole or not at
@@ -185,6 +182,9 @@ pub trait QueueStore: Send + Sync + 'static {
 /// `export` read, and what the listings show.
 #[async_trait]
 pub trait ResultStore: Send + Sync + 'static {
+    /// All registered workers with the tasks they hold, newest first.
+    async fn workers(&self) -> Result<Vec<Worker>>;
+
     /// The newest sweeps first, at most `limit`.
     async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>>;
 

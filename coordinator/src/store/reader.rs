@@ -10,8 +10,8 @@ use sweep_proto::{Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState}
 
 use super::sql::SqlStore;
 use super::{
-    Artifact, ArtifactInfo, Metric, ResultStore, Retrying, SettingStats, TaskPage, postgres,
-    sqlite, sqlite_file,
+    Artifact, ArtifactInfo, Metric, ResultStore, Retrying, SettingStats, TaskPage, Worker,
+    postgres, sqlite, sqlite_file,
 };
 use crate::error::{Error, Result};
 
@@ -36,6 +36,10 @@ impl Reader {
 
 #[async_trait]
 impl ResultStore for Reader {
+    async fn workers(&self) -> Result<Vec<Worker>> {
+        self.0.workers().await
+    }
+
     async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
         self.0.sweeps(limit).await
     }

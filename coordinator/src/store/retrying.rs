@@ -70,10 +70,6 @@ impl<S: WorkerStore> WorkerStore for Retrying<S> {
     async fn register_worker(&self, worker: &Registration) -> Result<WorkerId> {
         retry("register_worker", || self.0.register_worker(worker)).await
     }
-
-    async fn workers(&self) -> Result<Vec<Worker>> {
-        retry("workers", || self.0.workers()).await
-    }
 }
 
 #[async_trait]
@@ -143,6 +139,10 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
 
 #[async_trait]
 impl<S: ResultStore> ResultStore for Retrying<S> {
+    async fn workers(&self) -> Result<Vec<Worker>> {
+        retry("workers", || self.0.workers()).await
+    }
+
     async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
         retry("sweeps", || self.0.sweeps(limit)).await
     }

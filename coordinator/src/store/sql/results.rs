@@ -9,7 +9,9 @@ use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskI
 
 use super::{SWEEP_COLUMNS, SqlStore, TASK_COLUMNS, params_from_row, parse_state};
 use crate::error::{Error, Result};
-use crate::store::{Artifact, ArtifactInfo, Metric, ResultStore, SettingStats, Stats, TaskPage};
+use crate::store::{
+    Artifact, ArtifactInfo, Metric, ResultStore, SettingStats, Stats, TaskPage, Worker,
+};
 
 impl SqlStore {
     /// The sweep's tasks in `states` (all when empty) from grid position
@@ -71,6 +73,10 @@ async fn latest_attempt(tx: &mut Transaction<'static, Any>, task: TaskId) -> Res
 
 #[async_trait]
 impl ResultStore for SqlStore {
+    async fn workers(&self) -> Result<Vec<Worker>> {
+        self.list_workers().await
+    }
+
     async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(AssertSqlSafe(format!(

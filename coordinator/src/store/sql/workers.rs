@@ -50,8 +50,11 @@ impl WorkerStore for SqlStore {
         .await?;
         Ok(WorkerId(id))
     }
+}
 
-    async fn workers(&self) -> Result<Vec<Worker>> {
+impl SqlStore {
+    /// [`ResultStore::workers`](crate::store::ResultStore::workers).
+    pub(super) async fn list_workers(&self) -> Result<Vec<Worker>> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(self.sql(
             "SELECT id, name, host, backend, devices, slots, version, registered_at, \

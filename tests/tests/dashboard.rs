@@ -1,0 +1,200 @@
+//! The web dashboard as a person's browser reaches it: served by the
+//! coordinator on its own port and by `sweep dashboard` over a database,
+//! every value escaped, and cancel only with the client token.
+
+use sweep_proto::SweepState;
+use sweep_tests::{
+    Coordinator, Reply, binary, finished, free_address, http, stderr, stdout, submit, sweep,
+    terminate, worker,
+};
+
+/// Four quick tasks: two settings (batch sizes) of two seeds each.
+const QUICK: &str = r#"
+name = "dash"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [16] }
+train = { lr = 1e-3, epochs = 1 }
+classify = { train_subset = 1000, test_subset = 200 }
+[grid]
+batch_size = [32, 64]
+seed = [0, 1]
+"#;
+
+/// A sweep that waits: no worker ever takes it.
+fn waiting(name: &str) -> String {
+    format!(
+        "name = {name:?}\nexperiment = \"fit\"\nmodel = {{ kind = \"mlp\", hidden = [2] }}\n\
+         train = {{ lr = 1e-3, steps = 1 }}\nfit = {{ points = 8 }}\n[grid]\nseed = [0, 1]\n"
+    )
+}
+
+async fn get(url: &str, path: &str) -> Reply {
+    http(url, "GET", path, &[("Accept", "text/html")], "").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_value_is_escaped() {
+    let mut coordinator = Coordinator::start(|_| {}).await;
+    let client = coordinator.client().await;
+    let name = "<img src=x onerror=alert(1)>";
+    let id = submit(&client, &waiting(name)).await;
+    for path in ["/".to_string(), format!("/sweeps/{id}")] {
+        let page = get(&coordinator.url, &path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(
+            page.body.contains("&#60;img src=x onerror=alert(1)&#62;")
+                || page.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{path} shows the name as text: {}",
+            page.body
+        );
+        assert!(!page.body.contains("<img src=x"), "{path}: {}", page.body);
+    }
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_needs_the_client_token_and_the_dashboards_own_page() {
+    let mut coordinator = Coordinator::start(|config| {
+        config.client_token = Some("s3cret".into());
+    })
+    .await;
+    let client = sweep_proto::client::SweepsClient::connect(
+        &coordinator.url,
+        &sweep_proto::client::Credentials {
+            token: Some("s3cret".into()),
+            ca: None,
+        },
+    )
+    .await
+    .unwrap();
+    let id = submit(&client, &waiting("cancel-me")).await;
+    let page = get(&coordinator.url, &format!("/sweeps/{id}")).await;
+    assert!(page.body.contains("name=\"token\""), "a token field");
+    assert!(!page.body.contains("s3cret"), "the token is in no page");
+    let cancel = |token: &str, origin: &str| {
+        let url = coordinator.url.clone();
+        let host = url.trim_start_matches("http://").to_string();
+        let origin = origin.replace("HOST", &host);
+        let body = format!("token={token}");
+        async move {
+            let form = ("Content-Type", "application/x-www-form-urlencoded");
+            let headers = [form, ("Origin", origin.as_str())];
+            http(
+                &url,
+                "POST",
+                &format!("/sweeps/{id}/cancel"),
+                &headers,
+                &body,
+            )
+            .await
+        }
+    };
+    let state = || async { client.sweep(&id.into()).await.unwrap().state };
+    assert_eq!(cancel("", "http://HOST").await.status, 403);
+    assert_eq!(cancel("wrong", "http://HOST").await.status, 403);
+    let elsewhere = cancel("s3cret", "http://evil.example").await;
+    assert_eq!(elsewhere.status, 403, "another site's form is refused");
+    assert_eq!(state().await, SweepState::Pending, "nothing was cancelled");
+    let done = cancel("s3cret", "http://HOST").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.header("location"),
+        Some(format!("/sweeps/{id}").as_str())
+    );
+    assert_eq!(state().await, SweepState::Cancelled);
+    coordinator.stop().await;
+}
+
+/// A finished sweep read by `sweep dashboard` from its database file: the
+/// sweep page's report has `sweep report`'s numbers, the figures draw, the
+/// workers page lists the worker, and nothing can be changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
+    let mut coordinator = Coordinator::start(|_| {}).await;
+    let client = coordinator.client().await;
+    let id = submit(&client, QUICK).await;
+    let mut trainer = worker(&coordinator.url, 2, &[]);
+    assert_eq!(finished(&client, id).await.state, SweepState::Succeeded);
+    assert!(terminate(&mut trainer).success());
+    let database = coordinator.database.clone();
+    coordinator.stop().await;
+
+    let report = sweep(&["report", "dash", "--database-url", &database]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let address = free_address();
+    let mut served = sweep_tests::Process(
+        std::process::Command::new(binary("sweep"))
+            .args([
+                "dashboard",
+                "--database-url",
+                &database,
+                "--listen",
+                &address,
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://{address}");
+    while std::net::TcpStream::connect(&address).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = get(&url, &format!("/sweeps/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let table = stdout(&report);
+    for row in report_rows(&page.body) {
+        let line = row.join(" ");
+        assert!(
+            table.lines().any(|l| collapse(l) == format!("│ {line} │")),
+            "row {line:?} is in sweep report's table:\n{table}"
+        );
+    }
+    assert_eq!(report_rows(&page.body).len(), 2);
+    let figures = get(&url, &format!("/sweeps/{id}/figures")).await;
+    let first = figures.body.split("src=\"").nth(1).expect("a figure");
+    let svg = get(&url, first.split('"').next().unwrap()).await;
+    assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
+    assert!(svg.body.contains("<svg"), "{}", svg.body);
+    let workers = get(&url, "/workers").await;
+    assert_eq!(workers.body.matches("<tr class=\"worker\">").count(), 1);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let cancel = http(
+        &url,
+        "POST",
+        &format!("/sweeps/{id}/cancel"),
+        &form,
+        "token=",
+    )
+    .await;
+    assert_eq!(cancel.status, 403, "read-only: {}", cancel.body);
+    assert!(terminate(&mut served).success());
+}
+
+/// The cells of the sweep page's report table, row by row.
+fn report_rows(page: &str) -> Vec<Vec<String>> {
+    let table = page
+        .split("<table class=\"list report\">")
+        .nth(1)
+        .expect("a report table");
+    let body = table
+        .split("<tbody>")
+        .nth(1)
+        .unwrap()
+        .split("</tbody>")
+        .next()
+        .unwrap();
+    body.split("<tr>")
+        .skip(1)
+        .map(|row| {
+            row.split("<td>")
+                .skip(1)
+                .map(|cell| cell.split("</td>").next().unwrap().replace("&#177;", "±"))
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs of spaces as one.
+fn collapse(line: &str) -> String {
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
