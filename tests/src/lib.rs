@@ -11,6 +11,10 @@
 //!   coordinator, with every kind of bad input.
 //! - `results.rs`: report, plot and export through the coordinator, byte
 //!   for byte what a direct read gives, on SQLite and PostgreSQL.
+//! - `dashboard.rs`: the web dashboard over HTTP; `browser.rs`: the same in
+//!   headless Chromium, through [`webdriver`], as a person sees it.
+
+pub mod webdriver;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -156,10 +160,19 @@ pub async fn http(
     request.push_str(body);
     let exchange = move || -> std::io::Result<String> {
         let mut socket = std::net::TcpStream::connect(address)?;
+        socket.set_read_timeout(Some(Duration::from_secs(120)))?;
         socket.write_all(request.as_bytes())?;
+        // Read until the reply is whole: some servers (chromedriver) keep
+        // the connection open whatever `Connection: close` asked.
         let mut response = Vec::new();
-        socket.read_to_end(&mut response)?;
-        Ok(String::from_utf8_lossy(&response).into_owned())
+        let mut buffer = [0u8; 64 << 10];
+        loop {
+            let read = socket.read(&mut buffer)?;
+            response.extend_from_slice(&buffer[..read]);
+            if read == 0 || whole(&response) {
+                return Ok(String::from_utf8_lossy(&response).into_owned());
+            }
+        }
     };
     let response = tokio::task::spawn_blocking(exchange)
         .await
@@ -174,11 +187,53 @@ pub async fn http(
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
-    Reply {
+    let reply = Reply {
         status,
         headers,
         body: body.to_string(),
+    };
+    match reply.header("transfer-encoding") {
+        Some("chunked") => Reply {
+            body: unchunked(&reply.body),
+            ..reply
+        },
+        _ => reply,
     }
+}
+
+/// Whether `response` holds a whole reply, by its `Content-Length` or its
+/// last chunk.
+fn whole(response: &[u8]) -> bool {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    let body = &response[end + 4..];
+    let length = (head.lines())
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    match length {
+        Some(length) => body.len() >= length,
+        None if head.contains("transfer-encoding: chunked") => body.ends_with(b"0\r\n\r\n"),
+        None => false,
+    }
+}
+
+/// A chunked body's chunks, joined.
+fn unchunked(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        let (Some(chunk), Some(after)) = (rest.get(..size), rest.get(size..)) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.push_str(chunk);
+        body = after.trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// A loopback address no one listens on yet.
