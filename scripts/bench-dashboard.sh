@@ -36,7 +36,8 @@ rm "$spec"
 middle=$((tasks / 2))
 echo "| page | bytes | median seconds |"
 echo "|---|---:|---:|"
-for path in / /sweeps/1 "/sweeps/1?state=queued&from=$middle" "/tasks/$middle" /workers /sweeps/1/figures; do
+for path in / /sweeps/1 "/sweeps/1?state=queued&from=$middle" "/sweeps/1?sort=state&from=$middle" \
+  "/sweeps/1?sort=duration&from=$middle" "/tasks/$middle" /workers /sweeps/1/figures; do
   curl -s -o /dev/null "$base$path"
   times=$(for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "$base$path"; done | sort -n)
   bytes=$(curl -s "$base$path" | wc -c)

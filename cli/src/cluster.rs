@@ -173,7 +173,7 @@ pub async fn workers(endpoint: &Endpoint, format: Format) -> anyhow::Result<()> 
             json!(info.backend.as_str()),
             json!(devices.join(" ")),
             json!(info.slots),
-            json!(if worker.alive { "alive" } else { "lost" }),
+            json!(worker.status.as_str()),
             json!(running.join(" ")),
             json!(ago(worker.last_heartbeat_at, now)),
         ]);
@@ -206,7 +206,7 @@ pub async fn tasks(
         row.extend(columns::identity(&task.params));
         row.extend([
             json!(format!("{}/{}", task.attempt, task.max_attempts)),
-            json!(task.lease_owner.map(|w| w.0)),
+            json!(task.worker.map(|w| w.0)),
             json!(task.error.unwrap_or_default()),
         ]);
         listing.push(row);

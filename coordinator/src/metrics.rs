@@ -11,7 +11,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use sweep_proto::TaskState;
+use sweep_proto::{TaskState, WorkerStatus};
 
 use crate::error::Result;
 use crate::store::Store;
@@ -121,7 +121,9 @@ impl Metrics {
             self.tasks.with_label_values(&[state.as_str()]).set(n);
         }
         let workers = store.workers().await?;
-        let alive = workers.iter().filter(|w| w.silent_for <= lease_ttl).count();
+        let alive = (workers.iter())
+            .filter(|w| w.status(lease_ttl) == WorkerStatus::Live)
+            .count();
         self.workers.set(alive as i64);
         let mut out = Vec::new();
         TextEncoder::new()

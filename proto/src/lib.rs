@@ -51,4 +51,4 @@ pub use lease::{
 pub use results::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
 pub use state::{SweepState, TaskCounts, TaskState};
 pub use sweep::{CancelOutcome, Sweep, Task};
-pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo};
+pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo, WorkerStatus};

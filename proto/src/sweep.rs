@@ -99,8 +99,13 @@ pub struct Task {
     pub depends_on: Vec<TaskId>,
     pub attempt: u32,
     pub max_attempts: u32,
-    /// The worker holding its lease.
-    pub lease_owner: Option<WorkerId>,
+    /// The worker of its latest attempt (the one holding its lease while it
+    /// is leased).
+    pub worker: Option<WorkerId>,
+    /// When its latest attempt started, in milliseconds since the epoch.
+    pub started_at: Option<i64>,
+    /// When it ended (succeeded, failed or cancelled for good).
+    pub finished_at: Option<i64>,
     pub error: Option<String>,
     /// The summary of the attempt that succeeded.
     pub summary: Option<Summary>,
@@ -117,7 +122,9 @@ impl From<&Task> for v1::TaskInfo {
             depends_on: task.depends_on.iter().map(|t| t.to_wire()).collect(),
             attempt: task.attempt,
             max_attempts: task.max_attempts,
-            worker_id: task.lease_owner.map(|w| w.to_wire()),
+            worker_id: task.worker.map(|w| w.to_wire()),
+            started_at: task.started_at,
+            finished_at: task.finished_at,
             error: task.error.clone().unwrap_or_default(),
             summary_json: task
                 .summary
@@ -144,7 +151,9 @@ impl TryFrom<v1::TaskInfo> for Task {
             depends_on: task_ids(&info.depends_on)?,
             attempt: info.attempt,
             max_attempts: info.max_attempts,
-            lease_owner: info.worker_id.map(WorkerId::from_wire).transpose()?,
+            worker: info.worker_id.map(WorkerId::from_wire).transpose()?,
+            started_at: info.started_at,
+            finished_at: info.finished_at,
             error: Some(info.error).filter(|e| !e.is_empty()),
             summary,
         })

@@ -186,6 +186,27 @@ impl TryFrom<v1::RegisterResponse> for Registered {
     }
 }
 
+/// Whether a worker is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerStatus {
+    /// It has heartbeated within a lease's time to live.
+    Live,
+    /// It said it was stopping, after handing back its tasks.
+    Stopped,
+    /// It went silent for longer than a lease lives without saying so.
+    Lost,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Live => "live",
+            WorkerStatus::Stopped => "stopped",
+            WorkerStatus::Lost => "lost",
+        }
+    }
+}
+
 /// A worker as `ListWorkers` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerInfo {
@@ -193,8 +214,7 @@ pub struct WorkerInfo {
     pub registration: Registration,
     /// Milliseconds since the Unix epoch.
     pub last_heartbeat_at: i64,
-    /// Whether it has heartbeated within a lease's time to live.
-    pub alive: bool,
+    pub status: WorkerStatus,
     /// The tasks it holds leases on.
     pub running: Vec<TaskId>,
 }
@@ -210,7 +230,8 @@ impl From<&WorkerInfo> for v1::WorkerInfo {
             devices: info.devices.iter().map(Into::into).collect(),
             slots: info.slots,
             last_heartbeat_ms: worker.last_heartbeat_at,
-            alive: worker.alive,
+            alive: worker.status == WorkerStatus::Live,
+            stopped: worker.status == WorkerStatus::Stopped,
             running_tasks: worker.running.iter().map(|t| t.to_wire()).collect(),
         }
     }
@@ -224,7 +245,11 @@ impl TryFrom<v1::WorkerInfo> for WorkerInfo {
             id: WorkerId::from_wire(wire.id)?,
             running: task_ids(&wire.running_tasks)?,
             last_heartbeat_at: wire.last_heartbeat_ms,
-            alive: wire.alive,
+            status: match (wire.stopped, wire.alive) {
+                (true, _) => WorkerStatus::Stopped,
+                (false, true) => WorkerStatus::Live,
+                (false, false) => WorkerStatus::Lost,
+            },
             registration: Registration {
                 backend: Backend::from_wire(wire.backend)?,
                 devices: devices(wire.devices)?,

@@ -157,6 +157,46 @@ async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
     assert!(svg.body.contains("<svg"), "{}", svg.body);
     let workers = get(&url, "/workers").await;
     assert_eq!(workers.body.matches("<tr class=\"worker\">").count(), 1);
+    assert!(
+        workers
+            .body
+            .contains("<span class=\"state stopped\">stopped</span>"),
+        "a worker stopped cleanly is not lost: {}",
+        workers.body
+    );
+    let sorted = get(&url, &format!("/sweeps/{id}?sort=duration&state=succeeded")).await;
+    assert_eq!(sorted.status, 200, "{}", sorted.body);
+    assert!(
+        sorted
+            .body
+            .contains("class=\"sort current\" href=\"?sort=duration&#38;state=succeeded\""),
+        "{}",
+        sorted.body
+    );
+    assert_eq!(
+        sorted.body.matches("<tr class=\"task succeeded\">").count(),
+        4
+    );
+    let bad = get(&url, &format!("/sweeps/{id}?sort=fastest")).await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("sort: no such order &#34;fastest&#34;"),
+        "{}",
+        bad.body
+    );
+    let task = sorted
+        .body
+        .split("<a href=\"/tasks/")
+        .nth(1)
+        .expect("a task link");
+    let task = get(&url, &format!("/tasks/{}", task.split('"').next().unwrap())).await;
+    let attempts: Vec<&str> = task.body.split("<tr class=\"attempt\">").skip(1).collect();
+    assert_eq!(attempts.len(), 1, "{}", task.body);
+    assert!(
+        attempts[0].contains("<td>succeeded</td>"),
+        "{}",
+        attempts[0]
+    );
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let cancel = http(
         &url,

@@ -90,6 +90,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let heartbeat = tokio::spawn(env.session.clone().heartbeat(registered.heartbeat_interval));
     serve(&env, &config, outbox, shutdown).await;
     heartbeat.abort();
+    env.session.leave().await;
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -74,6 +74,9 @@ impl Board {
     }
 }
 
+/// How long a stopping worker waits to say so.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
 /// The worker as its coordinator knows it.
 #[derive(Clone)]
 pub struct Session {
@@ -107,6 +110,18 @@ impl Session {
         self.worker_id
             .store(registered.worker_id.0, Ordering::Relaxed);
         Ok(registered)
+    }
+
+    /// Tells the coordinator the worker is stopping, once its tasks are
+    /// handed back. Tried once and briefly: a worker stopping must not hang
+    /// on a coordinator that is away, which then shows it lost instead.
+    pub async fn leave(&self) {
+        let told = tokio::time::timeout(LEAVE_WAIT, self.client.leave(self.worker_id())).await;
+        match told {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "could not say the worker is stopping"),
+            Err(_) => tracing::warn!("the coordinator did not answer that the worker is stopping"),
+        }
     }
 
     /// Registers again under a new id. The old id's leases died with the

@@ -15,9 +15,9 @@ use sweep_report::figures::{self, Axis, Figure, Series};
 use sweep_report::table::{Layout, listing};
 use sweep_report::{Listing, Results, text};
 
-use super::view::{SweepRow, WorkerRow, now_ms};
+use super::view::{AttemptRow, SweepRow, WorkerRow, duration, now_ms};
 use super::{Dashboard, PageError};
-use crate::store::ResultStore;
+use crate::store::{self, ResultStore, TaskOrder};
 
 /// The most sweeps the list shows.
 const SWEEPS: u32 = 500;
@@ -30,14 +30,25 @@ fn html(page: impl Template) -> Page {
     Ok(Html(page.render()?))
 }
 
-/// `?state=...&from=...`: a state filter and where a page starts.
+/// `?state=...&sort=...&from=...`: a state filter, an order and where a
+/// page starts.
 #[derive(Debug, Default, Deserialize)]
 pub struct Filter {
     state: Option<String>,
+    sort: Option<String>,
     from: Option<u64>,
 }
 
 impl Filter {
+    /// The order named, grid order if none; an unknown one is a bad request.
+    fn order(&self) -> Result<TaskOrder, PageError> {
+        match self.sort.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(TaskOrder::Grid),
+            Some(name) => TaskOrder::parse(name)
+                .ok_or_else(|| PageError::BadRequest(format!("sort: no such order {name:?}"))),
+        }
+    }
+
     /// The state named, if any; an unknown one is a bad request naming it.
     fn state<T>(&self, parse: fn(&str) -> Option<T>) -> Result<Option<T>, PageError> {
         match self.state.as_deref().filter(|s| !s.is_empty()) {
@@ -92,22 +103,76 @@ pub async fn sweeps(State(d): State<Dashboard>, Query(filter): Query<Filter>) ->
 
 /// A sweep's task table, one page of it.
 pub struct TaskTable {
-    columns: Vec<&'static str>,
+    headers: Vec<Header>,
     rows: Vec<TaskRow>,
-    first: u64,
-    last: u64,
+    /// What the pager says this page holds.
+    showing: String,
     /// Where the first page starts, when this is not it.
     previous: Option<u64>,
     next: Option<u64>,
-    /// The filter, for the pager's links.
+    /// The filter and order, for the pager's links.
     query: String,
+}
+
+/// A column's heading; one that sorts links to that order.
+pub struct Header {
+    name: &'static str,
+    /// The link's query, for a column that sorts.
+    sort: Option<String>,
+    /// Whether the table is sorted by it now.
+    current: bool,
 }
 
 pub struct TaskRow {
     id: i64,
     state: &'static str,
     cells: Vec<String>,
+    attempts: String,
+    time: String,
     error: String,
+}
+
+impl TaskTable {
+    fn new(page: store::TaskPage, state: Option<TaskState>, order: TaskOrder, from: u64) -> Self {
+        let now = now_ms();
+        let rows: Vec<TaskRow> = page.tasks.iter().map(|t| task_row(t, now)).collect();
+        let filter = state.map_or(String::new(), |s| format!("&state={s}"));
+        let header = |name, sorts: Option<TaskOrder>| Header {
+            name,
+            sort: sorts.map(|o| format!("?sort={}{filter}", o.as_str())),
+            current: sorts == Some(order),
+        };
+        let mut headers = vec![
+            header("id", Some(TaskOrder::Grid)),
+            header("state", Some(TaskOrder::State)),
+        ];
+        headers.extend(IDENTITY.into_iter().map(|name| header(name, None)));
+        headers.extend([
+            header("attempts", Some(TaskOrder::Attempts)),
+            header("time", Some(TaskOrder::Duration)),
+            header("error", None),
+        ]);
+        let showing = match (order, rows.first(), rows.last()) {
+            (_, None, _) | (_, _, None) => "no tasks".to_string(),
+            (TaskOrder::Grid, Some(first), Some(last)) => {
+                format!("tasks {}–{}", first.id, last.id)
+            }
+            (order, _, _) => format!(
+                "{}–{} by {}",
+                from + 1,
+                from + rows.len() as u64,
+                order.as_str()
+            ),
+        };
+        Self {
+            headers,
+            rows,
+            showing,
+            previous: (from > 0).then_some(0),
+            next: page.next,
+            query: format!("&sort={}{filter}", order.as_str()),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -131,28 +196,17 @@ pub async fn sweep(
         .map_err(|err: sweep_proto::WireError| PageError::BadRequest(err.message))?;
     let sweep = d.results.sweep(&which).await?;
     let wanted = filter.state(TaskState::parse)?;
+    let order = filter.order()?;
     let states: Vec<TaskState> = wanted.into_iter().collect();
     let from = filter.from.unwrap_or(0);
-    let page = d.results.task_page(sweep.id, &states, from, TASKS).await?;
+    let page = (d.results)
+        .task_page(sweep.id, &states, order, from, TASKS)
+        .await?;
     let report = listing(&d.results.aggregate(sweep.id).await?, Layout::Table);
-    let rows: Vec<TaskRow> = page.tasks.iter().map(task_row).collect();
-    let tasks = TaskTable {
-        columns: ["id", "state"]
-            .into_iter()
-            .chain(IDENTITY)
-            .chain(["error"])
-            .collect(),
-        first: rows.first().map_or(0, |r| r.id as u64),
-        last: rows.last().map_or(0, |r| r.id as u64),
-        rows,
-        previous: (from > 0).then_some(0),
-        next: page.next,
-        query: wanted.map_or(String::new(), |s| format!("&state={s}")),
-    };
     html(SweepPage {
         sweep: SweepRow::of(&sweep, now_ms()),
         report: report.into(),
-        tasks,
+        tasks: TaskTable::new(page, wanted, order, from),
         states: choices(TaskState::ALL, TaskState::as_str, wanted),
         actions: d.actions.is_some(),
         needs_token: d.actions.as_ref().is_some_and(|a| a.token.is_some()),
@@ -176,11 +230,15 @@ impl From<Listing> for TextTable {
     }
 }
 
-fn task_row(task: &Task) -> TaskRow {
+fn task_row(task: &Task, now_ms: i64) -> TaskRow {
     TaskRow {
         id: task.id.0,
         state: task.state.as_str(),
         cells: identity(&task.params).iter().map(text).collect(),
+        attempts: format!("{}/{}", task.attempt, task.max_attempts),
+        time: task.started_at.map_or(String::new(), |start| {
+            duration(task.finished_at.unwrap_or(now_ms) - start)
+        }),
         error: task.error.clone().unwrap_or_default(),
     }
 }
@@ -298,8 +356,8 @@ pub struct TaskView {
     state: &'static str,
     attempt: u32,
     max_attempts: u32,
-    worker: String,
     depends_on: Vec<i64>,
+    attempts: Vec<AttemptRow>,
     error: String,
     summary: Vec<(String, String)>,
     /// Its metrics' names, one curve each.
@@ -321,13 +379,17 @@ pub async fn task(State(d): State<Dashboard>, Path(id): Path<i64>) -> Page {
     let metrics = d.results.metrics(task.id).await?;
     let names: BTreeSet<&str> = metrics.iter().map(|m| m.point.name.as_str()).collect();
     let artifacts = d.results.artifacts(task.id).await?;
+    let now = now_ms();
+    let attempts = (d.results.attempts(task.id).await?.iter())
+        .map(|attempt| AttemptRow::of(attempt, now))
+        .collect();
     let view = TaskView {
         id,
         sweep: task.sweep_id.0,
         state: task.state.as_str(),
         attempt: task.attempt,
         max_attempts: task.max_attempts,
-        worker: task.lease_owner.map_or(String::new(), |w| w.to_string()),
+        attempts,
         depends_on: task.depends_on.iter().map(|t| t.0).collect(),
         error: task.error.clone().unwrap_or_default(),
         summary: (task.summary.iter())

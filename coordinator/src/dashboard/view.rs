@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sweep_proto::{Sweep, TaskCounts, WorkerInfo};
 
+use crate::store::Attempt;
+
 /// A progress bar's parts.
 pub struct Progress {
     pub succeeded: u64,
@@ -116,7 +118,32 @@ impl WorkerRow {
                 "{} ago",
                 duration((now_ms - worker.last_heartbeat_at).max(0))
             ),
-            status: if worker.alive { "live" } else { "lost" },
+            status: worker.status.as_str(),
+        }
+    }
+}
+
+/// One attempt at a task as its page lists it.
+pub struct AttemptRow {
+    pub number: u32,
+    pub worker: String,
+    pub started: String,
+    pub time: String,
+    pub outcome: &'static str,
+    pub error: String,
+}
+
+impl AttemptRow {
+    pub fn of(attempt: &Attempt, now_ms: i64) -> Self {
+        Self {
+            number: attempt.number,
+            worker: attempt.worker.map_or(String::new(), |w| w.to_string()),
+            started: attempt.started_at.map_or(String::new(), when),
+            time: attempt.started_at.map_or(String::new(), |start| {
+                duration(attempt.ended_at.unwrap_or(now_ms) - start)
+            }),
+            outcome: attempt.outcome.as_str(),
+            error: attempt.error.clone().unwrap_or_default(),
         }
     }
 }

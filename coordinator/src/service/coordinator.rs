@@ -303,6 +303,16 @@ impl Coordinator for CoordinatorService {
             state: state_to_wire(state),
         }))
     }
+
+    async fn leave(
+        &self,
+        request: Request<v1::LeaveRequest>,
+    ) -> Result<Response<v1::LeaveResponse>, Status> {
+        let worker = WorkerId::from_wire(request.into_inner().worker_id)?;
+        self.store.leave(worker).await?;
+        tracing::info!(worker = %worker, "worker stopped");
+        Ok(Response::new(v1::LeaveResponse {}))
+    }
 }
 
 /// The completions of one call, each checked on its own.

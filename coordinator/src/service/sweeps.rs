@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::{DownloadStream, RECHECK, reads};
 use crate::config::Config;
 use crate::error::Error;
-use crate::store::Store;
+use crate::store::{Store, TaskOrder};
 
 const DEFAULT_LIST: u32 = 50;
 const MAX_LIST: u32 = 1000;
@@ -202,7 +202,10 @@ impl Sweeps for SweepsService {
             0 => TASK_PAGE,
             n => n.min(TASK_PAGE),
         };
-        let page = self.store.task_page(id, &states, from, limit).await?;
+        let page = self
+            .store
+            .task_page(id, &states, TaskOrder::Grid, from, limit)
+            .await?;
         Ok(Response::new(v1::ListTasksResponse {
             tasks: page.tasks.iter().map(Into::into).collect(),
             next_page_token: page.next.map(|n| n.to_string()).unwrap_or_default(),

@@ -64,6 +64,12 @@ pub trait SweepStore: Send + Sync + 'static {
 pub trait WorkerStore: Send + Sync + 'static {
     /// Records a worker; a restarted worker registers again and gets a new id.
     async fn register_worker(&self, worker: &Registration) -> Result<WorkerId>;
+
+    /// Records that the worker stopped cleanly (listings show it stopped,
+    /// not lost). Leases it still holds are left to expire: a worker hands
+    /// its tasks back before it leaves. [`Error::NotFound`] for an unknown
+    /// worker.
+    async fn leave(&self, worker: WorkerId) -> Result<()>;
 }
 
 /// The task queue. Every method is atomic: it either happens whole or not at
@@ -196,20 +202,28 @@ pub trait ResultStore: Send + Sync + 'static {
     /// empty. [`Error::NotFound`] for an unknown sweep.
     async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>>;
 
-    /// Like [`ResultStore::tasks`], a page at a time: at most `limit` tasks
-    /// from position `from` on (0 for the first page; the previous page's
-    /// `next` after that). The filter runs in the database, so a page costs
-    /// the same wherever it is in the sweep.
+    /// Like [`ResultStore::tasks`], a page at a time and in `order`: at
+    /// most `limit` tasks from `from` on (0 for the first page; the previous
+    /// page's `next` after that). The filter and the order run in the
+    /// database; in grid order a page costs the same wherever it is in the
+    /// sweep, in the others it sorts the sweep's matching tasks.
     async fn task_page(
         &self,
         sweep: SweepId,
         states: &[TaskState],
+        order: TaskOrder,
         from: u64,
         limit: u32,
     ) -> Result<TaskPage>;
 
     /// One task, or [`Error::NotFound`].
     async fn task(&self, id: TaskId) -> Result<Task>;
+
+    /// The task's attempts, oldest first: every one that ended without
+    /// success as it was when it ended, then the latest if it is running or
+    /// succeeded. None for a task never leased. [`Error::NotFound`] for an
+    /// unknown task.
+    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>>;
 
     /// The metric points of the task's latest attempt, by name and step.
     /// [`Error::NotFound`] for an unknown task (never an empty list).

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 pub use sweep_proto::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
-use sweep_proto::{Registration, Task, TaskId, WorkerId, WorkerInfo};
+use sweep_proto::{Registration, Task, TaskId, WorkerId, WorkerInfo, WorkerStatus};
 
 /// A registered worker as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub struct Worker {
     pub registration: Registration,
     pub registered_at: i64,
     pub last_heartbeat_at: i64,
+    /// When it said it was stopping.
+    pub stopped_at: Option<i64>,
     /// How long since the last heartbeat, by the database's clock.
     pub silent_for: Duration,
     /// The tasks it holds a lease on.
@@ -20,14 +22,25 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// The worker as listings show it: lost once it has been silent for
+    /// Stopped once it said so; otherwise lost once it has been silent for
     /// longer than a lease lives.
+    pub fn status(&self, lease_ttl: Duration) -> WorkerStatus {
+        if self.stopped_at.is_some() {
+            WorkerStatus::Stopped
+        } else if self.silent_for <= lease_ttl {
+            WorkerStatus::Live
+        } else {
+            WorkerStatus::Lost
+        }
+    }
+
+    /// The worker as listings show it.
     pub fn info(&self, lease_ttl: Duration) -> WorkerInfo {
         WorkerInfo {
             id: self.id,
             registration: self.registration.clone(),
             last_heartbeat_at: self.last_heartbeat_at,
-            alive: self.silent_for <= lease_ttl,
+            status: self.status(lease_ttl),
             running: self.running.clone(),
         }
     }
@@ -44,6 +57,97 @@ pub struct NewArtifact {
     pub name: String,
     pub encoding: String,
     pub data: Vec<u8>,
+}
+
+/// One attempt at a task: the worker that made it, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// Counts every lease of the task, hand-backs included, from 1.
+    pub number: u32,
+    pub worker: Option<WorkerId>,
+    pub started_at: Option<i64>,
+    /// None while it runs.
+    pub ended_at: Option<i64>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+/// How an attempt ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Running,
+    Succeeded,
+    Failed,
+    /// Its worker stopped heartbeating and the lease ran out.
+    Expired,
+    /// Its worker gave it back unfinished (shutting down).
+    HandedBack,
+    Cancelled,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Running,
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::Expired,
+        Outcome::HandedBack,
+        Outcome::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Expired => "expired",
+            Outcome::HandedBack => "handed back",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == name)
+    }
+}
+
+/// The order of a page of a sweep's tasks; ties keep grid order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskOrder {
+    /// As the sweep's grid lists them.
+    #[default]
+    Grid,
+    /// Failed first, then running, queued, blocked, cancelled, succeeded:
+    /// what needs a look first.
+    State,
+    /// Most attempts first.
+    Attempts,
+    /// The longest latest attempt first (a running one counts until now).
+    Duration,
+}
+
+impl TaskOrder {
+    pub const ALL: [TaskOrder; 4] = [
+        TaskOrder::Grid,
+        TaskOrder::State,
+        TaskOrder::Attempts,
+        TaskOrder::Duration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskOrder::Grid => "grid",
+            TaskOrder::State => "state",
+            TaskOrder::Attempts => "attempts",
+            TaskOrder::Duration => "duration",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|order| order.as_str() == name)
+    }
 }
 
 /// One page of a sweep's tasks (see [`super::ResultStore::task_page`]).

@@ -10,8 +10,8 @@ use sweep_proto::{Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState}
 
 use super::sql::SqlStore;
 use super::{
-    Artifact, ArtifactInfo, Metric, ResultStore, Retrying, SettingStats, TaskPage, Worker,
-    postgres, sqlite, sqlite_file,
+    Artifact, ArtifactInfo, Attempt, Metric, ResultStore, Retrying, SettingStats, TaskOrder,
+    TaskPage, Worker, postgres, sqlite, sqlite_file,
 };
 use crate::error::{Error, Result};
 
@@ -56,14 +56,19 @@ impl ResultStore for Reader {
         &self,
         sweep: SweepId,
         states: &[TaskState],
+        order: TaskOrder,
         from: u64,
         limit: u32,
     ) -> Result<TaskPage> {
-        self.0.task_page(sweep, states, from, limit).await
+        self.0.task_page(sweep, states, order, from, limit).await
     }
 
     async fn task(&self, id: TaskId) -> Result<Task> {
         self.0.task(id).await
+    }
+
+    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>> {
+        self.0.attempts(task).await
     }
 
     async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {

@@ -70,6 +70,10 @@ impl<S: WorkerStore> WorkerStore for Retrying<S> {
     async fn register_worker(&self, worker: &Registration) -> Result<WorkerId> {
         retry("register_worker", || self.0.register_worker(worker)).await
     }
+
+    async fn leave(&self, worker: WorkerId) -> Result<()> {
+        retry("leave", || self.0.leave(worker)).await
+    }
 }
 
 #[async_trait]
@@ -159,14 +163,22 @@ impl<S: ResultStore> ResultStore for Retrying<S> {
         &self,
         sweep: SweepId,
         states: &[TaskState],
+        order: TaskOrder,
         from: u64,
         limit: u32,
     ) -> Result<TaskPage> {
-        retry("task_page", || self.0.task_page(sweep, states, from, limit)).await
+        retry("task_page", || {
+            self.0.task_page(sweep, states, order, from, limit)
+        })
+        .await
     }
 
     async fn task(&self, id: TaskId) -> Result<Task> {
         retry("task", || self.0.task(id)).await
+    }
+
+    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>> {
+        retry("attempts", || self.0.attempts(task)).await
     }
 
     async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {

@@ -192,11 +192,30 @@ async fn a_task_life_cycle_over_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.workers.len(), 1);
-    assert!(listed.workers[0].alive);
+    assert!(listed.workers[0].alive && !listed.workers[0].stopped);
     assert_eq!(
         listed.workers[0].devices[0].kind,
         v1::DeviceKind::Cpu as i32
     );
+
+    // A worker that says it is stopping is listed stopped, not alive.
+    workers
+        .leave(v1::LeaveRequest {
+            worker_id: registered.worker_id,
+        })
+        .await
+        .unwrap();
+    let listed = sweeps
+        .list_workers(v1::ListWorkersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!listed.workers[0].alive && listed.workers[0].stopped);
+    let unknown = workers
+        .leave(v1::LeaveRequest { worker_id: 424_242 })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     server.stop().await;
 }
 

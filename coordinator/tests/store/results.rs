@@ -2,9 +2,12 @@
 
 use crate::common::*;
 use crate::helpers::*;
+use std::time::Duration;
 use sweep_coordinator::store::*;
 use sweep_proto::TaskState;
-use sweep_proto::{Lease, SweepId};
+use sweep_proto::{Lease, SweepId, TaskId};
+
+const GRID: TaskOrder = TaskOrder::Grid;
 
 async fn reports_aggregate_each_setting_over_its_seeds(db: &mut TestDb) {
     let store = &db.store;
@@ -91,43 +94,164 @@ async fn tasks_are_read_page_by_page_with_the_filter_in_the_database(db: &mut Te
         [all[0].id, all[1].id]
     );
     let ids = |page: &TaskPage| page.tasks.iter().map(|t| t.id).collect::<Vec<_>>();
-    let first = store.task_page(id, &[], 0, 2).await.unwrap();
+    let first = store.task_page(id, &[], GRID, 0, 2).await.unwrap();
     assert_eq!(ids(&first), [all[0].id, all[1].id]);
     let second = store
-        .task_page(id, &[], first.next.unwrap(), 2)
+        .task_page(id, &[], GRID, first.next.unwrap(), 2)
         .await
         .unwrap();
     assert_eq!(ids(&second), [all[2].id, all[3].id]);
     let last = store
-        .task_page(id, &[], second.next.unwrap(), 2)
+        .task_page(id, &[], GRID, second.next.unwrap(), 2)
         .await
         .unwrap();
     assert_eq!((ids(&last), last.next), (vec![all[4].id], None));
 
     let queued = [TaskState::Queued];
-    let first = store.task_page(id, &queued, 0, 2).await.unwrap();
+    let first = store.task_page(id, &queued, GRID, 0, 2).await.unwrap();
     assert_eq!(
         ids(&first),
         [all[2].id, all[3].id],
         "filtered before paging"
     );
     let rest = store
-        .task_page(id, &queued, first.next.unwrap(), 2)
+        .task_page(id, &queued, GRID, first.next.unwrap(), 2)
         .await
         .unwrap();
     assert_eq!((ids(&rest), rest.next), (vec![all[4].id], None));
     let none = store
-        .task_page(id, &[TaskState::Failed], 0, 2)
+        .task_page(id, &[TaskState::Failed], GRID, 0, 2)
         .await
         .unwrap();
     assert_eq!((none.tasks.len(), none.next), (0, None));
     let both = [TaskState::Leased, TaskState::Failed];
     assert_eq!(store.tasks(id, &both).await.unwrap().len(), 2);
     assert_eq!(store.tasks(id, &[]).await.unwrap().len(), 5);
-    assert_not_found(store.task_page(SweepId(424_242), &[], 0, 2).await);
+    assert_not_found(store.task_page(SweepId(424_242), &[], GRID, 0, 2).await);
+}
+
+async fn tasks_are_paged_in_the_order_asked_for(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &classify_spec("orders", 5, "")).await;
+    let t: Vec<TaskId> = (store.tasks(id, &[]).await.unwrap().iter())
+        .map(|t| t.id)
+        .collect();
+    let w = worker(store, "w").await;
+    let leased = store.lease(w.into(), &CPU, 3, TTL).await.unwrap();
+    store
+        .complete(&leased[0].to_ref(), &summary(&[]), &[])
+        .await
+        .unwrap();
+    store
+        .fail(&leased[1].to_ref(), "boom", false)
+        .await
+        .unwrap();
+    // Handed back and leased again: the third task's second attempt.
+    store.release(&leased[2].to_ref()).await.unwrap();
+    assert_eq!(lease_one(store, w, TTL).await.attempt, 2);
+
+    let read = |order, from| async move {
+        let page = store.task_page(id, &[], order, from, 2).await.unwrap();
+        let ids: Vec<TaskId> = page.tasks.iter().map(|t| t.id).collect();
+        (ids, page.next)
+    };
+    let all = |order| async move {
+        let (mut ids, mut next) = read(order, 0).await;
+        while let Some(from) = next {
+            let (more, after) = read(order, from).await;
+            ids.extend(more);
+            next = after;
+        }
+        ids
+    };
+    assert_eq!(all(TaskOrder::Grid).await, t);
+    assert_eq!(
+        all(TaskOrder::State).await,
+        [t[1], t[2], t[3], t[4], t[0]],
+        "failed, running, queued, succeeded"
+    );
+    assert_eq!(read(TaskOrder::State, 2).await, (vec![t[3], t[4]], Some(4)));
+    assert_eq!(
+        all(TaskOrder::Attempts).await,
+        [t[2], t[0], t[1], t[3], t[4]]
+    );
+    let by_time = all(TaskOrder::Duration).await;
+    assert_eq!(by_time[3..], [t[3], t[4]], "never started: last");
+    let failed = store
+        .task_page(id, &[TaskState::Failed], TaskOrder::State, 0, 2)
+        .await
+        .unwrap();
+    assert_eq!((failed.tasks.len(), failed.next), (1, None));
+}
+
+async fn a_task_keeps_the_history_of_its_attempts(db: &mut TestDb) {
+    let store = &db.store;
+    let id = submit(store, &classify_spec("history", 1, "max_attempts = 3")).await;
+    let task = store.tasks(id, &[]).await.unwrap()[0].id;
+    assert!(
+        store.attempts(task).await.unwrap().is_empty(),
+        "not started"
+    );
+    let (a, b) = (worker(store, "a").await, worker(store, "b").await);
+    let first = lease_one(store, a, TTL).await;
+    store.fail(&first.to_ref(), "boom", true).await.unwrap();
+    let second = lease_one(store, b, TTL).await;
+    store.release(&second.to_ref()).await.unwrap();
+    lease_one(store, a, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.reap_expired().await.unwrap().requeued, [task]);
+    let fourth = lease_one(store, b, TTL).await;
+
+    let attempts = store.attempts(task).await.unwrap();
+    let seen: Vec<_> = (attempts.iter())
+        .map(|a| (a.number, a.worker, a.outcome))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, Some(a), Outcome::Failed),
+            (2, Some(b), Outcome::HandedBack),
+            (3, Some(a), Outcome::Expired),
+            (4, Some(b), Outcome::Running),
+        ]
+    );
+    assert_eq!(attempts[0].error.as_deref(), Some("boom"));
+    assert_eq!(attempts[1].error, None);
+    assert!(
+        attempts[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("lease expired")
+    );
+    assert_eq!(attempts[3].ended_at, None);
+    for past in &attempts[..3] {
+        assert!(
+            past.started_at.unwrap() <= past.ended_at.unwrap(),
+            "{past:?}"
+        );
+    }
+
+    store
+        .complete(&fourth.to_ref(), &summary(&[]), &[])
+        .await
+        .unwrap();
+    let attempts = store.attempts(task).await.unwrap();
+    assert_eq!(attempts.len(), 4);
+    let last = &attempts[3];
+    assert_eq!((last.outcome, last.worker), (Outcome::Succeeded, Some(b)));
+    let done = store.task(task).await.unwrap();
+    assert_eq!(done.worker, Some(b), "the latest attempt's worker stays");
+    assert_eq!(
+        (done.started_at, done.finished_at),
+        (last.started_at, last.ended_at)
+    );
+    assert!(done.finished_at.is_some());
 }
 
 crate::store_suite!(
     reports_aggregate_each_setting_over_its_seeds,
     tasks_are_read_page_by_page_with_the_filter_in_the_database,
+    tasks_are_paged_in_the_order_asked_for,
+    a_task_keeps_the_history_of_its_attempts,
 );

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sweep_coordinator::error::Error;
 use sweep_proto::{CancelOutcome, LeaseRef, SweepId, SweepRef};
 use sweep_proto::{DeviceKind, SweepState};
-use sweep_proto::{TaskCounts, TaskId, TaskState, Verdict};
+use sweep_proto::{TaskCounts, TaskId, TaskState, Verdict, WorkerId, WorkerStatus};
 use sweep_spec::planner::spec_key;
 use sweep_spec::{ExperimentKind, Summary};
 
@@ -226,6 +226,17 @@ async fn workers_are_listed_with_their_tasks(db: &mut TestDb) {
     assert!(find(idle).running.is_empty());
     assert_eq!(find(busy).registration.devices[0].kind, DeviceKind::Cpu);
     assert!(find(busy).silent_for < Duration::from_secs(30));
+    assert_eq!(find(idle).status(TTL), WorkerStatus::Live);
+
+    // One that says it stops is stopped, however recently it was heard.
+    store.leave(idle).await.unwrap();
+    let workers = store.workers().await.unwrap();
+    let idle = workers.iter().find(|w| w.id == idle).unwrap();
+    assert_eq!(idle.status(TTL), WorkerStatus::Stopped);
+    assert_eq!(idle.status(Duration::ZERO), WorkerStatus::Stopped);
+    let busy = workers.iter().find(|w| w.id == busy).unwrap();
+    assert_eq!(busy.status(TTL), WorkerStatus::Live);
+    assert_not_found(store.leave(WorkerId(424_242)).await);
 }
 
 async fn unknown_ids_are_not_found(db: &mut TestDb) {
@@ -237,6 +248,7 @@ async fn unknown_ids_are_not_found(db: &mut TestDb) {
     assert_not_found(store.cancel_sweep(SweepId(424_242)).await);
     assert_not_found(store.retry_sweep(SweepId(424_242)).await);
     assert_not_found(store.metrics(TaskId(424_242)).await);
+    assert_not_found(store.attempts(TaskId(424_242)).await);
     let lease = LeaseRef {
         task_id: TaskId(424_242),
         token: "x".into(),

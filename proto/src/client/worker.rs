@@ -234,4 +234,14 @@ impl WorkerClient {
             .await?;
         Ok(())
     }
+
+    /// Says the worker is stopping, after it handed back its tasks.
+    pub async fn leave(&self, worker: WorkerId) -> Result<(), WireError> {
+        let request = v1::LeaveRequest {
+            worker_id: worker.to_wire(),
+        };
+        self.call(request, |mut c, r| async move { c.leave(r).await })
+            .await?;
+        Ok(())
+    }
 }

@@ -1,12 +1,14 @@
-//! What every fenced call shares: checking that a lease is the task's current
-//! one, and ending an attempt (with what that does to the task's dependents).
+//! Attempts: what every fenced call shares (checking that a lease is the
+//! task's current one, ending an attempt with what that does to the task's
+//! dependents) and the history of a task's attempts.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{LeaseRef, SweepId, TaskId, TaskState};
+use sweep_proto::{LeaseRef, SweepId, TaskId, TaskState, WorkerId};
 
 use super::{SqlStore, parse_state};
 use crate::error::{Error, Result};
+use crate::store::{Attempt, Outcome};
 
 /// What a fenced call learns about the task whose lease it checked.
 pub(super) struct Fenced {
@@ -43,9 +45,25 @@ impl Fenced {
 /// How an attempt ends without success: failed, expired or handed back.
 pub(super) struct AttemptEnd<'a> {
     pub(super) state: TaskState,
+    pub(super) outcome: Outcome,
     pub(super) error: Option<&'a str>,
-    /// 1 when the worker handed the task back (the attempt does not count).
-    pub(super) handback: i64,
+}
+
+impl<'a> AttemptEnd<'a> {
+    /// An attempt that ended as `how` says, moving its task to `state`; one
+    /// whose task is cancelled by it ended cancelled, whatever stopped it.
+    pub(super) fn new(state: TaskState, how: Outcome, error: Option<&'a str>) -> Self {
+        let outcome = if state == TaskState::Cancelled {
+            Outcome::Cancelled
+        } else {
+            how
+        };
+        Self {
+            state,
+            outcome,
+            error,
+        }
+    }
 }
 
 impl SqlStore {
@@ -91,36 +109,110 @@ impl SqlStore {
     }
 
     /// Ends the attempt that `lease` names without success, fenced like
-    /// [`SqlStore::fence`] (one statement, so a caller that only ends an
-    /// attempt needs no separate fence), then fails the task's dependents if
-    /// the task failed. Successes end in `complete_many`, a batch at a time.
+    /// [`SqlStore::fence`] (each statement checks the lease, so a caller that
+    /// only ends an attempt needs no separate fence): records it among the task's past attempts, moves the
+    /// task on, then fails the task's dependents if the task failed.
+    /// Successes end in `complete_many`, a batch at a time.
     pub(super) async fn end_attempt(
         &self,
         tx: &mut Transaction<'static, Any>,
         lease: &LeaseRef,
         end: AttemptEnd<'_>,
     ) -> Result<()> {
-        let dependents: Option<i64> = sqlx::query_scalar(self.sql(
+        let recorded = sqlx::query(self.sql(
+            "INSERT INTO attempts (task_id, attempt, worker_id, started_at, ended_at, outcome, error) \
+             SELECT id, attempt, lease_owner, attempt_started_at, {now}, $3, $4 FROM tasks \
+             WHERE id = $1 AND state = {leased} AND lease_token = $2",
+        ))
+        .bind(lease.task_id.0)
+        .bind(lease.token.clone())
+        .bind(end.outcome.as_str())
+        .bind(end.error.map(str::to_string))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            return Err(self.not_leased(tx, lease.task_id).await);
+        }
+        let dependents: i64 = sqlx::query_scalar(self.sql(
             "UPDATE tasks SET state = $3, error = COALESCE($4, error), handbacks = handbacks + $5, \
              finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
-             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND state = {leased} AND lease_token = $2 \
-             RETURNING dependents",
+             lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND state = {leased} AND lease_token = $2 RETURNING dependents",
         ))
         .bind(lease.task_id.0)
         .bind(lease.token.clone())
         .bind(end.state.as_str())
         .bind(end.error.map(str::to_string))
-        .bind(end.handback)
+        .bind(i64::from(end.outcome == Outcome::HandedBack))
         .bind(i64::from(end.state.is_final()))
-        .fetch_optional(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-        match (dependents, end.state) {
-            (None, _) => Err(self.not_leased(tx, lease.task_id).await),
-            (Some(0), _) => Ok(()),
-            (Some(_), TaskState::Failed) => self.fail_dependents(tx, lease.task_id).await,
-            (Some(_), _) => Ok(()),
+        if dependents > 0 && end.state == TaskState::Failed {
+            self.fail_dependents(tx, lease.task_id).await?;
         }
+        Ok(())
+    }
+
+    /// [`ResultStore::attempts`](crate::store::ResultStore::attempts): the
+    /// past attempts as recorded, then the latest from the task's row.
+    pub(super) async fn attempt_history(&self, task: TaskId) -> Result<Vec<Attempt>> {
+        let mut tx = self.pool.begin().await?;
+        let latest = sqlx::query(
+            "SELECT state, attempt, lease_owner, attempt_started_at, finished_at, error \
+             FROM tasks WHERE id = $1",
+        )
+        .bind(task.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("task", task))?;
+        let past = sqlx::query(
+            "SELECT attempt, worker_id, started_at, ended_at, outcome, error FROM attempts \
+             WHERE task_id = $1 ORDER BY attempt",
+        )
+        .bind(task.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut attempts = past
+            .iter()
+            .map(|row| {
+                let outcome: String = row.try_get("outcome")?;
+                Ok(Attempt {
+                    number: row.try_get::<i64, _>("attempt")? as u32,
+                    worker: row.try_get::<Option<i64>, _>("worker_id")?.map(WorkerId),
+                    started_at: row.try_get("started_at")?,
+                    ended_at: row.try_get("ended_at")?,
+                    outcome: Outcome::parse(&outcome).ok_or_else(|| {
+                        Error::Corrupt(format!("task {task}: unknown attempt outcome {outcome:?}"))
+                    })?,
+                    error: row.try_get("error")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let number = latest.try_get::<i64, _>("attempt")? as u32;
+        let recorded = attempts.last().map_or(0, |a| a.number);
+        let outcome = match parse_state(&latest.try_get::<String, _>("state")?)? {
+            TaskState::Leased => Some(Outcome::Running),
+            TaskState::Succeeded => Some(Outcome::Succeeded),
+            // Ended before attempts were recorded.
+            TaskState::Failed => Some(Outcome::Failed),
+            TaskState::Cancelled => Some(Outcome::Cancelled),
+            TaskState::Queued | TaskState::Blocked => None,
+        };
+        if let Some(outcome) = outcome.filter(|_| number > recorded) {
+            attempts.push(Attempt {
+                number,
+                worker: latest
+                    .try_get::<Option<i64>, _>("lease_owner")?
+                    .map(WorkerId),
+                started_at: latest.try_get("attempt_started_at")?,
+                ended_at: latest.try_get("finished_at")?,
+                outcome,
+                error: latest.try_get("error")?,
+            });
+        }
+        Ok(attempts)
     }
 
     /// Queues the dependents of `task` whose dependencies have all succeeded.

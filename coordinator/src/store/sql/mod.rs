@@ -82,7 +82,7 @@ impl Drop for SqlStore {
 
 /// The columns of `tasks` that [`task_from_row`] reads.
 const TASK_COLUMNS: &str = "id, sweep_id, state, params, attempt, max_attempts, \
-                            lease_owner, error, summary";
+                            lease_owner, attempt_started_at, finished_at, error, summary";
 
 /// The columns of `sweeps` that [`SqlStore::sweeps_from_rows`] reads.
 const SWEEP_COLUMNS: &str = "id, name, experiment, priority, created_at, cancelled_at, spec_toml";
@@ -354,7 +354,9 @@ pub(super) fn task_from_row(row: &AnyRow) -> Result<Task> {
         depends_on: Vec::new(),
         attempt: row.try_get::<i64, _>("attempt")? as u32,
         max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
-        lease_owner: row.try_get::<Option<i64>, _>("lease_owner")?.map(WorkerId),
+        worker: row.try_get::<Option<i64>, _>("lease_owner")?.map(WorkerId),
+        started_at: row.try_get("attempt_started_at")?,
+        finished_at: row.try_get("finished_at")?,
         error: row.try_get("error")?,
         summary: summary
             .map(|text| Summary::from_json(&text))

@@ -17,7 +17,7 @@ use super::attempt::{AttemptEnd, Fenced};
 use super::points::finite;
 use super::{SqlStore, millis, params_from_row};
 use crate::error::Result;
-use crate::store::{Capabilities, NewArtifact, QueueStore, ReapOutcome};
+use crate::store::{Capabilities, NewArtifact, Outcome, QueueStore, ReapOutcome};
 
 #[async_trait]
 impl QueueStore for SqlStore {
@@ -131,11 +131,7 @@ impl QueueStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let fenced = self.fence(&mut tx, lease).await?;
         let state = fenced.after_failure(retryable);
-        let end = AttemptEnd {
-            state,
-            error: Some(error),
-            handback: 0,
-        };
+        let end = AttemptEnd::new(state, Outcome::Failed, Some(error));
         self.end_attempt(&mut tx, lease, end).await?;
         self.commit_change(tx).await?;
         Ok(state)
@@ -149,11 +145,7 @@ impl QueueStore for SqlStore {
         } else {
             TaskState::Queued
         };
-        let end = AttemptEnd {
-            state,
-            error: None,
-            handback: 1,
-        };
+        let end = AttemptEnd::new(state, Outcome::HandedBack, None);
         self.end_attempt(&mut tx, lease, end).await?;
         self.commit_change(tx).await?;
         Ok(state)
@@ -184,11 +176,7 @@ impl QueueStore for SqlStore {
                 fenced.max_attempts
             );
             let state = fenced.after_failure(true);
-            let end = AttemptEnd {
-                state,
-                error: Some(&error),
-                handback: 0,
-            };
+            let end = AttemptEnd::new(state, Outcome::Expired, Some(&error));
             self.end_attempt(&mut tx, &lease, end).await?;
             tracing::info!(task = %task, sweep = %fenced.sweep_id, %state, "reaped an expired lease");
             match state {
@@ -287,7 +275,8 @@ impl SqlStore {
                ORDER BY priority DESC, id LIMIT $4{skip_locked}) \
              UPDATE tasks SET state = {leased}, attempt = attempt + 1, lease_owner = $1, \
                lease_call = $5, lease_token = {token}, lease_expires_at = {now} + $2, \
-               cancel_requested = 0, started_at = COALESCE(started_at, {now}) \
+               cancel_requested = 0, started_at = COALESCE(started_at, {now}), \
+               attempt_started_at = {now} \
              WHERE state = {queued} AND id IN (SELECT id FROM picked) \
              RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
         ))

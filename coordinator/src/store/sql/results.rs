@@ -10,16 +10,19 @@ use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskI
 use super::{SWEEP_COLUMNS, SqlStore, TASK_COLUMNS, params_from_row, parse_state};
 use crate::error::{Error, Result};
 use crate::store::{
-    Artifact, ArtifactInfo, Metric, ResultStore, SettingStats, Stats, TaskPage, Worker,
+    Artifact, ArtifactInfo, Attempt, Metric, ResultStore, SettingStats, Stats, TaskOrder, TaskPage,
+    Worker,
 };
 
 impl SqlStore {
-    /// The sweep's tasks in `states` (all when empty) from grid position
-    /// `from` on, at most `limit`, each with its position.
+    /// The sweep's tasks in `states` (all when empty) in `order`, at most
+    /// `limit`, each with its grid position: in grid order from position
+    /// `from` on, in any other order after skipping `from` tasks.
     async fn select_tasks(
         &self,
         sweep: SweepId,
         states: &[TaskState],
+        order: TaskOrder,
         from: u64,
         limit: Option<u32>,
     ) -> Result<Vec<(u64, Task)>> {
@@ -38,11 +41,19 @@ impl SqlStore {
         } else {
             String::new()
         };
+        // Grid order pages by position, so a page far into a sweep reads
+        // only its own rows; the others sort the sweep's rows and skip.
+        let (start, sort, skip) = match order {
+            TaskOrder::Grid => ("ordinal >= $2", "ordinal", ""),
+            TaskOrder::State => ("$2 >= 0", STATE_ORDER, " OFFSET $2"),
+            TaskOrder::Attempts => ("$2 >= 0", "attempt DESC, ordinal", " OFFSET $2"),
+            TaskOrder::Duration => ("$2 >= 0", DURATION_ORDER, " OFFSET $2"),
+        };
         let sql = format!(
-            "SELECT {TASK_COLUMNS}, ordinal FROM tasks WHERE sweep_id = $1 AND ordinal >= $2\
-             {in_states} ORDER BY ordinal{limited}"
+            "SELECT {TASK_COLUMNS}, ordinal FROM tasks WHERE sweep_id = $1 AND {start}\
+             {in_states} ORDER BY {sort}{limited}{skip}"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query(self.sql(&sql))
             .bind(sweep.0)
             .bind(i64::try_from(from).unwrap_or(i64::MAX));
         for state in states {
@@ -61,6 +72,15 @@ impl SqlStore {
         Ok(ordinals.into_iter().zip(tasks).collect())
     }
 }
+
+/// [`TaskOrder::State`]: what needs a look first.
+const STATE_ORDER: &str = "CASE state WHEN {failed} THEN 0 WHEN {leased} THEN 1 \
+     WHEN {queued} THEN 2 WHEN {blocked} THEN 3 WHEN {cancelled} THEN 4 ELSE 5 END, ordinal";
+
+/// [`TaskOrder::Duration`]: the latest attempt's time, a running one's
+/// until now; tasks that never started last.
+const DURATION_ORDER: &str = "COALESCE(COALESCE(finished_at, {now}) - attempt_started_at, -1) \
+     DESC, ordinal";
 
 /// The task's latest attempt, whose metrics and artifacts are the ones read.
 async fn latest_attempt(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<i64> {
@@ -101,7 +121,7 @@ impl ResultStore for SqlStore {
     }
 
     async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>> {
-        let rows = self.select_tasks(sweep, states, 0, None).await?;
+        let rows = (self.select_tasks(sweep, states, TaskOrder::Grid, 0, None)).await?;
         Ok(rows.into_iter().map(|(_, task)| task).collect())
     }
 
@@ -109,23 +129,30 @@ impl ResultStore for SqlStore {
         &self,
         sweep: SweepId,
         states: &[TaskState],
+        order: TaskOrder,
         from: u64,
         limit: u32,
     ) -> Result<TaskPage> {
         let limit = limit.max(1);
         // One more than asked for says whether another page follows.
         let mut rows = self
-            .select_tasks(sweep, states, from, Some(limit + 1))
+            .select_tasks(sweep, states, order, from, Some(limit + 1))
             .await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next = more
-            .then(|| rows.last().map(|(ordinal, _)| ordinal + 1))
-            .flatten();
+        let next = match order {
+            TaskOrder::Grid => rows.last().map(|(ordinal, _)| ordinal + 1),
+            _ => Some(from + rows.len() as u64),
+        }
+        .filter(|_| more);
         Ok(TaskPage {
             tasks: rows.into_iter().map(|(_, task)| task).collect(),
             next,
         })
+    }
+
+    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>> {
+        self.attempt_history(task).await
     }
 
     async fn task(&self, id: TaskId) -> Result<Task> {

@@ -1,4 +1,4 @@
-//! [`WorkerStore`] over SQL: registrations and liveness.
+//! [`WorkerStore`] over SQL: registrations, liveness and leaving.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -50,6 +50,18 @@ impl WorkerStore for SqlStore {
         .await?;
         Ok(WorkerId(id))
     }
+
+    async fn leave(&self, worker: WorkerId) -> Result<()> {
+        let left = sqlx::query(self.sql("UPDATE workers SET stopped_at = {now} WHERE id = $1"))
+            .bind(worker.0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if left == 0 {
+            return Err(Error::not_found("worker", worker));
+        }
+        Ok(())
+    }
 }
 
 impl SqlStore {
@@ -58,7 +70,7 @@ impl SqlStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(self.sql(
             "SELECT id, name, host, backend, devices, slots, version, registered_at, \
-             last_heartbeat_at, {now} AS now FROM workers ORDER BY id DESC",
+             last_heartbeat_at, stopped_at, {now} AS now FROM workers ORDER BY id DESC",
         ))
         .fetch_all(&mut *tx)
         .await?;
@@ -100,6 +112,7 @@ impl SqlStore {
                     },
                     registered_at: row.try_get("registered_at")?,
                     last_heartbeat_at: last,
+                    stopped_at: row.try_get("stopped_at")?,
                     silent_for: Duration::from_millis((now - last).max(0) as u64),
                     running: running.remove(&id).unwrap_or_default(),
                 })
