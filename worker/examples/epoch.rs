@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use sweep_spec::planner;
 use sweep_worker::device::DeviceChoice;
-use sweep_worker::experiments::{self, Context, Sink};
+use sweep_worker::experiments::{self, Context, Fresh, Sink};
 use sweep_worker::kernels::{self, Kernels};
 
 #[global_allocator]
@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
                 sink: &sink,
                 dependencies: Vec::new(),
                 stop: &stop,
+                checkpoints: &Fresh,
             };
             let started = Instant::now();
             experiments::run(params, &ctx)?;

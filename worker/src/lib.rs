@@ -9,7 +9,9 @@
 //!   backward;
 //!   [`mlp64`]: an MLP's exact loss gradient in f64, for second-order work.
 //! - [`experiments`]: one module per experiment kind; [`memory`]: what a
-//!   task needs of its device, checked before it starts.
+//!   task needs of its device, checked before it starts; [`checkpoint`]: a
+//!   task's training state at a step boundary, as bytes another attempt
+//!   resumes from.
 //! - [`runner`]: the worker's loop: lease as many tasks as there are free
 //!   slots, run them, hand them back on shutdown.
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
@@ -22,6 +24,7 @@
 //! - [`error`]: dataset errors.
 //! - [`TrainingAllocator`]: the allocator binaries that train declare.
 
+pub mod checkpoint;
 pub mod completer;
 pub mod data;
 pub mod device;

@@ -5,7 +5,7 @@
 //! (see `sweep_spec::weights`), what interpolation blends and what the
 //! Hessian differentiates.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
@@ -50,6 +50,17 @@ fn tensor<const D: usize>(values: &[f32], shape: &[usize], device: &Device) -> T
     Tensor::from_data(TensorData::new(values.to_vec(), dims), device)
 }
 
+/// A trainable parameter whose id is its block's position (`ids` counts
+/// them), not a random one: the optimizer keys its state by id, so the state
+/// saved in a checkpoint finds its parameters again in a model rebuilt from
+/// the checkpoint's weights.
+fn param<const D: usize>(ids: &mut u64, value: Tensor<D>) -> Param<Tensor<D>> {
+    let mut param = Param::from_tensor(value);
+    param.id = ParamId::from(*ids);
+    *ids += 1;
+    param
+}
+
 /// Appends a parameter's values, or its gradient in `grads` (zeros when it
 /// has none), to `out`.
 fn push<const D: usize>(param: &Param<Tensor<D>>, grads: Option<&Gradients>, out: &mut Vec<f32>) {
@@ -91,18 +102,18 @@ impl Net {
                 ..
             } => (*in_channels as usize, *image_size as usize, convs.len()),
         };
+        let mut ids = 0;
         let mut pairs = blocks.chunks(2);
         let convs = (0..n_convs)
             .map(|_| {
                 let pair = pairs.next().expect("a weight and a bias per conv");
                 let k = pair[0].shape[2];
                 Conv2d {
-                    weight: Param::from_tensor(tensor(take(&pair[0]), &pair[0].shape, device)),
-                    bias: Some(Param::from_tensor(tensor(
-                        take(&pair[1]),
-                        &pair[1].shape,
-                        device,
-                    ))),
+                    weight: param(&mut ids, tensor(take(&pair[0]), &pair[0].shape, device)),
+                    bias: Some(param(
+                        &mut ids,
+                        tensor(take(&pair[1]), &pair[1].shape, device),
+                    )),
                     stride: [1, 1],
                     kernel_size: [k, k],
                     dilation: [1, 1],
@@ -113,12 +124,11 @@ impl Net {
             .collect();
         let dense = pairs
             .map(|pair| Linear {
-                weight: Param::from_tensor(tensor(take(&pair[0]), &pair[0].shape, device)),
-                bias: Some(Param::from_tensor(tensor(
-                    take(&pair[1]),
-                    &pair[1].shape,
-                    device,
-                ))),
+                weight: param(&mut ids, tensor(take(&pair[0]), &pair[0].shape, device)),
+                bias: Some(param(
+                    &mut ids,
+                    tensor(take(&pair[1]), &pair[1].shape, device),
+                )),
             })
             .collect();
         Self {

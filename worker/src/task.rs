@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::completer::Completer;
 use crate::error::panic_message;
-use crate::experiments::{self, Context, TaskError};
+use crate::experiments::{self, Context, Fresh, TaskError};
 use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::shipper::{self, ChannelSink, Shipped};
@@ -178,6 +178,7 @@ async fn train(
                     sink: &sink,
                     dependencies,
                     stop: &stop,
+                    checkpoints: &Fresh,
                 };
                 experiments::run(&params, &ctx)
             }))

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use sweep_spec::planner;
 use sweep_worker::device::DeviceChoice;
-use sweep_worker::experiments::{self, Context, Sink};
+use sweep_worker::experiments::{self, Context, Fresh, Sink};
 use sweep_worker::kernels::{self, Kernels};
 
 const CNN: &str = r#"
@@ -50,6 +50,7 @@ fn train(kernels: Kernels) -> Vec<(String, i64, f64)> {
         sink: &sink,
         dependencies: Vec::new(),
         stop: &stop,
+        checkpoints: &Fresh,
     };
     experiments::run(&params, &ctx).unwrap();
     sink.0.into_inner().unwrap()

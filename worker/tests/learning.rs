@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use sweep_spec::planner;
 use sweep_spec::{Summary, TaskParams};
 use sweep_worker::device::DeviceChoice;
-use sweep_worker::experiments::{self, Context, Sink, TaskError};
+use sweep_worker::experiments::{self, Context, Fresh, Sink, TaskError};
 
 #[derive(Default)]
 struct Recorder {
@@ -76,6 +76,7 @@ fn run(params: &TaskParams, sink: &Recorder) -> Result<Summary, TaskError> {
         sink,
         dependencies: Vec::new(),
         stop: &stop,
+        checkpoints: &Fresh,
     };
     experiments::run(params, &ctx)
 }
@@ -270,6 +271,7 @@ batch_size = [32, 512]
         sink: &sink,
         dependencies: weights,
         stop: &stop,
+        checkpoints: &Fresh,
     };
     let summary = experiments::run(&tasks[2], &ctx).unwrap();
     assert_eq!(summary.get("points"), Some(9.0));

@@ -11,9 +11,10 @@ use sweep_spec::params::ClassifyParams;
 use sweep_spec::summary::{self, Summary};
 use sweep_spec::{ModelShape, TaskParams, weights};
 
-use super::{Context, TaskError, check_finite, optimizer};
+use super::{Context, TaskError, check_finite};
+use crate::checkpoint::Position;
 use crate::data::{self, Split};
-use crate::model::{Net, initial_weights};
+use crate::model::Net;
 use crate::rng::Rng;
 
 /// Examples per forward pass when evaluating.
@@ -100,20 +101,27 @@ pub fn run(
     let train_device = ctx.device.clone().autodiff();
     let eval_device = ctx.device.clone();
     let batch_size = params.batch_size.unwrap_or(data.train.len() as u64).max(1) as usize;
-    let mut model = Net::new(
-        &params.model,
-        &initial_weights(&params.model, params.init_seed),
-        &train_device,
-    );
-    let mut optim = optimizer(&params.optimizer);
+    let start = ctx.start(params, &train_device);
+    let (mut model, mut optim) = (start.model, start.optim);
     let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let mut shuffler = Rng::derived(params.seed, 0x0bde5);
-    let mut step = 0u64;
-    let mut last = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
-    for epoch in 1..=classify.epochs {
+    // Each epoch shuffles the order the one before left: a resumed run
+    // replays the shuffles of the epochs it does not train again.
+    let first = start.position.epoch.max(1);
+    for _ in 1..first {
         shuffler.shuffle(&mut order);
-        for chunk in order.chunks(batch_size) {
+    }
+    let mut step = start.position.step;
+    let mut last = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
+    for epoch in first..=classify.epochs {
+        shuffler.shuffle(&mut order);
+        let done = if epoch == first {
+            start.position.batch
+        } else {
+            0
+        };
+        for (batch_index, chunk) in order.chunks(batch_size).enumerate().skip(done as usize) {
             ctx.check_stop()?;
             step += 1;
             let (x, y) = batch(&data.train, chunk, &train_device);
@@ -130,6 +138,12 @@ pub fn run(
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(params.lr, model, grads);
+            let position = Position {
+                epoch,
+                batch: batch_index as u64 + 1,
+                step,
+            };
+            ctx.checkpoint(params, position, &model, &optim);
         }
         let inference = model.valid();
         let train = evaluate(&inference, &data.train, &eval_device);

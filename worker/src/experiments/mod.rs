@@ -16,11 +16,14 @@ pub mod interpolate;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::tensor::Device;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::{Bytes, Device};
 use sweep_spec::params::Optimizer;
 use sweep_spec::{Experiment, Summary, TaskParams};
 
+use crate::checkpoint::{Checkpoint, Position, fingerprint};
 use crate::error::DataError;
+use crate::model::{Net, initial_weights};
 
 /// Where a running task sends what it measures. Sending never blocks
 /// training; the runner ships it to the coordinator.
@@ -40,6 +43,41 @@ pub struct Context<'a> {
     pub dependencies: Vec<Vec<f32>>,
     /// Set when the task must stop (cancelled, lease lost, shutdown).
     pub stop: &'a AtomicBool,
+    /// Where its checkpoints come from and go.
+    pub checkpoints: &'a dyn Checkpoints,
+}
+
+/// A task's checkpoints (see [`crate::checkpoint`]): the one it may resume
+/// from, and where new ones go. Each method has the answer of a task that
+/// keeps none.
+pub trait Checkpoints: Send + Sync {
+    /// The bytes of the newest checkpoint an earlier attempt left.
+    fn latest(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Whether to save one at this step boundary.
+    fn due(&self) -> bool {
+        false
+    }
+
+    /// Keeps `checkpoint` as the task's newest.
+    fn save(&self, _checkpoint: Checkpoint) {}
+
+    /// Says why the checkpoint found cannot be used; the task starts fresh.
+    fn refused(&self, _why: &str) {}
+}
+
+/// A task that resumes from nothing and saves nothing.
+pub struct Fresh;
+
+impl Checkpoints for Fresh {}
+
+/// Where a training loop starts: its model, its optimizer and its position.
+pub(crate) struct Start {
+    pub model: Net,
+    pub optim: ModuleOptimizer,
+    pub position: Position,
 }
 
 impl Context<'_> {
@@ -48,6 +86,67 @@ impl Context<'_> {
             Err(TaskError::Stopped)
         } else {
             Ok(())
+        }
+    }
+
+    /// The model and optimizer a task trains on `device`, from the newest
+    /// checkpoint of an earlier attempt if there is one that fits the task,
+    /// otherwise fresh from its initial weights. One that does not fit is
+    /// refused (said through [`Checkpoints::refused`]), never loaded.
+    pub(crate) fn start(&self, params: &TaskParams, device: &Device) -> Start {
+        if let Some(bytes) = self.checkpoints.latest() {
+            match self.restore(params, &bytes, device) {
+                Ok(start) => return start,
+                Err(why) => self.checkpoints.refused(&why),
+            }
+        }
+        Start {
+            model: Net::new(
+                &params.model,
+                &initial_weights(&params.model, params.init_seed),
+                device,
+            ),
+            optim: optimizer(&params.optimizer),
+            position: Position::default(),
+        }
+    }
+
+    fn restore(&self, params: &TaskParams, bytes: &[u8], device: &Device) -> Result<Start, String> {
+        let weights = params.model.param_count() as usize;
+        let checkpoint = Checkpoint::from_bytes(bytes, &fingerprint(params), weights)
+            .map_err(|err| err.to_string())?;
+        let optim = optimizer(&params.optimizer)
+            .from_bytes(Bytes::from_bytes_vec(checkpoint.optimizer))
+            .map_err(|err| format!("the checkpoint's optimizer state is unreadable: {err}"))?;
+        Ok(Start {
+            model: Net::new(&params.model, &checkpoint.weights, device),
+            optim,
+            position: checkpoint.position,
+        })
+    }
+
+    /// At a step boundary: saves a checkpoint if one is due.
+    pub(crate) fn checkpoint(
+        &self,
+        params: &TaskParams,
+        position: Position,
+        model: &Net,
+        optim: &ModuleOptimizer,
+    ) {
+        if !self.checkpoints.due() {
+            return;
+        }
+        match optim.into_bytes() {
+            Ok(optimizer) => self.checkpoints.save(Checkpoint {
+                task: fingerprint(params),
+                position,
+                values: Default::default(),
+                weights: model.flat(),
+                optimizer: optimizer.to_vec(),
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, step = position.step, "could not write a checkpoint")
+            }
         }
     }
 }
