@@ -195,7 +195,7 @@ pub async fn tasks(
     let id = resolve(&client, which).await?;
     let mut header = vec!["id", "state", "kind"];
     header.extend(columns::IDENTITY);
-    header.extend(["attempt", "worker", "error"]);
+    header.extend(["attempt", "resumed_from", "worker", "error"]);
     let mut listing = Listing::new(&header);
     for task in client.tasks(id, &states).await? {
         let mut row = vec![
@@ -206,6 +206,7 @@ pub async fn tasks(
         row.extend(columns::identity(&task.params));
         row.extend([
             json!(format!("{}/{}", task.attempt, task.max_attempts)),
+            json!(task.resumed_from),
             json!(task.worker.map(|w| w.0)),
             json!(task.error.unwrap_or_default()),
         ]);

@@ -73,6 +73,9 @@ pub struct Lease {
     pub depends_on: Vec<TaskId>,
     /// Milliseconds since the Unix epoch, by the database's clock.
     pub expires_at: i64,
+    /// The step of the task's checkpoint, when an earlier attempt left one
+    /// to resume from.
+    pub checkpoint_step: Option<u64>,
 }
 
 impl Lease {
@@ -95,6 +98,7 @@ impl From<&Lease> for v1::TaskLease {
             params_json: params_json(&lease.params),
             depends_on: lease.depends_on.iter().map(|t| t.to_wire()).collect(),
             lease_expires_at_ms: lease.expires_at,
+            checkpoint_step: lease.checkpoint_step,
         }
     }
 }
@@ -135,6 +139,7 @@ impl Leased {
             params,
             depends_on: task_ids(&wire.depends_on)?,
             expires_at: wire.lease_expires_at_ms,
+            checkpoint_step: wire.checkpoint_step,
         })))
     }
 }
@@ -321,6 +326,7 @@ mod tests {
             params_json: "{}".into(),
             depends_on: vec![],
             lease_expires_at_ms: 0,
+            checkpoint_step: None,
         };
         match Leased::from_wire(wire).unwrap() {
             Leased::Unreadable { lease, error } => {

@@ -48,7 +48,7 @@ pub use ids::{SweepId, SweepRef, TaskId, WorkerId};
 pub use lease::{
     Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes, Verdict,
 };
-pub use results::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
+pub use results::{Artifact, ArtifactInfo, CHECKPOINT, Metric, SettingStats, Stats};
 pub use state::{SweepState, TaskCounts, TaskState};
 pub use sweep::{CancelOutcome, Sweep, Task};
 pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo, WorkerStatus};

@@ -13,6 +13,11 @@ use crate::lease::MetricPoint;
 use crate::sweep::{params_json, parse_params};
 use crate::v1::{self, artifact_download};
 
+/// The name and the encoding a checkpoint travels under: the bytes are the
+/// worker's own (`sweep_worker::checkpoint`); the coordinator keeps them as
+/// they come.
+pub const CHECKPOINT: &str = "checkpoint";
+
 /// Bytes per artifact chunk, well under the message limit.
 pub const CHUNK: usize = 1 << 20;
 

@@ -106,6 +106,9 @@ pub struct Task {
     pub started_at: Option<i64>,
     /// When it ended (succeeded, failed or cancelled for good).
     pub finished_at: Option<i64>,
+    /// The checkpoint step its latest attempt started from; 0 for a fresh
+    /// start.
+    pub resumed_from: u64,
     pub error: Option<String>,
     /// The summary of the attempt that succeeded.
     pub summary: Option<Summary>,
@@ -125,6 +128,7 @@ impl From<&Task> for v1::TaskInfo {
             worker_id: task.worker.map(|w| w.to_wire()),
             started_at: task.started_at,
             finished_at: task.finished_at,
+            resumed_from: task.resumed_from,
             error: task.error.clone().unwrap_or_default(),
             summary_json: task
                 .summary
@@ -154,6 +158,7 @@ impl TryFrom<v1::TaskInfo> for Task {
             worker: info.worker_id.map(WorkerId::from_wire).transpose()?,
             started_at: info.started_at,
             finished_at: info.finished_at,
+            resumed_from: info.resumed_from,
             error: Some(info.error).filter(|e| !e.is_empty()),
             summary,
         })

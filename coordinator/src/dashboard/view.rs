@@ -131,6 +131,7 @@ pub struct AttemptRow {
     pub time: String,
     pub outcome: &'static str,
     pub error: String,
+    pub resumed_from: u64,
 }
 
 impl AttemptRow {
@@ -144,6 +145,7 @@ impl AttemptRow {
             }),
             outcome: attempt.outcome.as_str(),
             error: attempt.error.clone().unwrap_or_default(),
+            resumed_from: attempt.resumed_from,
         }
     }
 }

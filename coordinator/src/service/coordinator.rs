@@ -7,8 +7,10 @@ use futures::StreamExt;
 use sweep_proto::lease::outcome_to_wire;
 use sweep_proto::v1::coordinator_server::Coordinator;
 use sweep_proto::v1::{self, artifact_upload};
+use sweep_proto::{
+    Artifact, CHECKPOINT, Registration, TaskId, TaskState, WireError, WorkerId, text,
+};
 use sweep_proto::{Completion, DeviceKind, Lease, LeaseCall, LeaseRef, MetricPoint, Registered};
-use sweep_proto::{Registration, TaskId, TaskState, WireError, WorkerId, text};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -17,7 +19,7 @@ use super::{DownloadStream, RECHECK};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::store::{Capabilities, NewArtifact, Store};
+use crate::store::{Capabilities, NewArtifact, NewCheckpoint, Store};
 
 /// The most tasks one lease call hands out.
 const MAX_SLOTS: u32 = 256;
@@ -252,13 +254,56 @@ impl Coordinator for CoordinatorService {
             }
         }
         let size = data.len() as u64;
-        let artifact = NewArtifact {
-            name: header.name,
-            encoding: header.encoding,
-            data,
-        };
-        self.store.put_artifact(&lease, artifact).await?;
+        match header.checkpoint {
+            Some(checkpoint) => {
+                let checkpoint = NewCheckpoint {
+                    step: checkpoint.step,
+                    watermarks: checkpoint.watermarks.into_iter().collect(),
+                    data,
+                };
+                let step = checkpoint.step;
+                self.store.put_checkpoint(&lease, checkpoint).await?;
+                tracing::info!(task = %lease.task_id, step, size, "checkpoint stored");
+            }
+            None => {
+                let artifact = NewArtifact {
+                    name: header.name,
+                    encoding: header.encoding,
+                    data,
+                };
+                self.store.put_artifact(&lease, artifact).await?;
+            }
+        }
         Ok(Response::new(v1::PutArtifactResponse { size }))
+    }
+
+    type GetCheckpointStream = DownloadStream;
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<v1::GetCheckpointRequest>,
+    ) -> Result<Response<DownloadStream>, Status> {
+        let lease = LeaseRef::from_wire(request.into_inner().lease)?;
+        let checkpoint = self.store.checkpoint(&lease).await?;
+        let artifact = Artifact {
+            task_id: lease.task_id,
+            attempt: checkpoint.attempt,
+            name: CHECKPOINT.to_string(),
+            encoding: CHECKPOINT.to_string(),
+            data: checkpoint.data,
+        };
+        Ok(Response::new(super::download(&artifact)))
+    }
+
+    async fn resume(
+        &self,
+        request: Request<v1::ResumeRequest>,
+    ) -> Result<Response<v1::ResumeResponse>, Status> {
+        let req = request.into_inner();
+        let lease = LeaseRef::from_wire(req.lease)?;
+        self.store.resume(&lease, req.step).await?;
+        tracing::info!(task = %lease.task_id, step = req.step, "attempt resumed from a checkpoint");
+        Ok(Response::new(v1::ResumeResponse {}))
     }
 
     type GetArtifactStream = DownloadStream;

@@ -135,9 +135,26 @@ pub trait QueueStore: Send + Sync + 'static {
     /// name from the same attempt. Fenced.
     async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
 
+    /// Makes `checkpoint` the task's checkpoint, replacing the one before
+    /// (of this attempt or an earlier one) in one transaction, so a
+    /// checkpoint is whole or absent, never half written. Fenced.
+    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()>;
+
+    /// The task's checkpoint, for the attempt holding its lease to resume
+    /// from; [`Error::NotFound`] when it has none. Fenced.
+    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint>;
+
+    /// Records that the lease's attempt resumed from the task's checkpoint,
+    /// taken at `step`: the points its attempt had sent by then (its
+    /// watermarks) become this attempt's too, so the attempt that succeeds
+    /// has the whole series, and the task shows where the attempt started.
+    /// [`Error::Precondition`] when the task's checkpoint is not at `step`
+    /// (a newer one replaced it). Fenced.
+    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()>;
+
     /// Ends each attempt named in success with its summary, storing its last
-    /// metric points first as [`QueueStore::record_metrics`] would, all in
-    /// one transaction; dependents whose dependencies have now all succeeded
+    /// metric points first as [`QueueStore::record_metrics`] would, and
+    /// deletes its checkpoint, all in one transaction; dependents whose dependencies have now all succeeded
     /// become queued. Each completion is fenced and checked on its own: the
     /// answer holds one outcome per completion, in order, and a refused one
     /// (a stale lease, a non-finite point) changes nothing of its task. The

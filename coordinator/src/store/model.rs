@@ -1,6 +1,7 @@
 //! The values the store traits take and return that only the store knows;
 //! the ones that also cross the wire live in `sweep_proto`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use sweep_proto::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
@@ -59,6 +60,27 @@ pub struct NewArtifact {
     pub data: Vec<u8>,
 }
 
+/// A checkpoint as a worker stores it (see
+/// [`super::QueueStore::put_checkpoint`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCheckpoint {
+    /// The optimizer steps taken when it was taken.
+    pub step: u64,
+    /// For each metric, the last step its attempt had sent by then: the
+    /// points that an attempt resuming from it keeps.
+    pub watermarks: BTreeMap<String, i64>,
+    pub data: Vec<u8>,
+}
+
+/// A task's checkpoint as the store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCheckpoint {
+    /// The attempt that took it.
+    pub attempt: u32,
+    pub step: u64,
+    pub data: Vec<u8>,
+}
+
 /// One attempt at a task: the worker that made it, when, and how it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
@@ -70,6 +92,8 @@ pub struct Attempt {
     pub ended_at: Option<i64>,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// The checkpoint step it started from; 0 for a fresh start.
+    pub resumed_from: u64,
 }
 
 /// How an attempt ended, or that it has not.

@@ -120,6 +120,21 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
         .await
     }
 
+    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()> {
+        retry("put_checkpoint", || {
+            self.0.put_checkpoint(lease, checkpoint.clone())
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
+        retry("checkpoint", || self.0.checkpoint(lease)).await
+    }
+
+    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()> {
+        retry("resume", || self.0.resume(lease, step)).await
+    }
+
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         retry("complete_many", || self.0.complete_many(completions)).await
     }

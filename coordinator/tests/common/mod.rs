@@ -108,6 +108,16 @@ impl TestDb {
         Ok(())
     }
 
+    /// The number a query answers, read on the database directly.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect(&self.url).await.expect("connect");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("run the query")
+    }
+
     pub async fn cleanup(self) {
         drop(self.store);
         if let Cleanup::Database(name) = self.cleanup {

@@ -83,6 +83,7 @@ pub(crate) fn upload(
             lease: lease_ref(lease),
             name: name.into(),
             encoding: "raw".into(),
+            checkpoint: None,
         })),
     };
     std::iter::once(header)

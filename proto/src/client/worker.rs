@@ -1,5 +1,6 @@
 //! [`WorkerClient`]: the worker's side of the `Coordinator` service.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
 use crate::lease::outcomes_from_wire;
 use crate::lease::{Completion, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes};
-use crate::results::{Artifact, CHUNK};
+use crate::results::{Artifact, CHECKPOINT, CHUNK};
 use crate::v1::coordinator_client::CoordinatorClient;
 use crate::v1::{self, artifact_upload};
 use crate::worker::DeviceKind;
@@ -167,12 +168,66 @@ impl WorkerClient {
         encoding: &str,
         data: &[u8],
     ) -> Result<(), WireError> {
+        let header = v1::ArtifactHeader {
+            lease: Some(lease.into()),
+            name: name.to_string(),
+            encoding: encoding.to_string(),
+            checkpoint: None,
+        };
+        self.upload(header, data).await
+    }
+
+    /// Stores `data` as the task's checkpoint, taken after `step` steps
+    /// when the attempt had sent each metric up to its `watermarks` step.
+    pub async fn put_checkpoint(
+        &self,
+        lease: &LeaseRef,
+        step: u64,
+        watermarks: &BTreeMap<String, i64>,
+        data: &[u8],
+    ) -> Result<(), WireError> {
+        let header = v1::ArtifactHeader {
+            lease: Some(lease.into()),
+            name: CHECKPOINT.to_string(),
+            encoding: CHECKPOINT.to_string(),
+            checkpoint: Some(v1::CheckpointHeader {
+                step,
+                watermarks: watermarks.clone().into_iter().collect(),
+            }),
+        };
+        self.upload(header, data).await
+    }
+
+    /// The task's checkpoint, for the attempt holding `lease`.
+    pub async fn checkpoint(&self, lease: &LeaseRef) -> Result<Vec<u8>, WireError> {
+        let request = v1::GetCheckpointRequest {
+            lease: Some(lease.into()),
+        };
+        let index = self.current.load(Ordering::Relaxed);
+        let mut parts = self
+            .call(request, |mut c, r| async move { c.get_checkpoint(r).await })
+            .await?;
+        let explain = |status| self.replicas[index].target.explain(status);
+        let artifact = Artifact::from_wire(&mut parts).await.map_err(explain)?;
+        Ok(artifact.data)
+    }
+
+    /// Says the attempt holding `lease` resumed from the task's checkpoint
+    /// taken at `step`.
+    pub async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<(), WireError> {
+        let request = v1::ResumeRequest {
+            lease: Some(lease.into()),
+            step,
+        };
+        self.call(request, |mut c, r| async move { c.resume(r).await })
+            .await?;
+        Ok(())
+    }
+
+    /// Uploads an artifact (or a checkpoint) in chunks after its header.
+    async fn upload(&self, header: v1::ArtifactHeader, data: &[u8]) -> Result<(), WireError> {
         let header = v1::ArtifactUpload {
-            part: Some(artifact_upload::Part::Header(v1::ArtifactHeader {
-                lease: Some(lease.into()),
-                name: name.to_string(),
-                encoding: encoding.to_string(),
-            })),
+            part: Some(artifact_upload::Part::Header(header)),
         };
         let parts: Vec<v1::ArtifactUpload> = std::iter::once(header)
             .chain(data.chunks(CHUNK).map(|chunk| v1::ArtifactUpload {

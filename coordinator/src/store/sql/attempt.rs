@@ -120,8 +120,10 @@ impl SqlStore {
         end: AttemptEnd<'_>,
     ) -> Result<()> {
         let recorded = sqlx::query(self.sql(
-            "INSERT INTO attempts (task_id, attempt, worker_id, started_at, ended_at, outcome, error) \
-             SELECT id, attempt, lease_owner, attempt_started_at, {now}, $3, $4 FROM tasks \
+            "INSERT INTO attempts (task_id, attempt, worker_id, started_at, ended_at, outcome, error, \
+               resumed_from) \
+             SELECT id, attempt, lease_owner, attempt_started_at, {now}, $3, $4, resumed_from \
+             FROM tasks \
              WHERE id = $1 AND state = {leased} AND lease_token = $2",
         ))
         .bind(lease.task_id.0)
@@ -159,16 +161,16 @@ impl SqlStore {
     pub(super) async fn attempt_history(&self, task: TaskId) -> Result<Vec<Attempt>> {
         let mut tx = self.pool.begin().await?;
         let latest = sqlx::query(
-            "SELECT state, attempt, lease_owner, attempt_started_at, finished_at, error \
-             FROM tasks WHERE id = $1",
+            "SELECT state, attempt, lease_owner, attempt_started_at, finished_at, error, \
+             resumed_from FROM tasks WHERE id = $1",
         )
         .bind(task.0)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("task", task))?;
         let past = sqlx::query(
-            "SELECT attempt, worker_id, started_at, ended_at, outcome, error FROM attempts \
-             WHERE task_id = $1 ORDER BY attempt",
+            "SELECT attempt, worker_id, started_at, ended_at, outcome, error, resumed_from \
+             FROM attempts WHERE task_id = $1 ORDER BY attempt",
         )
         .bind(task.0)
         .fetch_all(&mut *tx)
@@ -187,6 +189,7 @@ impl SqlStore {
                         Error::Corrupt(format!("task {task}: unknown attempt outcome {outcome:?}"))
                     })?,
                     error: row.try_get("error")?,
+                    resumed_from: row.try_get::<i64, _>("resumed_from")? as u64,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -210,6 +213,7 @@ impl SqlStore {
                 ended_at: latest.try_get("finished_at")?,
                 outcome,
                 error: latest.try_get("error")?,
+                resumed_from: latest.try_get::<i64, _>("resumed_from")? as u64,
             });
         }
         Ok(attempts)

@@ -77,7 +77,8 @@ impl SqlStore {
              finished_at = {now}, lease_token = NULL, lease_expires_at = NULL \
              FROM {c} WHERE tasks.id = c.task AND tasks.state = {leased} \
                AND tasks.lease_token = c.token \
-             RETURNING tasks.id AS id, tasks.attempt AS attempt, tasks.dependents AS dependents"
+             RETURNING tasks.id AS id, tasks.attempt AS attempt, tasks.dependents AS dependents, \
+               tasks.checkpoint_step AS checkpoint_step"
             .replace("{c}", &self.json_table("$1", "c", &columns));
         let ended = sqlx::query(self.sql(&template))
             .bind(to_json(&rows)?)
@@ -89,6 +90,9 @@ impl SqlStore {
             attempts.insert(task, row.try_get::<i64, _>("attempt")?);
             if row.try_get::<i64, _>("dependents")? > 0 {
                 self.unblock_dependents(tx, task).await?;
+            }
+            if row.try_get::<Option<i64>, _>("checkpoint_step")?.is_some() {
+                self.drop_checkpoint(tx, task).await?;
             }
         }
         let succeeded: Vec<&Completion> = batch

@@ -13,6 +13,7 @@
 //! parsed from their JSON).
 
 mod attempt;
+mod checkpoints;
 mod complete;
 mod points;
 mod queue;
@@ -82,7 +83,8 @@ impl Drop for SqlStore {
 
 /// The columns of `tasks` that [`task_from_row`] reads.
 const TASK_COLUMNS: &str = "id, sweep_id, state, params, attempt, max_attempts, \
-                            lease_owner, attempt_started_at, finished_at, error, summary";
+                            lease_owner, attempt_started_at, finished_at, resumed_from, error, \
+                            summary";
 
 /// The columns of `sweeps` that [`SqlStore::sweeps_from_rows`] reads.
 const SWEEP_COLUMNS: &str = "id, name, experiment, priority, created_at, cancelled_at, spec_toml";
@@ -357,6 +359,7 @@ pub(super) fn task_from_row(row: &AnyRow) -> Result<Task> {
         worker: row.try_get::<Option<i64>, _>("lease_owner")?.map(WorkerId),
         started_at: row.try_get("attempt_started_at")?,
         finished_at: row.try_get("finished_at")?,
+        resumed_from: row.try_get::<i64, _>("resumed_from")? as u64,
         error: row.try_get("error")?,
         summary: summary
             .map(|text| Summary::from_json(&text))

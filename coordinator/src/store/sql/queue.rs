@@ -17,7 +17,9 @@ use super::attempt::{AttemptEnd, Fenced};
 use super::points::finite;
 use super::{SqlStore, millis, params_from_row};
 use crate::error::Result;
-use crate::store::{Capabilities, NewArtifact, Outcome, QueueStore, ReapOutcome};
+use crate::store::{
+    Capabilities, NewArtifact, NewCheckpoint, Outcome, QueueStore, ReapOutcome, StoredCheckpoint,
+};
 
 #[async_trait]
 impl QueueStore for SqlStore {
@@ -116,6 +118,18 @@ impl QueueStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()> {
+        self.store_checkpoint(lease, checkpoint).await
+    }
+
+    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
+        self.read_checkpoint(lease).await
+    }
+
+    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()> {
+        self.resume_from(lease, step).await
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
@@ -217,7 +231,8 @@ impl SqlStore {
             sqlx::query(self.sql(
                 "UPDATE tasks SET lease_expires_at = {now} + $3 \
                  WHERE state = {leased} AND lease_owner = $1 AND lease_call = $2 \
-                 RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
+                 RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies, \
+               checkpoint_step",
             ))
             .bind(call.worker.0)
             .bind(call.number as i64)
@@ -247,6 +262,8 @@ impl SqlStore {
                     params: params_from_row(row, task_id)?,
                     depends_on: Vec::new(),
                     expires_at: row.try_get("lease_expires_at")?,
+                    checkpoint_step: (row.try_get::<Option<i64>, _>("checkpoint_step")?)
+                        .map(|step| step as u64),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -276,9 +293,10 @@ impl SqlStore {
              UPDATE tasks SET state = {leased}, attempt = attempt + 1, lease_owner = $1, \
                lease_call = $5, lease_token = {token}, lease_expires_at = {now} + $2, \
                cancel_requested = 0, started_at = COALESCE(started_at, {now}), \
-               attempt_started_at = {now} \
+               attempt_started_at = {now}, resumed_from = 0 \
              WHERE state = {queued} AND id IN (SELECT id FROM picked) \
-             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies",
+             RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies, \
+               checkpoint_step",
         ))
         .bind(call.worker.0)
         .bind(millis(ttl))
