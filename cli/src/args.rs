@@ -202,6 +202,10 @@ pub struct RunArgs {
     /// Serve no dashboard.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// Training between two checkpoints of a task ("10m", "30s"; "0s": only
+    /// at Ctrl-C). The next run of the same spec goes on from them.
+    #[arg(long, env = "SWEEP_CHECKPOINT_EVERY", value_parser = sweep_spec::duration::parse, default_value = sweep_worker::CHECKPOINT_EVERY)]
+    pub checkpoint_every: std::time::Duration,
     #[command(flatten)]
     pub output: Output,
 }

@@ -120,6 +120,7 @@ fn start_workers(args: &RunArgs, endpoint: &str) -> (watch::Sender<bool>, JoinSe
             lease_wait: Duration::from_secs(1),
             // Each local worker's share of this machine's memory.
             max_memory: memory.map(|m| m / count as u64),
+            checkpoint_every: args.checkpoint_every,
         };
         let mut stopped = stopped.clone();
         workers.spawn(async move {

@@ -12,11 +12,13 @@
 //!   artifacts.
 //! - [`summary`]: a task's final numbers ([`Summary`]) and their names;
 //!   [`metric`]: the names of what a task records while it trains.
+//! - [`duration`]: durations as people write them (`"10m"`).
 //! - [`error`]: [`SpecError`], which names the field and the value;
 //!   [`text`]: what names and other text from outside may contain.
 //! - [`text_enum!`]: enums with one name each in the database, on the wire
 //!   and on screen.
 
+pub mod duration;
 pub mod error;
 pub mod metric;
 pub mod params;

@@ -11,7 +11,8 @@
 //! - [`experiments`]: one module per experiment kind; [`memory`]: what a
 //!   task needs of its device, checked before it starts; [`checkpoint`]: a
 //!   task's training state at a step boundary, as bytes another attempt
-//!   resumes from.
+//!   resumes from; [`keeper`]: a running task's checkpoints, fetched and
+//!   shipped.
 //! - [`runner`]: the worker's loop: lease as many tasks as there are free
 //!   slots, run them, hand them back on shutdown.
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
@@ -30,6 +31,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiments;
+pub mod keeper;
 pub mod kernels;
 pub mod memory;
 pub mod mlp64;
@@ -42,7 +44,7 @@ pub mod slots;
 pub mod task;
 pub mod threads;
 
-pub use runner::{Config, hostname, run};
+pub use runner::{CHECKPOINT_EVERY, Config, hostname, run};
 
 /// The `#[global_allocator]` of every binary that trains. glibc's malloc
 /// hands the large buffers of a training step back to the kernel when they

@@ -50,6 +50,11 @@ struct Args {
     /// waits for running ones to end; one larger than all of it fails.
     #[arg(long, env = "SWEEP_MAX_MEMORY_GIB")]
     max_memory_gib: Option<f64>,
+    /// Training between two checkpoints of a task ("10m", "30s"; "0s":
+    /// only when the worker is told to stop). A task whose worker is lost
+    /// goes on from its last checkpoint on another worker.
+    #[arg(long, env = "SWEEP_CHECKPOINT_EVERY", value_parser = sweep_spec::duration::parse, default_value = sweep_worker::CHECKPOINT_EVERY)]
+    checkpoint_every: Duration,
     /// Log lines as text (coloured only on a terminal) or JSON.
     #[arg(long, env = "SWEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -106,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         max_memory: args
             .max_memory_gib
             .map(|gib| (gib * (1u64 << 30) as f64) as u64),
+        checkpoint_every: args.checkpoint_every,
     };
     sweep_worker::run(config, sweep_process::shutdown_signal()).await?;
     Ok(())

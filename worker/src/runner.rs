@@ -20,6 +20,10 @@ use crate::slots::Slots;
 use crate::task::{self, Ending, Env};
 use crate::threads::Threads;
 
+/// The default training between two checkpoints: on the order of minutes,
+/// so that a checkpoint costs well under 1% of a long task's time.
+pub const CHECKPOINT_EVERY: &str = "10m";
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `http://HOST:PORT` of the coordinator, or of each of its replicas.
@@ -42,6 +46,9 @@ pub struct Config {
     /// The memory the worker's tasks may use together, in bytes (none: the
     /// device's); a task reserves its estimate before it starts.
     pub max_memory: Option<u64>,
+    /// Training between two checkpoints of a task; zero: only when the
+    /// worker shuts down.
+    pub checkpoint_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +85,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         data_dir: config.data_dir.clone(),
         // Unknown (0) refuses nothing.
         memory: (memory > 0).then(|| memory::Pool::new(memory)),
+        checkpoint_every: Some(config.checkpoint_every).filter(|every| !every.is_zero()),
     };
     tokio::pin!(shutdown);
     let registered = tokio::select! {

@@ -55,6 +55,11 @@ impl Board {
         self.with(|tasks| tasks.remove(&task).and_then(|r| r.reason))
     }
 
+    /// Why the task was told to stop, if it was.
+    pub fn reason(&self, task: TaskId) -> Option<StopReason> {
+        self.with(|tasks| tasks.get(&task).and_then(|r| r.reason))
+    }
+
     pub fn stop(&self, task: TaskId, reason: StopReason) {
         self.with(|tasks| {
             if let Some(running) = tasks.get_mut(&task) {

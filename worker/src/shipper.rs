@@ -3,9 +3,10 @@
 //! coordinator is away it keeps what it has and retries with backoff, so a
 //! coordinator restart loses no metric.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sweep_proto::client::{WorkerClient, retry_until};
@@ -31,25 +32,78 @@ pub enum Event {
         encoding: String,
         data: Vec<u8>,
     },
+    /// A checkpoint, stored after every point sent before it.
+    Checkpoint {
+        step: u64,
+        watermarks: BTreeMap<String, i64>,
+        data: Vec<u8>,
+    },
+    /// The attempt resumed from the task's checkpoint at this step.
+    Resumed(u64),
 }
 
 /// The [`Sink`] a task writes to: a channel to [`ship`].
-pub struct ChannelSink(pub mpsc::UnboundedSender<Event>);
+pub struct ChannelSink {
+    events: mpsc::UnboundedSender<Event>,
+    /// Per metric, the last step sent: a checkpoint's watermarks.
+    sent: Mutex<BTreeMap<String, i64>>,
+}
+
+impl ChannelSink {
+    pub fn new(events: mpsc::UnboundedSender<Event>) -> Self {
+        Self {
+            events,
+            sent: Mutex::default(),
+        }
+    }
+
+    /// Sends a checkpoint taken after `step` steps, behind every point sent
+    /// so far: by the time it is stored, they are, so an attempt resuming
+    /// from it finds them.
+    pub fn checkpoint(&self, step: u64, data: Vec<u8>) {
+        let watermarks = self.sent().clone();
+        self.send(Event::Checkpoint {
+            step,
+            watermarks,
+            data,
+        });
+    }
+
+    /// Says the attempt resumed from the checkpoint at `step`, ahead of its
+    /// own points.
+    pub fn resumed(&self, step: u64) {
+        self.send(Event::Resumed(step));
+    }
+
+    fn sent(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
+        self.sent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(&self, event: Event) {
+        // A closed channel means the task is being stopped; nothing to keep.
+        let _ = self.events.send(event);
+    }
+}
 
 impl Sink for ChannelSink {
     fn metric(&self, name: &str, step: i64, epoch: Option<i64>, value: f64) {
-        let point = MetricPoint {
+        {
+            let mut sent = self.sent();
+            let last = sent.entry(name.to_string()).or_insert(step);
+            *last = (*last).max(step);
+        }
+        self.send(Event::Metric(MetricPoint {
             name: name.to_string(),
             step,
             epoch,
             value,
-        };
-        // A closed channel means the task is being stopped; nothing to keep.
-        let _ = self.0.send(Event::Metric(point));
+        }));
     }
 
     fn artifact(&self, name: &str, encoding: &str, data: Vec<u8>) {
-        let _ = self.0.send(Event::Artifact {
+        self.send(Event::Artifact {
             name: name.to_string(),
             encoding: encoding.to_string(),
             data,
@@ -122,11 +176,57 @@ pub async fn ship(
                 }
                 halt => halt,
             },
+            Ok(Some(Event::Checkpoint {
+                step,
+                watermarks,
+                data,
+            })) => match send_points(&client, &lease, &stop, &mut points).await {
+                Ok(()) => {
+                    let stored = send(&stop, || {
+                        client.put_checkpoint(&lease, step, &watermarks, &data)
+                    })
+                    .await;
+                    checkpoint_stored(stored, &lease, step, data.len())
+                }
+                halt => halt,
+            },
+            Ok(Some(Event::Resumed(step))) => {
+                match send_points(&client, &lease, &stop, &mut points).await {
+                    Ok(()) => send(&stop, || client.resume(&lease, step)).await,
+                    halt => halt,
+                }
+            }
         };
         due = None;
         if let Err(halt) = sent {
             return halted(halt, &lease, &stop);
         }
+    }
+}
+
+/// A checkpoint the coordinator refused (too large, say) costs the task
+/// nothing but the checkpoint; only a lost lease stops it.
+fn checkpoint_stored(
+    stored: Result<(), Halt>,
+    lease: &LeaseRef,
+    step: u64,
+    bytes: usize,
+) -> Result<(), Halt> {
+    match stored {
+        Ok(()) => {
+            tracing::info!(task = %lease.task_id, step, bytes, "checkpoint stored");
+            Ok(())
+        }
+        Err(Halt::Failed(err))
+            if !matches!(
+                err.kind,
+                ErrorKind::FailedPrecondition | ErrorKind::NotFound
+            ) =>
+        {
+            tracing::warn!(task = %lease.task_id, step, bytes, error = %err, "checkpoint refused; training goes on");
+            Ok(())
+        }
+        halt => halt,
     }
 }
 
@@ -203,7 +303,7 @@ mod tests {
     async fn a_stopped_task_stops_waiting_for_a_coordinator_that_is_away() {
         let stop = Arc::new(AtomicBool::new(false));
         let (events, shipping) = ship_nowhere(stop.clone());
-        ChannelSink(events.clone()).metric("loss", 1, None, 0.5);
+        ChannelSink::new(events.clone()).metric("loss", 1, None, 0.5);
         // Past the linger: the point is being sent, and sending fails.
         tokio::time::sleep(LINGER + Duration::from_millis(300)).await;
         assert!(
@@ -221,7 +321,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_points_of_a_short_task_are_left_for_its_ending() {
         let (events, shipping) = ship_nowhere(Arc::new(AtomicBool::new(false)));
-        let sink = ChannelSink(events);
+        let sink = ChannelSink::new(events);
         sink.metric("loss", 1, None, 0.5);
         sink.metric("test_acc", 1, Some(1), 0.9);
         drop(sink);

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use sweep_proto::client::retry;
 use sweep_proto::{Completion, Lease, LeaseRef, MetricPoint};
@@ -13,7 +14,8 @@ use tokio::sync::mpsc;
 
 use crate::completer::Completer;
 use crate::error::panic_message;
-use crate::experiments::{self, Context, Fresh, TaskError};
+use crate::experiments::{self, Context, TaskError};
+use crate::keeper::Keeper;
 use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::shipper::{self, ChannelSink, Shipped};
@@ -32,6 +34,8 @@ pub struct Env {
     pub data_dir: Option<PathBuf>,
     /// The device memory the worker's tasks share; none when unknown.
     pub memory: Option<memory::Pool>,
+    /// Training between two checkpoints; none: only when shutting down.
+    pub checkpoint_every: Option<Duration>,
 }
 
 /// How an attempt ends.
@@ -83,6 +87,10 @@ pub async fn run(env: Env, lease: Lease, slot: Slot) {
             return end(&env, &reference, ending, slot).await;
         }
     };
+    let latest = match lease.checkpoint_step {
+        Some(step) => latest_checkpoint(&env, &reference, step).await,
+        None => None,
+    };
     let (events, receiver) = mpsc::unbounded_channel();
     let shipper = tokio::spawn(shipper::ship(
         env.session.client.clone(),
@@ -90,7 +98,14 @@ pub async fn run(env: Env, lease: Lease, slot: Slot) {
         receiver,
         stop.clone(),
     ));
-    let outcome = train(&env, lease.params, dependencies, ChannelSink(events), stop).await;
+    let keeper = Keeper::new(
+        ChannelSink::new(events),
+        latest,
+        env.checkpoint_every,
+        env.session.board.clone(),
+        task,
+    );
+    let outcome = train(&env, lease.params, dependencies, keeper, stop).await;
     // The next task may start while this one's completion is on its way.
     drop(memory);
     let shipped = shipper.await.unwrap_or(Shipped::LeaseLost);
@@ -159,12 +174,25 @@ async fn dependency_weights(env: &Env, lease: &Lease) -> Result<Vec<Vec<f32>>, S
     Ok(all)
 }
 
+/// The checkpoint an earlier attempt left, taken at `step`; none (the task
+/// starts from the beginning) when it cannot be fetched.
+async fn latest_checkpoint(env: &Env, lease: &LeaseRef, step: u64) -> Option<Vec<u8>> {
+    let client = &env.session.client;
+    match retry(|| client.checkpoint(lease)).await {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            tracing::warn!(task = %lease.task_id, step, error = %err, "cannot fetch the task's checkpoint; training from the start");
+            None
+        }
+    }
+}
+
 /// Runs the experiment on the worker's threads, turning a panic into an error.
 async fn train(
     env: &Env,
     params: TaskParams,
     dependencies: Vec<Vec<f32>>,
-    sink: ChannelSink,
+    keeper: Keeper,
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, TaskError> {
     let (device, data_dir) = (env.device.clone(), env.data_dir.clone());
@@ -175,10 +203,10 @@ async fn train(
                 let ctx = Context {
                     device,
                     data_dir,
-                    sink: &sink,
+                    sink: &keeper.sink,
                     dependencies,
                     stop: &stop,
-                    checkpoints: &Fresh,
+                    checkpoints: &keeper,
                 };
                 experiments::run(&params, &ctx)
             }))

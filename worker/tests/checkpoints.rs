@@ -35,18 +35,19 @@ classify = { train_subset = 512, test_subset = 128 }
 type Points = BTreeMap<(String, i64), f64>;
 
 /// One attempt at a task: what it measures, in order, and its checkpoints.
-/// It saves one checkpoint at the `at`-th step boundary and then stops, as
-/// a worker killed right after its checkpoint would; it may resume from an
+/// It saves one checkpoint once `at` steps are done and then stops, as a
+/// worker killed right after its checkpoint would; it may resume from an
 /// earlier attempt's.
 #[derive(Default)]
 struct Attempt {
-    at: u64,
+    at: Option<u64>,
     resume_from: Option<Vec<u8>>,
     points: Mutex<Vec<((String, i64), f64)>>,
     boundaries: AtomicU64,
     /// The checkpoint, and how many points were sent before it.
     saved: Mutex<Option<(Checkpoint, usize)>>,
     refused: Mutex<Vec<String>>,
+    resumed: Mutex<Option<u64>>,
     stop: AtomicBool,
 }
 
@@ -64,14 +65,20 @@ impl Checkpoints for Attempt {
         self.resume_from.clone()
     }
 
+    /// The boundary before step `at + 1` (the first is before step 1).
     fn due(&self) -> bool {
-        self.boundaries.fetch_add(1, Ordering::Relaxed) + 1 == self.at
+        let boundary = self.boundaries.fetch_add(1, Ordering::Relaxed);
+        Some(boundary) == self.at
     }
 
     fn save(&self, checkpoint: Checkpoint) {
         let sent = self.points.lock().unwrap().len();
         *self.saved.lock().unwrap() = Some((checkpoint, sent));
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn resumed(&self, step: u64) {
+        *self.resumed.lock().unwrap() = Some(step);
     }
 
     fn refused(&self, why: &str) {
@@ -82,7 +89,7 @@ impl Checkpoints for Attempt {
 impl Attempt {
     fn stopping_at(at: u64) -> Self {
         Self {
-            at,
+            at: Some(at),
             ..Self::default()
         }
     }
@@ -151,6 +158,7 @@ fn resumes_exactly(spec: &str, at: u64) {
     let second = Attempt::resuming(checkpoint.to_bytes());
     assert_eq!(second.train(&params).expect("it resumes"), summary);
     assert!(second.refusals().is_empty());
+    assert_eq!(*second.resumed.lock().unwrap(), Some(at));
 
     let mut joined = Points::new();
     for (key, value) in first

@@ -121,7 +121,15 @@ pub fn run(
         } else {
             0
         };
-        for (batch_index, chunk) in order.chunks(batch_size).enumerate().skip(done as usize) {
+        for (index, chunk) in order.chunks(batch_size).enumerate().skip(done as usize) {
+            // Before the batch rather than after it: a stop that comes
+            // during an evaluation still gets its checkpoint.
+            let position = Position {
+                epoch,
+                batch: index as u64,
+                step,
+            };
+            ctx.checkpoint(params, position, &model, &optim);
             ctx.check_stop()?;
             step += 1;
             let (x, y) = batch(&data.train, chunk, &train_device);
@@ -138,12 +146,6 @@ pub fn run(
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(params.lr, model, grads);
-            let position = Position {
-                epoch,
-                batch: batch_index as u64 + 1,
-                step,
-            };
-            ctx.checkpoint(params, position, &model, &optim);
         }
         let inference = model.valid();
         let train = evaluate(&inference, &data.train, &eval_device);

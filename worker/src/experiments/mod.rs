@@ -64,6 +64,9 @@ pub trait Checkpoints: Send + Sync {
     /// Keeps `checkpoint` as the task's newest.
     fn save(&self, _checkpoint: Checkpoint) {}
 
+    /// The task loaded the checkpoint taken at `step` and goes on from it.
+    fn resumed(&self, _step: u64) {}
+
     /// Says why the checkpoint found cannot be used; the task starts fresh.
     fn refused(&self, _why: &str) {}
 }
@@ -96,7 +99,10 @@ impl Context<'_> {
     pub(crate) fn start(&self, params: &TaskParams, device: &Device) -> Start {
         if let Some(bytes) = self.checkpoints.latest() {
             match self.restore(params, &bytes, device) {
-                Ok(start) => return start,
+                Ok(start) => {
+                    self.checkpoints.resumed(start.position.step);
+                    return start;
+                }
                 Err(why) => self.checkpoints.refused(&why),
             }
         }
