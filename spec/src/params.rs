@@ -66,6 +66,11 @@ pub struct TaskParams {
     /// Minibatch size; absent means full batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u64>,
+    /// Milliseconds of training between two checkpoints (0: only when the
+    /// worker is told to stop); absent: the worker's `--checkpoint-every`.
+    /// How the task runs, not what it trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_ms: Option<u64>,
     /// Flattened so that the JSON keeps the shape it has always had: an
     /// `"experiment"` name beside the kind's sections, which the stored tasks
     /// of earlier versions are written in.
@@ -271,6 +276,7 @@ mod tests {
             lr: 1e-4,
             optimizer: Optimizer::Adam { epsilon: 1e-8 },
             batch_size: Some(64),
+            checkpoint_every_ms: None,
             experiment: Experiment::Classify {
                 dataset: "mnist".into(),
                 classify: ClassifyParams {

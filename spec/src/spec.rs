@@ -109,6 +109,10 @@ pub struct TrainSpec {
     /// Record running metrics every this many steps.
     #[serde(default)]
     pub record_every: Option<i64>,
+    /// classify: training between two checkpoints ("10m", "30s"; "0s":
+    /// only when the worker is told to stop); default: the worker's.
+    #[serde(default)]
+    pub checkpoint_every: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -277,6 +277,25 @@ fn a_zero_batch_size_is_refused() {
 }
 
 #[test]
+fn the_checkpoint_interval_is_a_duration() {
+    let every = |toml: &str| plan(toml).unwrap().tasks[0].params.checkpoint_every_ms;
+    assert_eq!(every(VALID), None, "the worker's default");
+    let with = |value: &str| {
+        VALID.replace(
+            "epochs = 1",
+            &format!("epochs = 1, checkpoint_every = {value}"),
+        )
+    };
+    assert_eq!(every(&with("\"2m30s\"")), Some(150_000));
+    assert_eq!(every(&with("\"0s\"")), Some(0));
+    refused(
+        &with("\"10 minutes\""),
+        &["train.checkpoint_every", "10 minutes", "10m"],
+    );
+    refused(&with("600"), &["checkpoint_every"]);
+}
+
+#[test]
 fn a_negative_learning_rate_is_refused() {
     refused(
         &VALID.replace("lr = 1e-4", "lr = -0.001"),

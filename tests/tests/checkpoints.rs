@@ -10,15 +10,15 @@ use sqlx::{AnyConnection, Connection};
 use sweep_proto::{SweepId, SweepState, Task};
 use sweep_tests::{Coordinator, finished, submit, terminate, wait_for, worker};
 
-/// One task of several seconds (9,600 steps).
-fn spec(name: &str) -> String {
+/// One task of several seconds (9,600 steps), with `train` settings added.
+fn spec(name: &str, train: &str) -> String {
     format!(
         r#"
 name = "{name}"
 experiment = "classify"
 dataset = "mnist-sample"
 model = {{ kind = "mlp", hidden = [32] }}
-train = {{ lr = 1e-3, epochs = 300, batch_size = 64, record_every = 50 }}
+train = {{ lr = 1e-3, epochs = 300, batch_size = 64, record_every = 50{train} }}
 classify = {{ train_subset = 2000, test_subset = 500 }}
 "#
     )
@@ -68,17 +68,20 @@ async fn first_checkpoint(database: &str) -> i64 {
     }
 }
 
-/// Runs `spec("whole")` without a stop, then `spec("stopped")` through
-/// `interrupt`, and checks that the second ends as the first did.
-async fn resumes_as_if_never_stopped(interrupt: impl AsyncFnOnce(&Coordinator, SweepId) -> i64) {
+/// Runs `spec("whole")` without a stop, then `spec("stopped", train)`
+/// through `interrupt`, and checks that the second ends as the first did.
+async fn resumes_as_if_never_stopped(
+    train: &str,
+    interrupt: impl AsyncFnOnce(&Coordinator, SweepId) -> i64,
+) {
     let mut coordinator = Coordinator::start(short_leases).await;
     let client = coordinator.client().await;
-    let whole = submit(&client, &spec("whole")).await;
+    let whole = submit(&client, &spec("whole", "")).await;
     let mut trainer = worker(&coordinator.url, 1, &[]);
     assert_eq!(finished(&client, whole).await.state, SweepState::Succeeded);
     assert!(terminate(&mut trainer).success());
 
-    let stopped = submit(&client, &spec("stopped")).await;
+    let stopped = submit(&client, &spec("stopped", train)).await;
     let step = interrupt(&coordinator, stopped).await;
     // Another thread count than the first worker's: the numbers do not
     // depend on how the work is split.
@@ -112,7 +115,7 @@ async fn resumes_as_if_never_stopped(interrupt: impl AsyncFnOnce(&Coordinator, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_killed_after_a_checkpoint_goes_on_from_it_elsewhere() {
-    resumes_as_if_never_stopped(async |coordinator, sweep| {
+    resumes_as_if_never_stopped("", async |coordinator, sweep| {
         let mut lost = worker(&coordinator.url, 1, &["--checkpoint-every", "500ms"]);
         let client = coordinator.client().await;
         wait_for(&client, sweep, |s| s.counts.leased == 1).await;
@@ -126,7 +129,10 @@ async fn a_task_killed_after_a_checkpoint_goes_on_from_it_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_told_to_stop_checkpoints_and_hands_its_task_back() {
-    resumes_as_if_never_stopped(async |coordinator, sweep| {
+    // No checkpoint on a timer ("0s", the spec's field over the worker's
+    // default): the one it resumes from is the one taken at the stop.
+    let train = r#", checkpoint_every = "0s""#;
+    resumes_as_if_never_stopped(train, async |coordinator, sweep| {
         let mut stopping = worker(&coordinator.url, 1, &[]);
         let client = coordinator.client().await;
         wait_for(&client, sweep, |s| s.counts.leased == 1).await;

@@ -101,7 +101,7 @@ pub async fn run(env: Env, lease: Lease, slot: Slot) {
     let keeper = Keeper::new(
         ChannelSink::new(events),
         latest,
-        env.checkpoint_every,
+        checkpoint_every(&lease.params, env.checkpoint_every),
         env.session.board.clone(),
         task,
     );
@@ -172,6 +172,15 @@ async fn dependency_weights(env: &Env, lease: &Lease) -> Result<Vec<Vec<f32>>, S
         all.push(flat);
     }
     Ok(all)
+}
+
+/// Training between two checkpoints: the spec's, else the worker's; none
+/// for zero (only when the worker is told to stop).
+fn checkpoint_every(params: &TaskParams, worker: Option<Duration>) -> Option<Duration> {
+    match params.checkpoint_every_ms {
+        Some(ms) => Some(Duration::from_millis(ms)).filter(|every| !every.is_zero()),
+        None => worker,
+    }
 }
 
 /// The checkpoint an earlier attempt left, taken at `step`; none (the task

@@ -1,6 +1,6 @@
 //! The parameters every task of a sweep shares; the grid fills in the rest.
 
-use super::fields::{optimizer, optional_count, positive_count, positive_real, text};
+use super::fields::{duration_ms, optimizer, optional_count, positive_count, positive_real, text};
 use crate::error::SpecError;
 use crate::params::{
     ClassifyParams, Experiment, ExperimentKind, FitParams, FitTarget, GradNormObjective,
@@ -51,6 +51,10 @@ pub(super) fn params(
         lr: 0.0,
         optimizer,
         batch_size: None,
+        checkpoint_every_ms: duration_ms(
+            "train.checkpoint_every",
+            spec.train.checkpoint_every.as_deref(),
+        )?,
         experiment,
     })
 }

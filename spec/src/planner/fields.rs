@@ -5,6 +5,23 @@ use crate::error::SpecError;
 use crate::params::Optimizer;
 use crate::text;
 
+/// A duration as people write it ("10m"), in milliseconds.
+pub(super) fn duration_ms(field: &str, value: Option<&str>) -> Result<Option<u64>, SpecError> {
+    value
+        .map(|text| {
+            crate::duration::parse(text)
+                .map(|every| every.as_millis() as u64)
+                .map_err(|_| {
+                    SpecError::invalid(
+                        field,
+                        format!("{text:?}"),
+                        "give a duration such as \"10m\" or \"30s\" (\"0s\": only when stopped)",
+                    )
+                })
+        })
+        .transpose()
+}
+
 pub(super) fn positive_count(field: &str, value: i64) -> Result<u64, SpecError> {
     u64::try_from(value)
         .ok()
