@@ -71,6 +71,11 @@ pub struct TaskParams {
     /// How the task runs, not what it trains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every_ms: Option<u64>,
+    /// Whether the task keeps its final training state as its
+    /// `checkpoint` artifact. How the task runs, not
+    /// what it trains.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_checkpoint: bool,
     /// Flattened so that the JSON keeps the shape it has always had: an
     /// `"experiment"` name beside the kind's sections, which the stored tasks
     /// of earlier versions are written in.
@@ -277,6 +282,7 @@ mod tests {
             optimizer: Optimizer::Adam { epsilon: 1e-8 },
             batch_size: Some(64),
             checkpoint_every_ms: None,
+            keep_checkpoint: false,
             experiment: Experiment::Classify {
                 dataset: "mnist".into(),
                 classify: ClassifyParams {

@@ -109,10 +109,15 @@ pub struct TrainSpec {
     /// Record running metrics every this many steps.
     #[serde(default)]
     pub record_every: Option<i64>,
-    /// classify: training between two checkpoints ("10m", "30s"; "0s":
-    /// only when the worker is told to stop); default: the worker's.
+    /// classify, fit, hessian: training between two checkpoints ("10m",
+    /// "30s"; "0s": only when the worker is told to stop); default: the
+    /// worker's.
     #[serde(default)]
     pub checkpoint_every: Option<String>,
+    /// classify, fit, hessian: keep the final training state (weights,
+    /// optimizer, position) as the task's `checkpoint` artifact.
+    #[serde(default)]
+    pub keep_checkpoint: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

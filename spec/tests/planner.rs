@@ -296,6 +296,21 @@ fn the_checkpoint_interval_is_a_duration() {
 }
 
 #[test]
+fn keeping_the_final_checkpoint_is_asked_for_and_kept_out_of_stored_json_otherwise() {
+    let params = |toml: &str| plan(toml).unwrap().tasks[0].params.clone();
+    let plain = params(VALID);
+    assert!(!plain.keep_checkpoint);
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("keep_checkpoint"), "{json}");
+    let kept = params(&VALID.replace("epochs = 1", "epochs = 1, keep_checkpoint = true"));
+    assert!(kept.keep_checkpoint);
+    refused(
+        &VALID.replace("epochs = 1", "epochs = 1, keep_checkpoint = \"yes\""),
+        &["keep_checkpoint"],
+    );
+}
+
+#[test]
 fn a_negative_learning_rate_is_refused() {
     refused(
         &VALID.replace("lr = 1e-4", "lr = -0.001"),

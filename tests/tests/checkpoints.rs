@@ -149,3 +149,59 @@ async fn a_worker_told_to_stop_checkpoints_and_hands_its_task_back() {
     })
     .await;
 }
+
+/// Samples, until the sweep is final, whether the database ever held a
+/// checkpoint.
+async fn ever_checkpointed(coordinator: &Coordinator, sweep: SweepId) -> bool {
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&coordinator.database).await.unwrap();
+    let client = coordinator.client().await;
+    let mut seen = false;
+    loop {
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        seen |= rows > 0;
+        if client.sweep(&sweep.into()).await.unwrap().state.is_final() {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_checkpoints_off_a_task_takes_none_and_ends_as_with_them() {
+    let three_epochs = |name, train| spec(name, train).replace("epochs = 300", "epochs = 3");
+    let mut coordinator = Coordinator::start(|_| {}).await;
+    let client = coordinator.client().await;
+    // The worker would take one at almost every step; the spec's "0s"
+    // turns that off.
+    let mut trainer = worker(&coordinator.url, 1, &["--checkpoint-every", "1ms"]);
+    let off = submit(
+        &client,
+        &three_epochs("off", r#", checkpoint_every = "0s""#),
+    )
+    .await;
+    assert!(!ever_checkpointed(&coordinator, off).await, "none taken");
+    let on = submit(&client, &three_epochs("on", "")).await;
+    assert!(
+        ever_checkpointed(&coordinator, on).await,
+        "the sampling sees them"
+    );
+    assert!(terminate(&mut trainer).success());
+
+    let (with, with_points) = outcome(&coordinator, on).await;
+    let (without, points) = outcome(&coordinator, off).await;
+    assert_eq!(without.state, sweep_proto::TaskState::Succeeded);
+    assert_eq!((without.attempt, without.resumed_from), (1, 0));
+    assert_eq!(without.summary, with.summary);
+    let bits = |points: &BTreeMap<(String, i64), f64>| {
+        points
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&points), bits(&with_points));
+    coordinator.stop().await;
+}

@@ -1,6 +1,7 @@
 //! `deploy/slurm/` on a real Slurm cluster: workers join a coordinator as
 //! batch jobs, `scancel` hands a running task back at once, a job array adds
-//! workers while the sweep runs, and the coordinator runs as a job that
+//! workers while the sweep runs, a task longer than a job's time limit
+//! finishes across requeued jobs, and the coordinator runs as a job that
 //! workers find by the address it leaves.
 //!
 //! Needs a running cluster whose node is this machine (so the jobs can reach
@@ -101,6 +102,29 @@ impl Job {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    /// `scontrol show job`'s field `name` (`Restarts`, `JobState`).
+    fn field(&self, name: &str) -> String {
+        let output = Command::new("scontrol")
+            .args(["show", "job", &self.id])
+            .output()
+            .expect("run scontrol");
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Slurm holds a requeued job for 2 minutes before it may start again;
+    /// lets it start at once, as an administrator may, to keep the test short.
+    fn release_requeued(&self) {
+        if self.field("JobState") == "PENDING" && self.field("Reason") == "BeginTime" {
+            let status = Command::new("scontrol")
+                .args(["update", &format!("JobId={}", self.id), "StartTime=now"])
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "release job {}", self.id);
+        }
+    }
+
     /// The text of every output file of the job (of each array element).
     fn output(&self, dir: &Path) -> String {
         let mut text = String::new();
@@ -187,6 +211,64 @@ async fn slurm_jobs_join_hand_back_and_scale_out() {
     }
     array.cancel();
     array.wait_gone(dir.path()).await;
+    coordinator.stop().await;
+}
+
+/// One task of about a minute and a half on one thread: longer than the
+/// one-minute job that starts it.
+const LONG: &str = r#"
+name = "slurm-time-limit"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [512, 512] }
+train = { lr = 1e-3, epochs = 40, batch_size = 32, checkpoint_every = "20s" }
+classify = { train_subset = 8000, test_subset = 200 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Slurm cluster: scripts/test-deploy.sh starts one and runs this"]
+async fn a_task_longer_than_a_jobs_time_limit_finishes_across_requeued_jobs() {
+    let mut coordinator =
+        Coordinator::start(|config| config.lease_ttl = Duration::from_secs(120)).await;
+    let client = coordinator.client().await;
+    let sweep_id = submit(&client, LONG).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A one-minute limit (Slurm's least) and the warning 30 s before it,
+    // in place of the script's 2 minutes.
+    let job = Job::worker(
+        dir.path(),
+        &coordinator.url,
+        &["--time=1", "--signal=B:USR1@30", "--cpus-per-task=1"],
+    );
+    let started = Instant::now();
+    let sweep = loop {
+        let sweep = client.sweep(&sweep_id.into()).await.expect("the sweep");
+        if sweep.state.is_final() {
+            break sweep;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not done in 5 minutes: {sweep:?}\n{}",
+            job.output(dir.path())
+        );
+        job.release_requeued();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let output = job.output(dir.path());
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}\n{output}");
+    let task = client.tasks(sweep_id, &[]).await.unwrap().remove(0);
+    assert!(
+        task.attempt >= 2 && task.resumed_from > 0,
+        "the task went on from a checkpoint in a later job: {task:?}\n{output}"
+    );
+    assert!(output.contains("requeued"), "{output}");
+    let restarts: u32 = job.field("Restarts").parse().unwrap_or(0);
+    assert!(
+        restarts >= 1,
+        "Slurm requeued the job: {restarts}\n{output}"
+    );
+    job.cancel();
+    job.wait_gone(dir.path()).await;
     coordinator.stop().await;
 }
 

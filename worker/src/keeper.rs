@@ -23,6 +23,9 @@ pub struct Keeper {
     last: Mutex<Instant>,
     board: Board,
     task: TaskId,
+    /// The task's share of the worker's memory: checkpoints (with those
+    /// still on their way) beyond it are not taken.
+    share: u64,
 }
 
 impl Keeper {
@@ -32,6 +35,7 @@ impl Keeper {
         every: Option<Duration>,
         board: Board,
         task: TaskId,
+        share: u64,
     ) -> Self {
         Self {
             sink,
@@ -40,6 +44,7 @@ impl Keeper {
             last: Mutex::new(Instant::now()),
             board,
             task,
+            share,
         }
     }
 }
@@ -68,6 +73,18 @@ impl Checkpoints for Keeper {
     fn save(&self, checkpoint: Checkpoint) {
         *lock(&self.last) = Instant::now();
         let step = checkpoint.position.step;
+        let (bytes, held) = (checkpoint.size() as u64, self.sink.held() as u64);
+        if bytes.saturating_add(held) > self.share {
+            tracing::warn!(
+                task = %self.task,
+                step,
+                bytes,
+                held,
+                share = self.share,
+                "checkpoint not taken: with those still on their way it would pass the task's memory share"
+            );
+            return;
+        }
         self.sink.checkpoint(step, checkpoint.to_bytes());
     }
 
@@ -78,5 +95,42 @@ impl Checkpoints for Keeper {
 
     fn refused(&self, why: &str) {
         tracing::warn!(task = %self.task, reason = why, "checkpoint refused; training from the start");
+        self.sink.refused(why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::shipper::Event;
+
+    fn weights(n: usize) -> Checkpoint {
+        Checkpoint {
+            weights: vec![0.5; n],
+            ..Checkpoint::default()
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_past_the_memory_share_is_not_taken() {
+        let (events, mut sent) = mpsc::unbounded_channel();
+        let sink = ChannelSink::new(events);
+        let keeper = Keeper::new(sink, None, None, Board::default(), TaskId(1), 1000);
+        keeper.save(weights(100));
+        let first = sent.try_recv().expect("400 bytes fit 1000");
+        assert!(matches!(first, Event::Checkpoint { .. }));
+        keeper.save(weights(200));
+        assert!(
+            sent.try_recv().is_err(),
+            "800 bytes beside the first, still on its way, do not"
+        );
+        drop(first);
+        assert_eq!(keeper.sink.held(), 0, "the first is stored");
+        keeper.save(weights(200));
+        assert!(matches!(sent.try_recv(), Ok(Event::Checkpoint { .. })));
+        keeper.save(weights(300));
+        assert!(sent.try_recv().is_err(), "nor 1,200 bytes alone");
     }
 }

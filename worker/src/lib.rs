@@ -44,7 +44,7 @@ pub mod slots;
 pub mod task;
 pub mod threads;
 
-pub use runner::{CHECKPOINT_EVERY, Config, hostname, run};
+pub use runner::{CHECKPOINT_EVERY, Config, Stopped, hostname, run};
 
 /// The `#[global_allocator]` of every binary that trains. glibc's malloc
 /// hands the large buffers of a training step back to the kernel when they

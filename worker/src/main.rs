@@ -66,6 +66,12 @@ struct Args {
     /// (to compare the two).
     #[arg(long, env = "SWEEP_KERNELS", value_enum, default_value_t = Kernels::Own)]
     kernels: Kernels,
+    /// Exit with this status instead of 0 when told to stop while tasks
+    /// were running (they are handed back, each with a checkpoint): lets a
+    /// batch job requeue itself only while it had work
+    /// (deploy/slurm/worker.sbatch).
+    #[arg(long, env = "SWEEP_HANDED_BACK_EXIT_CODE")]
+    handed_back_exit_code: Option<u8>,
 }
 
 /// HOST-PID; in a container, where every worker is pid 1 and, with host
@@ -113,6 +119,12 @@ async fn main() -> anyhow::Result<()> {
             .map(|gib| (gib * (1u64 << 30) as f64) as u64),
         checkpoint_every: args.checkpoint_every,
     };
-    sweep_worker::run(config, sweep_process::shutdown_signal()).await?;
+    let stopped = sweep_worker::run(config, sweep_process::shutdown_signal()).await?;
+    if let Some(code) = args
+        .handed_back_exit_code
+        .filter(|_| stopped.handed_back > 0)
+    {
+        std::process::exit(code.into());
+    }
     Ok(())
 }

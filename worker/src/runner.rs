@@ -59,8 +59,19 @@ pub enum WorkerError {
     Register(String),
 }
 
+/// How a worker stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stopped {
+    /// Tasks still running when it was told to stop, handed back (with a
+    /// checkpoint each) for another attempt.
+    pub handed_back: usize,
+}
+
 /// Runs the worker until `shutdown` completes and its tasks are handed back.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stopped, WorkerError> {
     let device = config.device.open().map_err(WorkerError::Config)?;
     let credentials = Credentials {
         token: config.token.clone(),
@@ -92,15 +103,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         registered = env.session.register() => {
             registered.map_err(|err| WorkerError::Register(err.message))?
         }
-        _ = &mut shutdown => return Ok(()),
+        _ = &mut shutdown => return Ok(Stopped::default()),
     };
     tracing::info!(worker = %registered.worker_id, slots, device = %config.device, "registered");
     let heartbeat = tokio::spawn(env.session.clone().heartbeat(registered.heartbeat_interval));
-    serve(&env, &config, outbox, shutdown).await;
+    let stopped = serve(&env, &config, outbox, shutdown).await;
     heartbeat.abort();
     env.session.leave().await;
-    tracing::info!("worker stopped");
-    Ok(())
+    tracing::info!(handed_back = stopped.handed_back, "worker stopped");
+    Ok(stopped)
 }
 
 /// What the worker tells the coordinator about itself.
@@ -136,11 +147,17 @@ type Leasing = (
 
 /// Leases and runs tasks until shutdown, then waits for the running ones.
 /// Completions ride on the next lease when one goes out for their slots.
-async fn serve(env: &Env, config: &Config, mut outbox: Outbox, shutdown: impl Future<Output = ()>) {
+async fn serve(
+    env: &Env,
+    config: &Config,
+    mut outbox: Outbox,
+    shutdown: impl Future<Output = ()>,
+) -> Stopped {
     tokio::pin!(shutdown);
     let mut running: JoinSet<()> = JoinSet::new();
     let mut leasing: Option<Leasing> = None;
     let mut stopping = false;
+    let mut stopped = Stopped::default();
     let kind = config.device.kind();
     loop {
         let free = env.slots.free() as u32;
@@ -152,7 +169,7 @@ async fn serve(env: &Env, config: &Config, mut outbox: Outbox, shutdown: impl Fu
         }
         outbox.send_waiting(&env.session);
         if stopping && leasing.is_none() && running.is_empty() {
-            return;
+            return stopped;
         }
         tokio::select! {
             told = async { (&mut leasing.as_mut().expect("guarded").0).await }, if leasing.is_some() => {
@@ -168,6 +185,7 @@ async fn serve(env: &Env, config: &Config, mut outbox: Outbox, shutdown: impl Fu
             _ = &mut shutdown, if !stopping => {
                 tracing::info!(running = running.len(), "shutting down: handing tasks back");
                 stopping = true;
+                stopped.handed_back = running.len();
                 env.session.board.stop_all(StopReason::Shutdown);
                 // A long poll would keep the worker up to its whole wait. Cut
                 // off, its claim rolls back, or in the instant between its

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,9 +37,25 @@ pub enum Event {
         step: u64,
         watermarks: BTreeMap<String, i64>,
         data: Vec<u8>,
+        held: Held,
     },
     /// The attempt resumed from the task's checkpoint at this step.
     Resumed(u64),
+    /// The attempt could not use the task's checkpoint, for this reason.
+    Refused(String),
+}
+
+/// The bytes of a checkpoint on its way, counted in [`ChannelSink::held`]
+/// until it is stored or dropped.
+pub struct Held {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// The [`Sink`] a task writes to: a channel to [`ship`].
@@ -47,6 +63,8 @@ pub struct ChannelSink {
     events: mpsc::UnboundedSender<Event>,
     /// Per metric, the last step sent: a checkpoint's watermarks.
     sent: Mutex<BTreeMap<String, i64>>,
+    /// Bytes of checkpoints not stored yet.
+    held: Arc<AtomicUsize>,
 }
 
 impl ChannelSink {
@@ -54,7 +72,14 @@ impl ChannelSink {
         Self {
             events,
             sent: Mutex::default(),
+            held: Arc::default(),
         }
+    }
+
+    /// The bytes of the checkpoints sent that are not stored yet (while
+    /// the coordinator is away, they wait in memory).
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Sends a checkpoint taken after `step` steps, behind every point sent
@@ -62,10 +87,16 @@ impl ChannelSink {
     /// from it finds them.
     pub fn checkpoint(&self, step: u64, data: Vec<u8>) {
         let watermarks = self.sent().clone();
+        self.held.fetch_add(data.len(), Ordering::Relaxed);
+        let held = Held {
+            bytes: data.len(),
+            total: self.held.clone(),
+        };
         self.send(Event::Checkpoint {
             step,
             watermarks,
             data,
+            held,
         });
     }
 
@@ -73,6 +104,12 @@ impl ChannelSink {
     /// own points.
     pub fn resumed(&self, step: u64) {
         self.send(Event::Resumed(step));
+    }
+
+    /// Says the attempt could not use the task's checkpoint (`why`) and
+    /// trains from the start.
+    pub fn refused(&self, why: &str) {
+        self.send(Event::Refused(why.to_string()));
     }
 
     fn sent(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
@@ -180,6 +217,7 @@ pub async fn ship(
                 step,
                 watermarks,
                 data,
+                held: _held,
             })) => match send_points(&client, &lease, &stop, &mut points).await {
                 Ok(()) => {
                     let stored = send(&stop, || {
@@ -195,6 +233,9 @@ pub async fn ship(
                     Ok(()) => send(&stop, || client.resume(&lease, step)).await,
                     halt => halt,
                 }
+            }
+            Ok(Some(Event::Refused(why))) => {
+                send(&stop, || client.refuse_checkpoint(&lease, &why)).await
             }
         };
         due = None;

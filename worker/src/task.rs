@@ -104,6 +104,7 @@ pub async fn run(env: Env, lease: Lease, slot: Slot) {
         checkpoint_every(&lease.params, env.checkpoint_every),
         env.session.board.clone(),
         task,
+        memory::needed(&lease.params),
     );
     let outcome = train(&env, lease.params, dependencies, keeper, stop).await;
     // The next task may start while this one's completion is on its way.

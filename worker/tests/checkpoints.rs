@@ -31,6 +31,33 @@ train = { lr = 1e-3, epochs = 2, batch_size = 128, record_every = 1 }
 classify = { train_subset = 512, test_subset = 128 }
 "#;
 
+/// 40 MSE steps, then 20 steps down the gradient norm (2.2) with Adam on
+/// f64 weights; the Hessian at the flattest step (2.3).
+const HESSIAN: &str = r#"
+name = "resume-hessian"
+experiment = "hessian"
+model = { kind = "mlp", hidden = [6, 6] }
+train = { optimizer = "adam", lr = 1e-2, steps = 40, record_every = 1 }
+
+[fit]
+points = 50
+record_grad_norm = true
+grad_norm_phase = { steps = 20, objective = "norm_squared", scale = 1.0, lr = 1e-3 }
+"#;
+
+/// The same with SGD in the gradient-norm phase, as a plain fit.
+const FIT_SGD: &str = r#"
+name = "resume-fit"
+experiment = "fit"
+model = { kind = "mlp", hidden = [6, 6] }
+train = { optimizer = "adam", lr = 1e-2, steps = 40, record_every = 1 }
+
+[fit]
+points = 50
+record_grad_norm = true
+grad_norm_phase = { steps = 20, objective = "norm", scale = 1.0, lr = 1e-3, optimizer = "sgd" }
+"#;
+
 /// Metric points by name and step.
 type Points = BTreeMap<(String, i64), f64>;
 
@@ -49,6 +76,7 @@ struct Attempt {
     refused: Mutex<Vec<String>>,
     resumed: Mutex<Option<u64>>,
     stop: AtomicBool,
+    artifacts: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
 impl Sink for Attempt {
@@ -57,7 +85,12 @@ impl Sink for Attempt {
         points.push(((name.to_string(), step), value));
     }
 
-    fn artifact(&self, _name: &str, _encoding: &str, _data: Vec<u8>) {}
+    fn artifact(&self, name: &str, _encoding: &str, data: Vec<u8>) {
+        self.artifacts
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), data);
+    }
 }
 
 impl Checkpoints for Attempt {
@@ -65,10 +98,11 @@ impl Checkpoints for Attempt {
         self.resume_from.clone()
     }
 
-    /// The boundary before step `at + 1` (the first is before step 1).
+    /// The boundary after step `at` (the first asked is after step 1:
+    /// there is nothing to keep before any training).
     fn due(&self) -> bool {
         let boundary = self.boundaries.fetch_add(1, Ordering::Relaxed);
-        Some(boundary) == self.at
+        Some(boundary + 1) == self.at
     }
 
     fn save(&self, checkpoint: Checkpoint) {
@@ -192,6 +226,68 @@ fn an_mlp_stopped_at_an_epochs_end_resumes_to_the_same_numbers() {
 #[test]
 fn a_cnn_stopped_in_its_second_epoch_resumes_to_the_same_numbers() {
     resumes_exactly(CNN, 6);
+}
+
+#[test]
+fn a_hessian_task_stopped_in_its_mse_phase_resumes_to_the_same_numbers() {
+    resumes_exactly(HESSIAN, 17);
+}
+
+#[test]
+fn a_hessian_task_stopped_in_its_gradient_norm_phase_resumes_to_the_same_numbers() {
+    // 40 MSE steps, then 7 of the gradient-norm phase: Adam's f64 moments,
+    // the flattest step's weights and the lowest loss must all survive.
+    resumes_exactly(HESSIAN, 47);
+}
+
+#[test]
+fn a_fit_with_an_sgd_gradient_norm_phase_resumes_to_the_same_numbers() {
+    resumes_exactly(FIT_SGD, 40);
+    resumes_exactly(FIT_SGD, 55);
+}
+
+/// The task run with `keep_checkpoint`: its summary and the bytes of its
+/// `checkpoint` artifact.
+fn kept(spec: &str) -> (Summary, Checkpoint, Vec<u8>) {
+    let mut params = params(spec);
+    params.keep_checkpoint = true;
+    let run = Attempt::default();
+    let summary = run.train(&params).unwrap();
+    let bytes = run
+        .artifacts
+        .lock()
+        .unwrap()
+        .remove(sweep_proto::CHECKPOINT)
+        .expect("the final state is kept as the checkpoint artifact");
+    let task = sweep_worker::checkpoint::fingerprint(&params);
+    let checkpoint = Checkpoint::from_bytes(&bytes, &task).expect("it is this task's");
+    (summary, checkpoint, bytes)
+}
+
+#[test]
+fn a_kept_checkpoint_is_the_final_state_and_resuming_from_it_trains_nothing_more() {
+    for (spec, steps) in [(MLP, 16), (HESSIAN, 60)] {
+        let (summary, checkpoint, bytes) = kept(spec);
+        assert_eq!(checkpoint.position.step, steps, "{spec}");
+        let mut params = params(spec);
+        params.keep_checkpoint = true;
+        let again = Attempt::resuming(bytes);
+        assert_eq!(again.train(&params).unwrap(), summary, "{spec}");
+        assert_eq!(*again.resumed.lock().unwrap(), Some(steps));
+        let trained = again.points(again.sent());
+        assert!(
+            trained
+                .iter()
+                .all(|((name, _), _)| !name.starts_with("batch_")),
+            "no training step ran again: {trained:?}"
+        );
+    }
+    let plain = Attempt::default();
+    plain.train(&params(MLP)).unwrap();
+    assert!(
+        plain.artifacts.lock().unwrap().is_empty(),
+        "kept only when asked"
+    );
 }
 
 #[test]

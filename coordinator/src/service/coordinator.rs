@@ -256,6 +256,13 @@ impl Coordinator for CoordinatorService {
         let size = data.len() as u64;
         match header.checkpoint {
             Some(checkpoint) => {
+                if checkpoint.size != size {
+                    return Err(WireError::invalid(format!(
+                        "the checkpoint upload ended after {size} of its {} bytes",
+                        checkpoint.size
+                    ))
+                    .into());
+                }
                 let checkpoint = NewCheckpoint {
                     step: checkpoint.step,
                     watermarks: checkpoint.watermarks.into_iter().collect(),
@@ -301,6 +308,11 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<v1::ResumeResponse>, Status> {
         let req = request.into_inner();
         let lease = LeaseRef::from_wire(req.lease)?;
+        if !req.refused.is_empty() {
+            self.store.refuse_checkpoint(&lease, &req.refused).await?;
+            tracing::warn!(task = %lease.task_id, reason = %req.refused, "attempt refused its task's checkpoint");
+            return Ok(Response::new(v1::ResumeResponse {}));
+        }
         self.store.resume(&lease, req.step).await?;
         tracing::info!(task = %lease.task_id, step = req.step, "attempt resumed from a checkpoint");
         Ok(Response::new(v1::ResumeResponse {}))

@@ -152,6 +152,12 @@ pub trait QueueStore: Send + Sync + 'static {
     /// (a newer one replaced it). Fenced.
     async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()>;
 
+    /// Records that the lease's attempt could not use the task's checkpoint
+    /// and trains from the start: `why` (one line) becomes the attempt's
+    /// error, which it keeps even if it succeeds. The checkpoint stays until
+    /// a newer one replaces it or the task succeeds. Fenced.
+    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()>;
+
     /// Ends each attempt named in success with its summary, storing its last
     /// metric points first as [`QueueStore::record_metrics`] would, and
     /// deletes its checkpoint, all in one transaction; dependents whose dependencies have now all succeeded

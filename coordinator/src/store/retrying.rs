@@ -135,6 +135,10 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
         retry("resume", || self.0.resume(lease, step)).await
     }
 
+    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
+        retry("refuse_checkpoint", || self.0.refuse_checkpoint(lease, why)).await
+    }
+
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         retry("complete_many", || self.0.complete_many(completions)).await
     }

@@ -1,5 +1,6 @@
 //! Checkpoints over gRPC: up in chunks through PutArtifact, back whole to
-//! the task's next attempt, and Resume.
+//! the task's next attempt, and Resume; an upload cut short changes
+//! nothing.
 
 use std::collections::BTreeMap;
 
@@ -23,19 +24,7 @@ async fn a_checkpoint_travels_to_the_tasks_next_attempt() {
     config.max_artifact_bytes = 4 << 20;
     let server = Server::start(config).await;
     let (mut workers, mut sweeps) = server.clients().await;
-    let submitted = sweeps
-        .submit(v1::SubmitRequest {
-            spec_toml: SPEC.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let worker = workers
-        .register(register_request())
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let (sweep_id, worker) = submit_and_register(&mut workers, &mut sweeps).await;
     let url = format!("http://{}", server.addr);
     let client = WorkerClient::new(&[url], &Default::default()).unwrap();
 
@@ -73,7 +62,7 @@ async fn a_checkpoint_travels_to_the_tasks_next_attempt() {
 
     let listed = sweeps
         .list_tasks(v1::ListTasksRequest {
-            sweep_id: submitted.sweep_id,
+            sweep_id,
             ..Default::default()
         })
         .await
@@ -85,6 +74,78 @@ async fn a_checkpoint_travels_to_the_tasks_next_attempt() {
         .find(|t| t.id == second.task_id)
         .unwrap();
     assert_eq!(task.resumed_from, 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_short_leaves_the_previous_checkpoint_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let (_, worker) = submit_and_register(&mut workers, &mut sweeps).await;
+    let url = format!("http://{}", server.addr);
+    let client = WorkerClient::new(&[url], &Default::default()).unwrap();
+    let lease = lease_one(&mut workers, worker).await;
+    let good: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    (client.put_checkpoint(&reference(&lease), 3, &BTreeMap::new(), &good))
+        .await
+        .unwrap();
+
+    let header = |size: u64| v1::ArtifactUpload {
+        part: Some(v1::artifact_upload::Part::Header(v1::ArtifactHeader {
+            lease: lease_ref(&lease),
+            name: sweep_proto::CHECKPOINT.into(),
+            encoding: sweep_proto::CHECKPOINT.into(),
+            checkpoint: Some(v1::CheckpointHeader {
+                step: 9,
+                watermarks: Default::default(),
+                size,
+            }),
+        })),
+    };
+    let chunk = v1::ArtifactUpload {
+        part: Some(v1::artifact_upload::Part::Data(vec![7; 100_000])),
+    };
+    // The stream ends, cleanly, before the bytes the header announced.
+    let short = workers
+        .put_artifact(futures::stream::iter([header(400_000), chunk.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), tonic::Code::InvalidArgument, "{short:?}");
+    assert!(
+        short.message().contains("100000 of its 400000"),
+        "{short:?}"
+    );
+    // The uploader dies mid-way: its stream is reset.
+    let (parts, received) = tokio::sync::mpsc::channel(4);
+    parts.send(header(400_000)).await.unwrap();
+    parts.send(chunk).await.unwrap();
+    let mut dying = workers.clone();
+    let upload = tokio::spawn(async move {
+        let stream = tokio_stream::wrappers::ReceiverStream::new(received);
+        dying.put_artifact(stream).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    upload.abort();
+    assert!(upload.await.unwrap_err().is_cancelled());
+    drop(parts);
+
+    let read = client.checkpoint(&reference(&lease)).await.unwrap();
+    assert!(read == good, "the good checkpoint is still the task's");
+    workers
+        .fail(v1::FailRequest {
+            lease: lease_ref(&lease),
+            error: "preempted".into(),
+            retryable: true,
+        })
+        .await
+        .unwrap();
+    let next = lease_one(&mut workers, worker).await;
+    assert_eq!(
+        next.checkpoint_step,
+        Some(3),
+        "the next attempt is offered it"
+    );
     server.stop().await;
 }
 

@@ -41,6 +41,29 @@ pub(crate) fn register_request() -> v1::RegisterRequest {
     }
 }
 
+/// Submits [`SPEC`] and registers a worker: the sweep's id and the
+/// worker's.
+pub(crate) async fn submit_and_register(
+    workers: &mut CoordinatorClient<tonic::transport::Channel>,
+    sweeps: &mut SweepsClient<tonic::transport::Channel>,
+) -> (u64, u64) {
+    let sweep = sweeps
+        .submit(v1::SubmitRequest {
+            spec_toml: SPEC.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .sweep_id;
+    let worker = workers
+        .register(register_request())
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    (sweep, worker)
+}
+
 pub(crate) fn lease_request(worker_id: u64, slots: u32, wait_ms: u64) -> v1::LeaseRequest {
     v1::LeaseRequest {
         worker_id,

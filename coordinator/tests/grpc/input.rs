@@ -62,18 +62,7 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
     let err = workers.lease(lease_request(999, 1, 0)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    sweeps
-        .submit(v1::SubmitRequest {
-            spec_toml: SPEC.into(),
-        })
-        .await
-        .unwrap();
-    let worker = workers
-        .register(register_request())
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let (_, worker) = submit_and_register(&mut workers, &mut sweeps).await;
     let lease = workers
         .lease(lease_request(worker, 1, 0))
         .await

@@ -266,20 +266,7 @@ async fn a_restarted_coordinator_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let (mut workers, mut sweeps) = server.clients().await;
-    let sweep_id = sweeps
-        .submit(v1::SubmitRequest {
-            spec_toml: SPEC.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .sweep_id;
-    let worker = workers
-        .register(register_request())
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let (sweep_id, worker) = submit_and_register(&mut workers, &mut sweeps).await;
     let lease = workers
         .lease(lease_request(worker, 1, 0))
         .await
@@ -318,18 +305,7 @@ async fn a_lease_call_made_again_after_a_restart_gets_its_lease_back() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let (mut workers, mut sweeps) = server.clients().await;
-    sweeps
-        .submit(v1::SubmitRequest {
-            spec_toml: SPEC.into(),
-        })
-        .await
-        .unwrap();
-    let worker = workers
-        .register(register_request())
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let (_, worker) = submit_and_register(&mut workers, &mut sweeps).await;
     let numbered = |again| v1::LeaseRequest {
         call: 41,
         again,

@@ -156,7 +156,69 @@ async fn a_resumed_attempt_keeps_the_points_taken_before_its_checkpoint(db: &mut
     assert_eq!(store.task(second.task_id).await.unwrap().resumed_from, 5);
 }
 
+/// A one-task sweep whose first attempt left a checkpoint and expired: that
+/// attempt's lease and the second's.
+async fn checkpointed_then_expired(
+    store: &std::sync::Arc<dyn Store>,
+    name: &str,
+) -> (Lease, Lease) {
+    submit(store, &classify_spec(name, 1, "")).await;
+    let w = worker(store, "w").await;
+    let first = lease_one(store, w, Duration::ZERO).await;
+    (store.put_checkpoint(&first.to_ref(), checkpoint(5, &[], b"junk")))
+        .await
+        .unwrap();
+    let second = expire_and_lease_again(store).await;
+    (first, second)
+}
+
+async fn a_refused_checkpoint_is_the_attempts_error_even_when_it_succeeds(db: &mut TestDb) {
+    let store = &db.store;
+    let (first, second) = checkpointed_then_expired(store, "refused").await;
+    let expired = store.task(second.task_id).await.unwrap();
+    assert_eq!(expired.error, None, "a new attempt starts without an error");
+    let why = "the checkpoint is unreadable: it is cut short\nsecond line";
+    store
+        .refuse_checkpoint(&second.to_ref(), why)
+        .await
+        .unwrap();
+    assert_stale(store.refuse_checkpoint(&first.to_ref(), why).await);
+    let error = store.task(second.task_id).await.unwrap().error;
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "checkpoint refused, trained from the start: the checkpoint is unreadable: it is cut short"
+        )
+    );
+    store
+        .complete(&second.to_ref(), &summary(&[]), &[])
+        .await
+        .unwrap();
+    let task = store.task(second.task_id).await.unwrap();
+    assert_eq!(task.state, sweep_proto::TaskState::Succeeded);
+    assert_eq!(task.error, error, "kept: the succeeded attempt's own line");
+    assert_eq!(task.resumed_from, 0);
+}
+
+async fn a_refusal_stays_with_its_attempt_when_it_is_handed_back(db: &mut TestDb) {
+    let store = &db.store;
+    let (_, second) = checkpointed_then_expired(store, "handed").await;
+    store
+        .refuse_checkpoint(&second.to_ref(), "other shape")
+        .await
+        .unwrap();
+    store.release(&second.to_ref()).await.unwrap();
+    let attempts = store.attempts(second.task_id).await.unwrap();
+    let errors: Vec<Option<&str>> = attempts.iter().map(|a| a.error.as_deref()).collect();
+    assert!(
+        errors[1].is_some_and(|e| e.contains("other shape")),
+        "{errors:?}"
+    );
+}
+
 crate::store_suite!(
     a_checkpoint_is_the_newest_one_and_only_its_holder_reads_it,
     a_resumed_attempt_keeps_the_points_taken_before_its_checkpoint,
+    a_refused_checkpoint_is_the_attempts_error_even_when_it_succeeds,
+    a_refusal_stays_with_its_attempt_when_it_is_handed_back,
 );

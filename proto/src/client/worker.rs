@@ -193,6 +193,7 @@ impl WorkerClient {
             checkpoint: Some(v1::CheckpointHeader {
                 step,
                 watermarks: watermarks.clone().into_iter().collect(),
+                size: data.len() as u64,
             }),
         };
         self.upload(header, data).await
@@ -218,6 +219,20 @@ impl WorkerClient {
         let request = v1::ResumeRequest {
             lease: Some(lease.into()),
             step,
+            refused: String::new(),
+        };
+        self.call(request, |mut c, r| async move { c.resume(r).await })
+            .await?;
+        Ok(())
+    }
+
+    /// Says the attempt holding `lease` could not use the task's checkpoint
+    /// (`why`, one line) and trains from the start.
+    pub async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<(), WireError> {
+        let request = v1::ResumeRequest {
+            lease: Some(lease.into()),
+            step: 0,
+            refused: why.to_string(),
         };
         self.call(request, |mut c, r| async move { c.resume(r).await })
             .await?;

@@ -55,6 +55,7 @@ pub(super) fn params(
             "train.checkpoint_every",
             spec.train.checkpoint_every.as_deref(),
         )?,
+        keep_checkpoint: spec.train.keep_checkpoint.unwrap_or(false),
         experiment,
     })
 }

@@ -11,7 +11,7 @@ use sweep_spec::params::ClassifyParams;
 use sweep_spec::summary::{self, Summary};
 use sweep_spec::{ModelShape, TaskParams, weights};
 
-use super::{Context, TaskError, check_finite};
+use super::{Context, TaskError, burn_state, check_finite};
 use crate::checkpoint::Position;
 use crate::data::{self, Split};
 use crate::model::Net;
@@ -129,7 +129,7 @@ pub fn run(
                 batch: index as u64,
                 step,
             };
-            ctx.checkpoint(params, position, &model, &optim);
+            ctx.checkpoint(params, position, || burn_state(&model, &optim));
             ctx.check_stop()?;
             step += 1;
             let (x, y) = batch(&data.train, chunk, &train_device);
@@ -170,6 +170,12 @@ pub fn run(
         }
         last = (train, test);
     }
+    let position = Position {
+        epoch: classify.epochs,
+        batch: order.len().div_ceil(batch_size) as u64,
+        step,
+    };
+    ctx.keep(params, position, || burn_state(&model, &optim));
     let final_weights = model.valid().flat();
     let mut out = Summary::new();
     if classify.sensitivity {

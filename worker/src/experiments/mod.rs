@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Bytes, Device};
+use sweep_proto::CHECKPOINT;
 use sweep_spec::params::Optimizer;
 use sweep_spec::{Experiment, Summary, TaskParams};
 
-use crate::checkpoint::{Checkpoint, Position, fingerprint};
+use crate::checkpoint::{Checkpoint, CheckpointError, Position, fingerprint};
 use crate::error::DataError;
 use crate::model::{Net, initial_weights};
 
@@ -92,69 +93,134 @@ impl Context<'_> {
         }
     }
 
-    /// The model and optimizer a task trains on `device`, from the newest
-    /// checkpoint of an earlier attempt if there is one that fits the task,
-    /// otherwise fresh from its initial weights. One that does not fit is
-    /// refused (said through [`Checkpoints::refused`]), never loaded.
-    pub(crate) fn start(&self, params: &TaskParams, device: &Device) -> Start {
-        if let Some(bytes) = self.checkpoints.latest() {
-            match self.restore(params, &bytes, device) {
-                Ok(start) => {
-                    self.checkpoints.resumed(start.position.step);
-                    return start;
-                }
-                Err(why) => self.checkpoints.refused(&why),
+    /// The newest checkpoint of an earlier attempt, read by `restore` into
+    /// where training goes on, if there is one and it fits the task. One
+    /// that does not fit is refused (said through [`Checkpoints::refused`]),
+    /// never loaded: the task starts fresh.
+    pub(crate) fn resume<T>(
+        &self,
+        params: &TaskParams,
+        restore: impl FnOnce(Checkpoint) -> Result<T, CheckpointError>,
+    ) -> Option<T> {
+        let bytes = self.checkpoints.latest()?;
+        let read = Checkpoint::from_bytes(&bytes, &fingerprint(params)).and_then(|checkpoint| {
+            let step = checkpoint.position.step;
+            restore(checkpoint).map(|state| (step, state))
+        });
+        match read {
+            Ok((step, state)) => {
+                self.checkpoints.resumed(step);
+                Some(state)
+            }
+            Err(why) => {
+                self.checkpoints.refused(&why.to_string());
+                None
             }
         }
-        Start {
-            model: Net::new(
-                &params.model,
-                &initial_weights(&params.model, params.init_seed),
-                device,
-            ),
-            optim: optimizer(&params.optimizer),
-            position: Position::default(),
-        }
     }
 
-    fn restore(&self, params: &TaskParams, bytes: &[u8], device: &Device) -> Result<Start, String> {
-        let weights = params.model.param_count() as usize;
-        let checkpoint = Checkpoint::from_bytes(bytes, &fingerprint(params), weights)
-            .map_err(|err| err.to_string())?;
-        let optim = optimizer(&params.optimizer)
-            .from_bytes(Bytes::from_bytes_vec(checkpoint.optimizer))
-            .map_err(|err| format!("the checkpoint's optimizer state is unreadable: {err}"))?;
-        Ok(Start {
-            model: Net::new(&params.model, &checkpoint.weights, device),
-            optim,
-            position: checkpoint.position,
+    /// The model and optimizer a task trains on `device`, from the newest
+    /// checkpoint if one fits ([`Context::resume`]), otherwise fresh.
+    pub(crate) fn start(&self, params: &TaskParams, device: &Device) -> Start {
+        self.resume(params, |mut checkpoint| {
+            burn_start(params, &mut checkpoint, device)
         })
+        .unwrap_or_else(|| fresh_start(params, device))
     }
 
-    /// At a step boundary: saves a checkpoint if one is due.
+    /// At a step boundary: saves the checkpoint `take` builds for the task,
+    /// if one is due. Before the first step there is nothing worth keeping.
     pub(crate) fn checkpoint(
         &self,
         params: &TaskParams,
         position: Position,
-        model: &Net,
-        optim: &ModuleOptimizer,
+        take: impl FnOnce() -> Result<Checkpoint, String>,
     ) {
-        if !self.checkpoints.due() {
+        if position.step == 0 || !self.checkpoints.due() {
             return;
         }
-        match optim.into_bytes() {
-            Ok(optimizer) => self.checkpoints.save(Checkpoint {
-                task: fingerprint(params),
-                position,
-                values: Default::default(),
-                weights: model.flat(),
-                optimizer: optimizer.to_vec(),
-            }),
-            Err(err) => {
-                tracing::warn!(error = %err, step = position.step, "could not write a checkpoint")
-            }
+        if let Some(checkpoint) = stamped(params, position, take) {
+            self.checkpoints.save(checkpoint);
         }
     }
+
+    /// At the end of training: the final state (from `take`) as the task's
+    /// `checkpoint` artifact, when the task asks to keep it.
+    pub(crate) fn keep(
+        &self,
+        params: &TaskParams,
+        position: Position,
+        take: impl FnOnce() -> Result<Checkpoint, String>,
+    ) {
+        if !params.keep_checkpoint {
+            return;
+        }
+        if let Some(checkpoint) = stamped(params, position, take) {
+            let bytes = checkpoint.to_bytes();
+            self.sink.artifact(CHECKPOINT, CHECKPOINT, bytes);
+        }
+    }
+}
+
+/// The checkpoint `take` builds, as the task's at `position`.
+fn stamped(
+    params: &TaskParams,
+    position: Position,
+    take: impl FnOnce() -> Result<Checkpoint, String>,
+) -> Option<Checkpoint> {
+    match take() {
+        Ok(checkpoint) => Some(Checkpoint {
+            task: fingerprint(params),
+            position,
+            ..checkpoint
+        }),
+        Err(err) => {
+            tracing::warn!(error = %err, step = position.step, "could not write a checkpoint");
+            None
+        }
+    }
+}
+
+/// A model and optimizer from a task's initial weights.
+pub(crate) fn fresh_start(params: &TaskParams, device: &Device) -> Start {
+    Start {
+        model: Net::new(
+            &params.model,
+            &initial_weights(&params.model, params.init_seed),
+            device,
+        ),
+        optim: optimizer(&params.optimizer),
+        position: Position::default(),
+    }
+}
+
+/// The model and optimizer a checkpoint holds (taking its optimizer bytes).
+pub(crate) fn burn_start(
+    params: &TaskParams,
+    checkpoint: &mut Checkpoint,
+    device: &Device,
+) -> Result<Start, CheckpointError> {
+    let weights = checkpoint.weights(params.model.param_count() as usize)?;
+    let model = Net::new(&params.model, weights, device);
+    let bytes = std::mem::take(&mut checkpoint.optimizer);
+    let optim = optimizer(&params.optimizer)
+        .from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|err| CheckpointError::Optimizer(err.to_string()))?;
+    Ok(Start {
+        model,
+        optim,
+        position: checkpoint.position,
+    })
+}
+
+/// A burn model and optimizer's part of a checkpoint.
+pub(crate) fn burn_state(model: &Net, optim: &ModuleOptimizer) -> Result<Checkpoint, String> {
+    let optimizer = optim.into_bytes().map_err(|err| err.to_string())?;
+    Ok(Checkpoint {
+        weights: model.flat(),
+        optimizer: optimizer.to_vec(),
+        ..Checkpoint::default()
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

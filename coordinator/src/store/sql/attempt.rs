@@ -122,7 +122,8 @@ impl SqlStore {
         let recorded = sqlx::query(self.sql(
             "INSERT INTO attempts (task_id, attempt, worker_id, started_at, ended_at, outcome, error, \
                resumed_from) \
-             SELECT id, attempt, lease_owner, attempt_started_at, {now}, $3, $4, resumed_from \
+             SELECT id, attempt, lease_owner, attempt_started_at, {now}, $3, COALESCE($4, error), \
+               resumed_from \
              FROM tasks \
              WHERE id = $1 AND state = {leased} AND lease_token = $2",
         ))

@@ -81,6 +81,22 @@ impl SqlStore {
         })
     }
 
+    /// [`QueueStore::refuse_checkpoint`](crate::store::QueueStore::refuse_checkpoint).
+    pub(super) async fn note_refusal(&self, lease: &LeaseRef, why: &str) -> Result<()> {
+        let line = why.lines().next().unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        self.fence(&mut tx, lease).await?;
+        sqlx::query("UPDATE tasks SET error = $2 WHERE id = $1")
+            .bind(lease.task_id.0)
+            .bind(format!(
+                "checkpoint refused, trained from the start: {line}"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// [`QueueStore::resume`](crate::store::QueueStore::resume).
     pub(super) async fn resume_from(&self, lease: &LeaseRef, step: u64) -> Result<()> {
         let task = lease.task_id;

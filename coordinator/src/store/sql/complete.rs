@@ -73,7 +73,7 @@ impl SqlStore {
             })
             .collect();
         let columns = [("task", "bigint"), ("token", "text"), ("summary", "text")];
-        let template = "UPDATE tasks SET state = {succeeded}, error = NULL, summary = c.summary, \
+        let template = "UPDATE tasks SET state = {succeeded}, summary = c.summary, \
              finished_at = {now}, lease_token = NULL, lease_expires_at = NULL \
              FROM {c} WHERE tasks.id = c.task AND tasks.state = {leased} \
                AND tasks.lease_token = c.token \

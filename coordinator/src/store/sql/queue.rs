@@ -132,6 +132,10 @@ impl QueueStore for SqlStore {
         self.resume_from(lease, step).await
     }
 
+    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
+        self.note_refusal(lease, why).await
+    }
+
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         let mut tx = self.pool.begin().await?;
         let outcomes = self.succeed_all(&mut tx, completions).await?;
@@ -293,7 +297,7 @@ impl SqlStore {
              UPDATE tasks SET state = {leased}, attempt = attempt + 1, lease_owner = $1, \
                lease_call = $5, lease_token = {token}, lease_expires_at = {now} + $2, \
                cancel_requested = 0, started_at = COALESCE(started_at, {now}), \
-               attempt_started_at = {now}, resumed_from = 0 \
+               attempt_started_at = {now}, resumed_from = 0, error = NULL \
              WHERE state = {queued} AND id IN (SELECT id FROM picked) \
              RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies, \
                checkpoint_step",
