@@ -31,6 +31,10 @@ pub enum Command {
     Submit {
         /// The sweep spec (TOML).
         spec: PathBuf,
+        /// Train every task, even one whose result another task already
+        /// has, and offer none of its results to later sweeps.
+        #[arg(long)]
+        no_cache: bool,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -202,6 +206,10 @@ pub struct RunArgs {
     /// Serve no dashboard.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// Train every task, even one whose result an earlier sweep in the file
+    /// already has, and offer none of its results to later sweeps.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Training between two checkpoints of a task ("10m", "30s"; "0s": only
     /// at Ctrl-C). The next run of the same spec goes on from them.
     #[arg(long, env = "SWEEP_CHECKPOINT_EVERY", value_parser = sweep_spec::duration::parse, default_value = sweep_worker::CHECKPOINT_EVERY)]

@@ -44,10 +44,10 @@ async fn resolve(client: &SweepsClient, which: &SweepRef) -> anyhow::Result<Swee
     }
 }
 
-pub async fn submit(spec: &Path, endpoint: &Endpoint) -> anyhow::Result<()> {
+pub async fn submit(spec: &Path, no_cache: bool, endpoint: &Endpoint) -> anyhow::Result<()> {
     let spec_toml = read_spec(spec)?;
     let client = connect(endpoint).await?;
-    let (id, tasks) = client.submit(&spec_toml).await?;
+    let (id, tasks) = client.submit_with(&spec_toml, no_cache).await?;
     eprintln!("submitted sweep {id} ({tasks} tasks); follow it with `sweep watch {id}`");
     println!("{id}");
     Ok(())
@@ -73,6 +73,7 @@ fn sweep_listing(sweeps: &[Sweep]) -> Listing {
         "experiment",
         "state",
         "done",
+        "cached",
         "tasks",
         "running",
         "failed",
@@ -87,6 +88,7 @@ fn sweep_listing(sweeps: &[Sweep]) -> Listing {
             json!(sweep.experiment.as_str()),
             json!(sweep.state.as_str()),
             json!(counts.done()),
+            json!(counts.cached),
             json!(counts.total()),
             json!(counts.leased),
             json!(counts.failed),
@@ -111,8 +113,12 @@ pub async fn watch(which: &SweepRef, endpoint: &Endpoint) -> anyhow::Result<()> 
 /// `hint` when tasks failed.
 pub fn ended(sweep: &Sweep, hint: Option<String>) -> anyhow::Result<()> {
     let counts = &sweep.counts;
+    let cached = match counts.cached {
+        0 => String::new(),
+        n => format!(" ({n} from the result cache)"),
+    };
     let line = format!(
-        "sweep {} {}: {}/{} tasks done, {} failed",
+        "sweep {} {}: {}/{} tasks done{cached}, {} failed",
         sweep.id,
         sweep.state,
         counts.done(),
@@ -195,7 +201,7 @@ pub async fn tasks(
     let id = resolve(&client, which).await?;
     let mut header = vec!["id", "state", "kind"];
     header.extend(columns::IDENTITY);
-    header.extend(["attempt", "resumed_from", "worker", "error"]);
+    header.extend(["attempt", "resumed_from", "cached_from", "worker", "error"]);
     let mut listing = Listing::new(&header);
     for task in client.tasks(id, &states).await? {
         let mut row = vec![
@@ -207,6 +213,7 @@ pub async fn tasks(
         row.extend([
             json!(format!("{}/{}", task.attempt, task.max_attempts)),
             json!(task.resumed_from),
+            json!(task.cached_from.map(|t| t.0)),
             json!(task.worker.map(|w| w.0)),
             json!(task.error.unwrap_or_default()),
         ]);

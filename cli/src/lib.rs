@@ -36,7 +36,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         #[cfg(feature = "local")]
         Command::Run(args) => local::run(&args).await,
-        Command::Submit { spec, endpoint } => cluster::submit(&spec, &endpoint).await,
+        Command::Submit {
+            spec,
+            no_cache,
+            endpoint,
+        } => cluster::submit(&spec, no_cache, &endpoint).await,
         Command::Status {
             sweep,
             endpoint,

@@ -31,8 +31,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let spec_toml = read_spec(&args.spec)?;
     args.device.open().map_err(anyhow::Error::msg)?;
     // Planned here, once: a bad spec fails before any file is created.
-    let submission = planner::submission(&spec_toml)
+    let mut submission = planner::submission(&spec_toml)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.spec.display()))?;
+    submission.cache = !args.no_cache;
     let url = format!("sqlite://{}", args.db.display());
     let store = store::connect(&url)
         .await

@@ -31,6 +31,7 @@ impl Results {
                 devices: Vec::new(),
                 slots: 64,
                 version: "test".into(),
+                result_version: 1,
             })
             .await
             .unwrap();

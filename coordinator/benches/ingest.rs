@@ -77,6 +77,7 @@ async fn run(config: &Run) {
     SweepsClient::new(channel.clone())
         .submit(v1::SubmitRequest {
             spec_toml: spec(config.streams),
+            no_cache: false,
         })
         .await
         .unwrap();
@@ -89,6 +90,7 @@ async fn run(config: &Run) {
             devices: Vec::new(),
             slots: config.streams as u32,
             version: "bench".into(),
+            result_version: 1,
         })
         .await
         .unwrap()

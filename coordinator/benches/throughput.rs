@@ -86,6 +86,7 @@ async fn register(channel: Channel, slots: u32) -> (CoordinatorClient<Channel>, 
             devices: Vec::new(),
             slots,
             version: "bench".into(),
+            result_version: 1,
         })
         .await
         .unwrap()
@@ -182,6 +183,7 @@ async fn run(config: &Run) {
     SweepsClient::new(channel.clone())
         .submit(v1::SubmitRequest {
             spec_toml: spec(config.tasks),
+            no_cache: false,
         })
         .await
         .unwrap();

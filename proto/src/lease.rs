@@ -76,6 +76,9 @@ pub struct Lease {
     /// The step of the task's checkpoint, when an earlier attempt left one
     /// to resume from.
     pub checkpoint_step: Option<u64>,
+    /// Whether the task's results may come from, and go to, the result
+    /// cache: the worker then claims it ([`Claim`]) before training.
+    pub cacheable: bool,
 }
 
 impl Lease {
@@ -99,6 +102,7 @@ impl From<&Lease> for v1::TaskLease {
             depends_on: lease.depends_on.iter().map(|t| t.to_wire()).collect(),
             lease_expires_at_ms: lease.expires_at,
             checkpoint_step: lease.checkpoint_step,
+            cacheable: lease.cacheable,
         }
     }
 }
@@ -140,7 +144,54 @@ impl Leased {
             depends_on: task_ids(&wire.depends_on)?,
             expires_at: wire.lease_expires_at_ms,
             checkpoint_step: wire.checkpoint_step,
+            cacheable: wire.cacheable,
         })))
+    }
+}
+
+/// The coordinator's answer when a worker claims a cacheable task's result
+/// key before training it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Train it: no task with its key has a result yet.
+    Train,
+    /// The task succeeded pointing at `source`'s results; its lease is over.
+    Cached { source: TaskId },
+    /// `training` has the same key and is training: claim again.
+    Wait { training: TaskId },
+}
+
+impl From<Claim> for v1::ClaimResponse {
+    fn from(claim: Claim) -> Self {
+        let (verdict, task) = match claim {
+            Claim::Train => (v1::ClaimVerdict::Train, 0),
+            Claim::Cached { source } => (v1::ClaimVerdict::Cached, source.to_wire()),
+            Claim::Wait { training } => (v1::ClaimVerdict::Wait, training.to_wire()),
+        };
+        Self {
+            verdict: verdict as i32,
+            source_task_id: task,
+        }
+    }
+}
+
+impl TryFrom<v1::ClaimResponse> for Claim {
+    type Error = WireError;
+
+    fn try_from(wire: v1::ClaimResponse) -> Result<Self, WireError> {
+        match v1::ClaimVerdict::try_from(wire.verdict) {
+            Ok(v1::ClaimVerdict::Train) => Ok(Self::Train),
+            Ok(v1::ClaimVerdict::Cached) => Ok(Self::Cached {
+                source: TaskId::from_wire(wire.source_task_id)?,
+            }),
+            Ok(v1::ClaimVerdict::Wait) => Ok(Self::Wait {
+                training: TaskId::from_wire(wire.source_task_id)?,
+            }),
+            _ => Err(WireError::invalid(format!(
+                "claim verdict {} is not a known verdict",
+                wire.verdict
+            ))),
+        }
     }
 }
 
@@ -327,6 +378,7 @@ mod tests {
             depends_on: vec![],
             lease_expires_at_ms: 0,
             checkpoint_step: None,
+            cacheable: false,
         };
         match Leased::from_wire(wire).unwrap() {
             Leased::Unreadable { lease, error } => {

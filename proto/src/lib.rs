@@ -46,7 +46,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("swee
 pub use error::{ErrorKind, WireError};
 pub use ids::{SweepId, SweepRef, TaskId, WorkerId};
 pub use lease::{
-    Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes, Verdict,
+    Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes,
+    Verdict,
 };
 pub use results::{Artifact, ArtifactInfo, CHECKPOINT, Metric, SettingStats, Stats};
 pub use state::{SweepState, TaskCounts, TaskState};

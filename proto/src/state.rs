@@ -124,6 +124,8 @@ pub struct TaskCounts {
     pub succeeded: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Of the succeeded, those whose results came from the result cache.
+    pub cached: u64,
 }
 
 impl TaskCounts {
@@ -168,6 +170,7 @@ impl From<&TaskCounts> for v1::TaskCounts {
             succeeded: narrow(counts.succeeded),
             failed: narrow(counts.failed),
             cancelled: narrow(counts.cancelled),
+            cached: narrow(counts.cached),
         }
     }
 }
@@ -181,6 +184,7 @@ impl From<v1::TaskCounts> for TaskCounts {
             succeeded: counts.succeeded.into(),
             failed: counts.failed.into(),
             cancelled: counts.cancelled.into(),
+            cached: counts.cached.into(),
         }
     }
 }

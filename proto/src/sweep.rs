@@ -109,6 +109,9 @@ pub struct Task {
     /// The checkpoint step its latest attempt started from; 0 for a fresh
     /// start.
     pub resumed_from: u64,
+    /// The task whose results this one points at, when they came from the
+    /// result cache instead of training.
+    pub cached_from: Option<TaskId>,
     pub error: Option<String>,
     /// The summary of the attempt that succeeded.
     pub summary: Option<Summary>,
@@ -129,6 +132,7 @@ impl From<&Task> for v1::TaskInfo {
             started_at: task.started_at,
             finished_at: task.finished_at,
             resumed_from: task.resumed_from,
+            cached_from: task.cached_from.map(|t| t.to_wire()),
             error: task.error.clone().unwrap_or_default(),
             summary_json: task
                 .summary
@@ -159,6 +163,7 @@ impl TryFrom<v1::TaskInfo> for Task {
             started_at: info.started_at,
             finished_at: info.finished_at,
             resumed_from: info.resumed_from,
+            cached_from: info.cached_from.map(TaskId::from_wire).transpose()?,
             error: Some(info.error).filter(|e| !e.is_empty()),
             summary,
         })

@@ -113,6 +113,9 @@ pub struct Registration {
     pub devices: Vec<Device>,
     pub slots: u32,
     pub version: String,
+    /// Bumped whenever the worker's training code changes results; part of
+    /// every result key it completes ([`sweep_spec::result_key`]).
+    pub result_version: u32,
 }
 
 impl From<&Registration> for v1::RegisterRequest {
@@ -124,6 +127,7 @@ impl From<&Registration> for v1::RegisterRequest {
             devices: worker.devices.iter().map(Into::into).collect(),
             slots: worker.slots,
             version: worker.version.clone(),
+            result_version: worker.result_version,
         }
     }
 }
@@ -149,6 +153,7 @@ impl TryFrom<v1::RegisterRequest> for Registration {
             host: request.host,
             slots: request.slots,
             version: request.version,
+            result_version: request.result_version,
         })
     }
 }
@@ -257,6 +262,7 @@ impl TryFrom<v1::WorkerInfo> for WorkerInfo {
                 host: wire.host,
                 slots: wire.slots,
                 version: String::new(),
+                result_version: 0,
             },
         })
     }

@@ -12,6 +12,8 @@
 //!   artifacts.
 //! - [`summary`]: a task's final numbers ([`Summary`]) and their names;
 //!   [`metric`]: the names of what a task records while it trains.
+//! - [`result_key`]: what decides a task's result, as one key, so that a
+//!   task another already trained need not train again.
 //! - [`duration`]: durations as people write them (`"10m"`).
 //! - [`error`]: [`SpecError`], which names the field and the value;
 //!   [`text`]: what names and other text from outside may contain.
@@ -23,6 +25,7 @@ pub mod error;
 pub mod metric;
 pub mod params;
 pub mod planner;
+pub mod result_key;
 pub mod shape;
 pub mod spec;
 pub mod summary;

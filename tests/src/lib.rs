@@ -271,6 +271,12 @@ pub async fn submit(client: &SweepsClient, spec: &str) -> SweepId {
     client.submit(spec).await.expect("submit").0
 }
 
+/// Submits with `--no-cache`: for tests that train the same tasks twice
+/// to compare the two runs.
+pub async fn submit_uncached(client: &SweepsClient, spec: &str) -> SweepId {
+    client.submit_with(spec, true).await.expect("submit").0
+}
+
 /// Polls the sweep until `done` says so (at most five minutes).
 pub async fn wait_for(
     client: &SweepsClient,
@@ -290,6 +296,29 @@ pub async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Runs a read verb with `source` (the flags that say where to read) and
+/// answers its stdout.
+pub fn read(args: &[&str], source: &[&str]) -> String {
+    let all: Vec<&str> = args.iter().chain(source).copied().collect();
+    let output = sweep(&all);
+    assert!(output.status.success(), "{all:?}: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// The files `sweep plot` wrote, by name.
+pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// Waits until the sweep is final.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, Connection};
 use sweep_proto::{SweepId, SweepState, Task};
-use sweep_tests::{Coordinator, finished, submit, terminate, wait_for, worker};
+use sweep_tests::{Coordinator, finished, submit, submit_uncached, terminate, wait_for, worker};
 
 /// One task of several seconds (9,600 steps), with `train` settings added.
 fn spec(name: &str, train: &str) -> String {
@@ -81,7 +81,8 @@ async fn resumes_as_if_never_stopped(
     assert_eq!(finished(&client, whole).await.state, SweepState::Succeeded);
     assert!(terminate(&mut trainer).success());
 
-    let stopped = submit(&client, &spec("stopped", train)).await;
+    // Uncached: the same task as "whole", trained again to compare.
+    let stopped = submit_uncached(&client, &spec("stopped", train)).await;
     let step = interrupt(&coordinator, stopped).await;
     // Another thread count than the first worker's: the numbers do not
     // depend on how the work is split.
@@ -184,7 +185,8 @@ async fn with_checkpoints_off_a_task_takes_none_and_ends_as_with_them() {
     )
     .await;
     assert!(!ever_checkpointed(&coordinator, off).await, "none taken");
-    let on = submit(&client, &three_epochs("on", "")).await;
+    // Uncached: how often a task checkpoints is not part of its result key.
+    let on = submit_uncached(&client, &three_epochs("on", "")).await;
     assert!(
         ever_checkpointed(&coordinator, on).await,
         "the sampling sees them"

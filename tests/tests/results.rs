@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::{SweepId, SweepState, TaskId};
-use sweep_tests::{Coordinator, EmptyPostgres, finished, stderr, stdout, sweep, worker};
+use sweep_tests::{Coordinator, EmptyPostgres, files, finished, read, sweep, worker};
 
 /// Trained models with weight snapshots (the PCA paths), two batch sizes
 /// with two seeds (curves, figures against batch size, the report's
@@ -54,29 +54,6 @@ async fn connect(url: &str, token: &str) -> SweepsClient {
         ca: None,
     };
     SweepsClient::connect(url, &credentials).await.unwrap()
-}
-
-/// Runs a read verb with `source` (the flags that say where to read) and
-/// answers its stdout.
-fn read(args: &[&str], source: &[&str]) -> String {
-    let all: Vec<&str> = args.iter().chain(source).copied().collect();
-    let output = sweep(&all);
-    assert!(output.status.success(), "{all:?}: {}", stderr(&output));
-    stdout(&output)
-}
-
-/// The files `sweep plot` wrote, by name.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 /// Every read verb, in every format, prints the same bytes both ways.

@@ -16,7 +16,9 @@
 //! - [`runner`]: the worker's loop: lease as many tasks as there are free
 //!   slots, run them, hand them back on shutdown.
 //! - [`session`]: registration, the long poll and the heartbeat; [`task`]:
-//!   one leased task from start to end; [`shipper`]: ships its metrics and
+//!   one leased task from start to end; [`claim`]: its result key claimed
+//!   before it trains, so a task another already trained does not train
+//!   again; [`shipper`]: ships its metrics and
 //!   artifacts in the background; [`completer`]: sends the completions of
 //!   tasks on the next lease call, or on one of their own; [`slots`]: how
 //!   many slots hold a task; [`threads`]: where tasks train
@@ -26,6 +28,7 @@
 //! - [`TrainingAllocator`]: the allocator binaries that train declare.
 
 pub mod checkpoint;
+pub mod claim;
 pub mod completer;
 pub mod data;
 pub mod device;

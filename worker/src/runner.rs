@@ -20,6 +20,14 @@ use crate::slots::Slots;
 use crate::task::{self, Ending, Env};
 use crate::threads::Threads;
 
+/// The worker's result version, part of every result key it completes
+/// (see `sweep_spec::result_key`). Bump it in the same change as anything
+/// that makes a task with the same parameters end with different numbers
+/// (a model's initialisation, an optimizer's arithmetic, a data order, a
+/// metric's definition): results of the old version are then never reused.
+/// Changes that keep every number, bit for bit, keep it.
+pub const RESULT_VERSION: u32 = 1;
+
 /// The default training between two checkpoints: on the order of minutes,
 /// so that a checkpoint costs well under 1% of a long task's time.
 pub const CHECKPOINT_EVERY: &str = "10m";
@@ -129,6 +137,7 @@ fn registration(config: &Config) -> Registration {
         }],
         slots: config.slots.max(1) as u32,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        result_version: RESULT_VERSION,
     }
 }
 

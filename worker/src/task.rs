@@ -12,6 +12,7 @@ use sweep_proto::{Completion, Lease, LeaseRef, MetricPoint};
 use sweep_spec::{Summary, TaskParams, weights};
 use tokio::sync::mpsc;
 
+use crate::claim::{self, Claimed};
 use crate::completer::Completer;
 use crate::error::panic_message;
 use crate::experiments::{self, Context, TaskError};
@@ -65,6 +66,18 @@ pub async fn run(env: Env, lease: Lease, slot: Slot) {
     tracing::info!(%task, attempt = lease.attempt, kind = %lease.params.kind(), model = %lease.params.model_name, "task started");
     let stop = Arc::new(AtomicBool::new(false));
     env.session.board.start(&reference, stop.clone());
+    if lease.cacheable {
+        let claimed = claim::claim(&env, &lease, &stop).await;
+        if !matches!(claimed, Ok(Claimed::Train)) {
+            let reason = env.session.board.finish(task);
+            if let Err(err) = claimed
+                && let Some(ending) = ending(Err(err), Shipped::All(Vec::new()), reason)
+            {
+                end(&env, &reference, ending, slot).await;
+            }
+            return;
+        }
+    }
     let memory = match reserve(&env, &lease.params, &stop).await {
         Ok(reservation) => reservation,
         Err(err) => {

@@ -357,6 +357,9 @@ pub struct TaskView {
     attempt: u32,
     max_attempts: u32,
     depends_on: Vec<i64>,
+    /// The task whose results this one's are, when they came from the
+    /// result cache.
+    cached_from: Option<i64>,
     attempts: Vec<AttemptRow>,
     error: String,
     summary: Vec<(String, String)>,
@@ -391,6 +394,7 @@ pub async fn task(State(d): State<Dashboard>, Path(id): Path<i64>) -> Page {
         max_attempts: task.max_attempts,
         attempts,
         depends_on: task.depends_on.iter().map(|t| t.0).collect(),
+        cached_from: task.cached_from.map(|t| t.0),
         error: task.error.clone().unwrap_or_default(),
         summary: (task.summary.iter())
             .flat_map(|summary| summary.iter())

@@ -10,6 +10,8 @@ use crate::store::Attempt;
 /// A progress bar's parts.
 pub struct Progress {
     pub succeeded: u64,
+    /// Of the succeeded, those whose results came from the result cache.
+    pub cached: u64,
     pub running: u64,
     pub failed: u64,
     /// Queued or blocked.
@@ -21,6 +23,7 @@ impl Progress {
     pub fn of(counts: &TaskCounts) -> Self {
         Self {
             succeeded: counts.succeeded,
+            cached: counts.cached,
             running: counts.leased,
             failed: counts.failed + counts.cancelled,
             waiting: counts.queued + counts.blocked,

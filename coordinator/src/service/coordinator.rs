@@ -10,7 +10,9 @@ use sweep_proto::v1::{self, artifact_upload};
 use sweep_proto::{
     Artifact, CHECKPOINT, Registration, TaskId, TaskState, WireError, WorkerId, text,
 };
-use sweep_proto::{Completion, DeviceKind, Lease, LeaseCall, LeaseRef, MetricPoint, Registered};
+use sweep_proto::{
+    Claim, Completion, DeviceKind, Lease, LeaseCall, LeaseRef, MetricPoint, Registered,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -113,6 +115,46 @@ impl CoordinatorService {
                 _ = tokio::time::sleep(nap) => {}
             }
         }
+    }
+
+    /// Claims the lease's result key; while another task trains the same
+    /// key, asks again each time tasks change, until the wait is over or
+    /// the server stops.
+    async fn claim_waiting(
+        &self,
+        lease: &LeaseRef,
+        data: &str,
+        wait: Duration,
+    ) -> Result<Claim, Error> {
+        let deadline = Instant::now() + wait.min(self.config.max_lease_wait);
+        let mut changes = self.store.changes();
+        let mut stopping = self.stopping.clone();
+        loop {
+            changes.borrow_and_update();
+            let claim = self.store.claim_result(lease, data).await?;
+            let now = Instant::now();
+            if !matches!(claim, Claim::Wait { .. }) || now >= deadline || *stopping.borrow() {
+                return Ok(claim);
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = stopping.changed() => {}
+                _ = tokio::time::sleep((deadline - now).min(RECHECK)) => {}
+            }
+        }
+    }
+}
+
+/// A data digest from a worker: hex, at most a SHA-512's length; empty for
+/// data the parameters generate.
+fn data_digest(digest: &str) -> Result<(), Error> {
+    if digest.len() <= 128 && digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "data_digest {:?}: expected hex digits, at most 128",
+            digest.chars().take(140).collect::<String>()
+        )))
     }
 }
 
@@ -316,6 +358,19 @@ impl Coordinator for CoordinatorService {
         self.store.resume(&lease, req.step).await?;
         tracing::info!(task = %lease.task_id, step = req.step, "attempt resumed from a checkpoint");
         Ok(Response::new(v1::ResumeResponse {}))
+    }
+
+    async fn claim(
+        &self,
+        request: Request<v1::ClaimRequest>,
+    ) -> Result<Response<v1::ClaimResponse>, Status> {
+        let req = request.into_inner();
+        let lease = LeaseRef::from_wire(req.lease)?;
+        data_digest(&req.data_digest)?;
+        let wait = Duration::from_millis(req.wait_ms);
+        let claim = self.claim_waiting(&lease, &req.data_digest, wait).await?;
+        tracing::info!(task = %lease.task_id, ?claim, "result key claimed");
+        Ok(Response::new(claim.into()))
     }
 
     type GetArtifactStream = DownloadStream;

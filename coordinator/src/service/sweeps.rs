@@ -97,8 +97,10 @@ impl Sweeps for SweepsService {
         let limits = Limits {
             max_params: self.config.max_params,
         };
-        let sweep = planner::submission_within(&request.into_inner().spec_toml, &limits)
-            .map_err(Error::from)?;
+        let request = request.into_inner();
+        let mut sweep =
+            planner::submission_within(&request.spec_toml, &limits).map_err(Error::from)?;
+        sweep.cache = !request.no_cache;
         let task_count = sweep.plan.tasks.len() as u32;
         let name = sweep.plan.name.clone();
         let id = self.store.create_sweep(&sweep).await?;

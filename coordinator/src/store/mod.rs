@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sweep_proto::{
-    CancelOutcome, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, Registration,
-    Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
+    CancelOutcome, Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint,
+    Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
@@ -158,6 +158,25 @@ pub trait QueueStore: Send + Sync + 'static {
     /// a newer one replaces it or the task succeeds. Fenced.
     async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()>;
 
+    /// Completes the result key of the cacheable task `lease` names (see
+    /// [`sweep_spec::result_key`]) from its task key, `data` (the digest of
+    /// the data the worker would read), the leasing worker's backend and
+    /// result version, and its dependencies' result keys, then decides:
+    ///
+    /// - [`Claim::Cached`]: a succeeded task with that key still has its
+    ///   results (its metrics and every artifact it stored): this task
+    ///   succeeds at once pointing at them (its summary is the source's; its
+    ///   metrics and artifacts are read from the source), its dependents
+    ///   unblock, and its lease ends.
+    /// - [`Claim::Wait`]: another task with that key is training.
+    /// - [`Claim::Train`]: otherwise; this task becomes the one training the
+    ///   key, and once it succeeds, the result others point at. Also for a
+    ///   task that is not cacheable (submitted with `--no-cache`, or a
+    ///   dependency whose result has no key): it trains and records nothing.
+    ///
+    /// Of two claims of one key at once, exactly one trains. Fenced.
+    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim>;
+
     /// Ends each attempt named in success with its summary, storing its last
     /// metric points first as [`QueueStore::record_metrics`] would, and
     /// deletes its checkpoint, all in one transaction; dependents whose dependencies have now all succeeded
@@ -248,14 +267,17 @@ pub trait ResultStore: Send + Sync + 'static {
     /// unknown task.
     async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>>;
 
-    /// The metric points of the task's latest attempt, by name and step.
+    /// The metric points of the task's latest attempt (of its source's, for
+    /// a task whose results came from the cache), by name and step.
     /// [`Error::NotFound`] for an unknown task (never an empty list).
     async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>>;
 
-    /// The named artifact of the task's latest attempt, or [`Error::NotFound`].
+    /// The named artifact of the task's latest attempt (of its source's, for
+    /// a task whose results came from the cache), or [`Error::NotFound`].
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
 
-    /// What artifacts the task's latest attempt stored, by name, without
+    /// What artifacts the task's latest attempt (its source's, for a task
+    /// whose results came from the cache) stored, by name, without
     /// their bytes. [`Error::NotFound`] for an unknown task.
     async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>>;
 

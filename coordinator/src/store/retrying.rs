@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sweep_proto::{
-    CancelOutcome, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
+    CancelOutcome, Claim, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
     SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::Submission;
@@ -137,6 +137,10 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
 
     async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
         retry("refuse_checkpoint", || self.0.refuse_checkpoint(lease, why)).await
+    }
+
+    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
+        retry("claim_result", || self.0.claim_result(lease, data)).await
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {

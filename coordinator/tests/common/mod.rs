@@ -175,6 +175,7 @@ pub async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
             }],
             slots: 2,
             version: "test".into(),
+            result_version: 1,
         })
         .await
         .expect("register worker")

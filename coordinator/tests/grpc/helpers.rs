@@ -38,6 +38,7 @@ pub(crate) fn register_request() -> v1::RegisterRequest {
         }],
         slots: 2,
         version: "test".into(),
+        result_version: 1,
     }
 }
 
@@ -50,6 +51,7 @@ pub(crate) async fn submit_and_register(
     let sweep = sweeps
         .submit(v1::SubmitRequest {
             spec_toml: SPEC.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -152,6 +154,7 @@ pub(crate) async fn both_tasks_leased(
         .into_inner();
     let request = v1::SubmitRequest {
         spec_toml: SPEC.into(),
+        ..Default::default()
     };
     let sweep_id = sweeps.submit(request).await.unwrap().into_inner().sweep_id;
     let leases = workers

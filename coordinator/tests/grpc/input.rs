@@ -17,6 +17,7 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
     let err = sweeps
         .submit(v1::SubmitRequest {
             spec_toml: bad_spec,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -172,7 +173,10 @@ async fn an_error_on_a_long_line_comes_back_whole_and_short() {
     for (spec, parts) in cases {
         assert!(spec.len() > 15_000);
         let err = sweeps
-            .submit(v1::SubmitRequest { spec_toml: spec })
+            .submit(v1::SubmitRequest {
+                spec_toml: spec,
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
@@ -188,7 +192,10 @@ async fn an_error_on_a_long_line_comes_back_whole_and_short() {
     // A message over the limit both sides keep is refused before it is read.
     let huge = format!("{SPEC}# {}\n", "x".repeat(sweep_proto::MAX_MESSAGE_BYTES));
     let err = sweeps
-        .submit(v1::SubmitRequest { spec_toml: huge })
+        .submit(v1::SubmitRequest {
+            spec_toml: huge,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
@@ -204,6 +211,7 @@ async fn text_from_outside_is_checked_and_database_errors_stay_inside() {
     let nul_name = SPEC.replace("name = \"grpc\"", "name = \"a\\u0000b\"");
     let request = v1::SubmitRequest {
         spec_toml: nul_name,
+        ..Default::default()
     };
     let err = sweeps.submit(request).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -230,6 +238,7 @@ async fn text_from_outside_is_checked_and_database_errors_stay_inside() {
         .into_inner();
     let request = v1::SubmitRequest {
         spec_toml: SPEC.into(),
+        ..Default::default()
     };
     let submitted = sweeps.submit(request).await.unwrap().into_inner();
     let leases = workers
@@ -288,6 +297,7 @@ async fn models_over_the_coordinators_parameter_limit_are_refused() {
     let (_, mut sweeps) = server.clients().await;
     let request = v1::SubmitRequest {
         spec_toml: SPEC.into(),
+        ..Default::default()
     };
     let err = sweeps.submit(request).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);

@@ -16,6 +16,7 @@ async fn a_task_life_cycle_over_grpc() {
     let submitted = sweeps
         .submit(v1::SubmitRequest {
             spec_toml: SPEC.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -238,6 +239,7 @@ async fn a_waiting_lease_wakes_when_work_arrives_and_ends_on_shutdown() {
     sweeps
         .submit(v1::SubmitRequest {
             spec_toml: SPEC.into(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! (or a fresh PostgreSQL database) and tonic clients driving whole task life
 //! cycles, one module per area.
 
+mod cache;
 mod checkpoints;
 #[path = "../common/mod.rs"]
 mod common;

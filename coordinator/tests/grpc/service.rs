@@ -105,6 +105,7 @@ async fn tokens_guard_each_service_and_health_answers() {
     let mut as_worker = SweepsClient::with_interceptor(channel.clone(), with("worker-secret"));
     let submit = v1::SubmitRequest {
         spec_toml: SPEC.into(),
+        ..Default::default()
     };
     let refused = [
         as_worker.submit(submit).await.map(drop),

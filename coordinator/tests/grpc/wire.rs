@@ -128,7 +128,10 @@ async fn a_message_over_the_limit_is_answered_with_its_size() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(&dir)).await;
     let spec = format!("# {}\n{SPEC}", "x".repeat(10 << 20));
-    let request = prost::Message::encode_to_vec(&v1::SubmitRequest { spec_toml: spec });
+    let request = prost::Message::encode_to_vec(&v1::SubmitRequest {
+        spec_toml: spec,
+        ..Default::default()
+    });
     let size = request.len();
     let err = raw_call(&server, "/sweep.v1.Sweeps/Submit", request)
         .await

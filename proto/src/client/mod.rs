@@ -297,6 +297,7 @@ mod tests {
         );
         let request = crate::v1::SubmitRequest {
             spec_toml: "#".repeat(MAX_MESSAGE_BYTES),
+            no_cache: false,
         };
         let err = fits("the spec", request).unwrap_err();
         assert_eq!(
@@ -305,6 +306,7 @@ mod tests {
         );
         let small = crate::v1::SubmitRequest {
             spec_toml: "#".repeat(MAX_MESSAGE_BYTES - 8),
+            no_cache: false,
         };
         assert!(fits("the spec", small).is_ok());
     }

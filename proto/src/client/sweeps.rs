@@ -65,8 +65,19 @@ impl SweepsClient {
 
     /// Plans and queues a spec; returns the new sweep and its task count.
     pub async fn submit(&self, spec_toml: &str) -> Result<(SweepId, u32), WireError> {
+        self.submit_with(spec_toml, false).await
+    }
+
+    /// [`SweepsClient::submit`]; with `no_cache` every task trains and none
+    /// of its results go to the result cache.
+    pub async fn submit_with(
+        &self,
+        spec_toml: &str,
+        no_cache: bool,
+    ) -> Result<(SweepId, u32), WireError> {
         let request = v1::SubmitRequest {
             spec_toml: spec_toml.to_string(),
+            no_cache,
         };
         let request = super::fits("the spec", request)?;
         let response = (self.0)

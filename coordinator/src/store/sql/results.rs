@@ -82,13 +82,18 @@ const STATE_ORDER: &str = "CASE state WHEN {failed} THEN 0 WHEN {leased} THEN 1 
 const DURATION_ORDER: &str = "COALESCE(COALESCE(finished_at, {now}) - attempt_started_at, -1) \
      DESC, ordinal";
 
-/// The task's latest attempt, whose metrics and artifacts are the ones read.
-async fn latest_attempt(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<i64> {
-    sqlx::query_scalar("SELECT attempt FROM tasks WHERE id = $1")
-        .bind(task.0)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| Error::not_found("task", task))
+/// Where the task's metrics and artifacts are: its latest attempt's, or,
+/// for a task whose results came from the cache, its source's.
+async fn results_of(tx: &mut Transaction<'static, Any>, task: TaskId) -> Result<(TaskId, i64)> {
+    let row = sqlx::query(
+        "SELECT COALESCE(s.id, t.id) AS id, COALESCE(s.attempt, t.attempt) AS attempt \
+         FROM tasks t LEFT JOIN tasks s ON s.id = t.cached_from WHERE t.id = $1",
+    )
+    .bind(task.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::not_found("task", task))?;
+    Ok((TaskId(row.try_get("id")?), row.try_get("attempt")?))
 }
 
 #[async_trait]
@@ -171,12 +176,12 @@ impl ResultStore for SqlStore {
 
     async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {
         let mut tx = self.pool.begin().await?;
-        let attempt = latest_attempt(&mut tx, task).await?;
+        let (source, attempt) = results_of(&mut tx, task).await?;
         let rows = sqlx::query(
             "SELECT name, step, epoch, value FROM metrics \
              WHERE task_id = $1 AND attempt = $2 ORDER BY name, step",
         )
-        .bind(task.0)
+        .bind(source.0)
         .bind(attempt)
         .fetch_all(&mut *tx)
         .await?;
@@ -198,11 +203,11 @@ impl ResultStore for SqlStore {
 
     async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact> {
         let mut tx = self.pool.begin().await?;
-        let attempt = latest_attempt(&mut tx, task).await?;
+        let (source, attempt) = results_of(&mut tx, task).await?;
         let row = sqlx::query(
             "SELECT encoding, data FROM artifacts WHERE task_id = $1 AND attempt = $2 AND name = $3",
         )
-        .bind(task.0)
+        .bind(source.0)
         .bind(attempt)
         .bind(name.to_string())
         .fetch_optional(&mut *tx)
@@ -220,12 +225,12 @@ impl ResultStore for SqlStore {
 
     async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
         let mut tx = self.pool.begin().await?;
-        let attempt = latest_attempt(&mut tx, task).await?;
+        let (source, attempt) = results_of(&mut tx, task).await?;
         let rows = sqlx::query(
             "SELECT name, encoding, CAST(length(data) AS BIGINT) AS size FROM artifacts \
              WHERE task_id = $1 AND attempt = $2 ORDER BY name",
         )
-        .bind(task.0)
+        .bind(source.0)
         .bind(attempt)
         .fetch_all(&mut *tx)
         .await?;

@@ -29,9 +29,9 @@ impl SqlStore {
         for chunk in ordinals.chunks(INSERT_BATCH) {
             let sql = format!(
                 "INSERT INTO tasks (sweep_id, ordinal, kind, params, setting, requires, priority, \
-                 state, max_attempts, created_at, dependents, dependencies) VALUES {} \
+                 state, max_attempts, created_at, dependents, dependencies, task_key) VALUES {} \
                  RETURNING id, ordinal",
-                placeholders(chunk.len(), 12)
+                placeholders(chunk.len(), 13)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for &ordinal in chunk {
@@ -53,7 +53,8 @@ impl SqlStore {
                     .bind(plan.max_attempts)
                     .bind(now)
                     .bind(dependents[ordinal])
-                    .bind(task.depends_on.len() as i64);
+                    .bind(task.depends_on.len() as i64)
+                    .bind(new.cache.then(|| task.params.task_key()));
             }
             for row in query.fetch_all(&mut **tx).await? {
                 let ordinal: i64 = row.try_get("ordinal")?;

@@ -37,8 +37,9 @@ impl WorkerStore for SqlStore {
         let devices = serde_json::to_string(&worker.devices)
             .map_err(|err| Error::Corrupt(format!("devices: {err}")))?;
         let id: i64 = sqlx::query_scalar(self.sql(
-            "INSERT INTO workers (name, host, backend, devices, slots, version, registered_at, \
-             last_heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, {now}, {now}) RETURNING id",
+            "INSERT INTO workers (name, host, backend, devices, slots, version, result_version, \
+             registered_at, last_heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, {now}, {now}) \
+             RETURNING id",
         ))
         .bind(worker.name.clone())
         .bind(worker.host.clone())
@@ -46,6 +47,7 @@ impl WorkerStore for SqlStore {
         .bind(devices)
         .bind(i64::from(worker.slots))
         .bind(worker.version.clone())
+        .bind(i64::from(worker.result_version))
         .fetch_one(&self.pool)
         .await?;
         Ok(WorkerId(id))
@@ -69,7 +71,7 @@ impl SqlStore {
     pub(super) async fn list_workers(&self) -> Result<Vec<Worker>> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(self.sql(
-            "SELECT id, name, host, backend, devices, slots, version, registered_at, \
+            "SELECT id, name, host, backend, devices, slots, version, result_version, registered_at, \
              last_heartbeat_at, stopped_at, {now} AS now FROM workers ORDER BY id DESC",
         ))
         .fetch_all(&mut *tx)
@@ -109,6 +111,7 @@ impl SqlStore {
                             .map_err(|err| Error::Corrupt(format!("worker {id} devices: {err}")))?,
                         slots: row.try_get::<i64, _>("slots")? as u32,
                         version: row.try_get("version")?,
+                        result_version: row.try_get::<i64, _>("result_version")? as u32,
                     },
                     registered_at: row.try_get("registered_at")?,
                     last_heartbeat_at: last,

@@ -1,0 +1,256 @@
+//! The result cache over SQL: completing a task's result key where it is
+//! about to train, and deciding whether it trains, waits for the task
+//! training the same key, or succeeds at once pointing at an earlier
+//! task's results ([`QueueStore::claim_result`]).
+//!
+//! `results` holds one row per key, naming the task that trains or trained
+//! it. Its primary key is what makes two claims of one key at once agree:
+//! only one can insert the row, and a takeover from a holder that stopped
+//! training is a compare-and-set on it.
+//!
+//! [`QueueStore::claim_result`]: crate::store::QueueStore::claim_result
+
+use sqlx::{Any, Row, Transaction};
+use sweep_proto::{Claim, LeaseRef, TaskId, TaskState};
+use sweep_spec::result_key::{KeyParts, result_key};
+
+use super::points::to_json;
+use super::{SqlStore, parse_state};
+use crate::error::{Error, Result};
+
+/// A claim finds the key's row changed under it at most this often before
+/// it gives up (each time, another claim of the key committed first).
+const TRIES: usize = 8;
+
+/// The task a key's row names, as it is now.
+struct Holder {
+    task: TaskId,
+    state: TaskState,
+    /// Whether its results are all still there (see [`SqlStore::holder`]).
+    intact: bool,
+}
+
+impl SqlStore {
+    /// [`QueueStore::claim_result`](crate::store::QueueStore::claim_result).
+    pub(super) async fn claim_key(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
+        let mut tx = self.pool.begin().await?;
+        self.fence(&mut tx, lease).await?;
+        let task = lease.task_id;
+        let Some(key) = self.complete_key(&mut tx, task, data).await? else {
+            tx.commit().await?;
+            return Ok(Claim::Train);
+        };
+        for _ in 0..TRIES {
+            let claim = match self.holder(&mut tx, &key).await? {
+                None if self.take_key(&mut tx, &key, task, None).await? => Claim::Train,
+                None => continue,
+                Some(holder) if holder.task == task => Claim::Train,
+                Some(holder) if holder.state == TaskState::Succeeded && holder.intact => {
+                    self.succeed_from(&mut tx, lease, holder.task, &key).await?;
+                    self.commit_change(tx).await?;
+                    return Ok(Claim::Cached {
+                        source: holder.task,
+                    });
+                }
+                Some(holder) if holder.state == TaskState::Leased => Claim::Wait {
+                    training: holder.task,
+                },
+                Some(holder)
+                    if self
+                        .take_key(&mut tx, &key, task, Some(holder.task))
+                        .await? =>
+                {
+                    Claim::Train
+                }
+                Some(_) => continue,
+            };
+            if claim == Claim::Train {
+                sqlx::query("UPDATE tasks SET result_key = $1 WHERE id = $2")
+                    .bind(key.clone())
+                    .bind(task.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            return Ok(claim);
+        }
+        Err(Error::Precondition(format!(
+            "task {task}: its result key kept changing hands; claim it again"
+        )))
+    }
+
+    /// The task's result key from its task key, `data`, its worker's
+    /// registration and its dependencies' keys; none when it is not
+    /// cacheable (no task key, or a dependency without a result key).
+    async fn complete_key(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        task: TaskId,
+        data: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT t.task_key, w.backend, w.result_version FROM tasks t \
+             JOIN workers w ON w.id = t.lease_owner WHERE t.id = $1",
+        )
+        .bind(task.0)
+        .fetch_one(&mut **tx)
+        .await?;
+        let Some(task_key) = row.try_get::<Option<String>, _>("task_key")? else {
+            return Ok(None);
+        };
+        let dependencies: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT t.result_key FROM task_deps d JOIN tasks t ON t.id = d.depends_on \
+             WHERE d.task_id = $1 ORDER BY d.position",
+        )
+        .bind(task.0)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(dependencies) = dependencies.into_iter().collect::<Option<Vec<_>>>() else {
+            return Ok(None);
+        };
+        let backend: String = row.try_get("backend")?;
+        let version: i64 = row.try_get("result_version")?;
+        Ok(Some(result_key(&KeyParts {
+            task_key: &task_key,
+            data,
+            backend: &backend,
+            result_version: u32::try_from(version).unwrap_or(u32::MAX),
+            dependencies: &dependencies,
+        })))
+    }
+
+    /// The task the key's row names, locking the row; none when no task
+    /// has claimed the key. A holder is intact when it still has the
+    /// metrics and as many artifacts as its succeeded attempt stored.
+    async fn holder(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key: &str,
+    ) -> Result<Option<Holder>> {
+        let row = sqlx::query(
+            self.sql("SELECT task_id, artifacts, metrics FROM results WHERE key = $1{lock}"),
+        )
+        .bind(key.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let task = TaskId(row.try_get("task_id")?);
+        let now = sqlx::query(
+            "SELECT t.state, \
+               (SELECT COUNT(*) FROM artifacts a WHERE a.task_id = t.id AND a.attempt = t.attempt) \
+                 AS artifacts, \
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM metrics m \
+                 WHERE m.task_id = t.id AND m.attempt = t.attempt) THEN 1 ELSE 0 END AS BIGINT) \
+                 AS metrics \
+             FROM tasks t WHERE t.id = $1",
+        )
+        .bind(task.0)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(Some(Holder {
+            task,
+            state: parse_state(&now.try_get::<String, _>("state")?)?,
+            intact: now.try_get::<i64, _>("artifacts")? == row.try_get::<i64, _>("artifacts")?
+                && now.try_get::<i64, _>("metrics")? == row.try_get::<i64, _>("metrics")?,
+        }))
+    }
+
+    /// Makes `task` the key's holder: a new row when `from` is none, else
+    /// only if `from` still holds it. False when another claim got there
+    /// first.
+    async fn take_key(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key: &str,
+        task: TaskId,
+        from: Option<TaskId>,
+    ) -> Result<bool> {
+        let sql = match from {
+            None => {
+                "INSERT INTO results (key, task_id, created_at) VALUES ($1, $2, {now}) \
+                 ON CONFLICT (key) DO NOTHING"
+            }
+            Some(_) => {
+                "UPDATE results SET task_id = $2, artifacts = 0, metrics = 0, created_at = {now} \
+                 WHERE key = $1 AND task_id = $3"
+            }
+        };
+        let mut query = sqlx::query(self.sql(sql))
+            .bind(key.to_string())
+            .bind(task.0);
+        if let Some(from) = from {
+            query = query.bind(from.0);
+        }
+        let taken = query.execute(&mut **tx).await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Ends the lease's attempt in success with `source`'s results: its
+    /// summary (and the summary's numbers, which reports aggregate) copied,
+    /// its metrics and artifacts read through `cached_from`.
+    async fn succeed_from(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        lease: &LeaseRef,
+        source: TaskId,
+        key: &str,
+    ) -> Result<()> {
+        let row = sqlx::query(self.sql(
+            "UPDATE tasks SET state = {succeeded}, cached_from = $3, result_key = $4, \
+               summary = (SELECT s.summary FROM tasks s WHERE s.id = $3), \
+               finished_at = {now}, lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_token = $2 \
+             RETURNING dependents, checkpoint_step",
+        ))
+        .bind(lease.task_id.0)
+        .bind(lease.token.clone())
+        .bind(source.0)
+        .bind(key.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO summary_values (task_id, name, value) \
+             SELECT $1, name, value FROM summary_values WHERE task_id = $2 \
+             ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(lease.task_id.0)
+        .bind(source.0)
+        .execute(&mut **tx)
+        .await?;
+        if row.try_get::<i64, _>("dependents")? > 0 {
+            self.unblock_dependents(tx, lease.task_id).await?;
+        }
+        if row.try_get::<Option<i64>, _>("checkpoint_step")?.is_some() {
+            self.drop_checkpoint(tx, lease.task_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Records, for each task of `tasks` that holds a result key, what its
+    /// succeeded attempt stored: a later claim uses the result only while
+    /// all of it is still there.
+    pub(super) async fn record_results(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tasks: &[TaskId],
+    ) -> Result<()> {
+        #[derive(serde::Serialize)]
+        struct Row {
+            id: i64,
+        }
+        let rows: Vec<Row> = tasks.iter().map(|task| Row { id: task.0 }).collect();
+        let template = "UPDATE results SET \
+               artifacts = (SELECT COUNT(*) FROM artifacts a JOIN tasks t \
+                 ON t.id = a.task_id AND t.attempt = a.attempt WHERE a.task_id = results.task_id), \
+               metrics = CAST(CASE WHEN EXISTS (SELECT 1 FROM metrics m JOIN tasks t \
+                 ON t.id = m.task_id AND t.attempt = m.attempt WHERE m.task_id = results.task_id) \
+                 THEN 1 ELSE 0 END AS BIGINT) \
+             WHERE task_id IN (SELECT c.id FROM {c})"
+            .replace("{c}", &self.json_table("$1", "c", &[("id", "bigint")]));
+        sqlx::query(self.sql(&template))
+            .bind(to_json(&rows)?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
