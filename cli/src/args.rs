@@ -149,6 +149,15 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// The result cache: what it holds; forgetting results.
+    ///
+    /// A task whose result key (its parameters, the data's digest, the
+    /// backend and the training code's result version) matches a finished
+    /// task's succeeds pointing at that task's results instead of training.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Datasets the full-scale specs need.
     Data {
         #[command(subcommand)]
@@ -158,6 +167,31 @@ pub enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// How many results the cache holds and how many tasks came from it.
+    Stats {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Forget results, so that tasks with their keys train again.
+    ///
+    /// Deletes no metric and no artifact: tasks that already point at a
+    /// result keep it, and their sweeps report as before.
+    Forget {
+        /// Results of tasks that ended before this day (YYYY-MM-DD, UTC).
+        #[arg(long, conflicts_with = "sweep", required_unless_present = "sweep")]
+        before: Option<String>,
+        /// Results of one sweep's tasks (its id or name).
+        #[arg(long)]
+        sweep: Option<SweepRef>,
+        #[command(flatten)]
+        endpoint: Endpoint,
     },
 }
 

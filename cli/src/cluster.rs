@@ -37,7 +37,7 @@ pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<SweepsClient> {
 }
 
 /// The id of the sweep named; a name costs one call.
-async fn resolve(client: &SweepsClient, which: &SweepRef) -> anyhow::Result<SweepId> {
+pub async fn resolve(client: &SweepsClient, which: &SweepRef) -> anyhow::Result<SweepId> {
     match which {
         SweepRef::Id(id) => Ok(*id),
         SweepRef::Name(_) => Ok(client.sweep(which).await?.id),

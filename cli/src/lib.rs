@@ -10,10 +10,12 @@
 //!   figures as files (both computed by `sweep_report`); [`export`]: raw
 //!   metrics for notebooks. All read from a [`source::Source`]: the
 //!   coordinator's read RPCs, or the database opened read-only.
+//! - [`cache`]: `sweep cache stats|forget`, the result cache.
 //! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors.
 //! - [`output`]: table, CSV and JSON listings.
 
 pub mod args;
+pub mod cache;
 pub mod cluster;
 pub mod export;
 pub mod fetch;
@@ -49,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch { sweep, endpoint } => cluster::watch(&sweep, &endpoint).await,
         Command::Cancel { sweep, endpoint } => cluster::cancel(&sweep, &endpoint).await,
         Command::Retry { sweep, endpoint } => cluster::retry(&sweep, &endpoint).await,
+        Command::Cache { command } => cache::run(command).await,
         Command::Workers { endpoint, output } => cluster::workers(&endpoint, output.format).await,
         Command::Tasks {
             sweep,

@@ -49,7 +49,9 @@ pub use lease::{
     Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes,
     Verdict,
 };
-pub use results::{Artifact, ArtifactInfo, CHECKPOINT, Metric, SettingStats, Stats};
+pub use results::{
+    Artifact, ArtifactInfo, CHECKPOINT, CacheStats, Forget, Metric, SettingStats, Stats,
+};
 pub use state::{SweepState, TaskCounts, TaskState};
 pub use sweep::{CancelOutcome, Sweep, Task};
 pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo, WorkerStatus};

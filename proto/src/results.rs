@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use sweep_spec::TaskParams;
 
 use crate::error::WireError;
-use crate::ids::TaskId;
+use crate::ids::{SweepId, TaskId};
 use crate::lease::MetricPoint;
 use crate::sweep::{params_json, parse_params};
 use crate::v1::{self, artifact_download};
@@ -154,6 +154,80 @@ impl Artifact {
             encoding: info.encoding,
             data,
         })
+    }
+}
+
+/// What the result cache holds (see `sweep_spec::result_key`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Keys whose task succeeded: results later tasks may point at.
+    pub results: u64,
+    /// Keys whose task is training now.
+    pub training: u64,
+    /// Tasks that succeeded pointing at another task's results.
+    pub cached_tasks: u64,
+    /// When the oldest and the newest result's task ended (ms since the
+    /// epoch); none without results.
+    pub oldest: Option<i64>,
+    pub newest: Option<i64>,
+}
+
+impl From<CacheStats> for v1::CacheStatsResponse {
+    fn from(stats: CacheStats) -> Self {
+        Self {
+            results: stats.results,
+            training: stats.training,
+            cached_tasks: stats.cached_tasks,
+            oldest_ms: stats.oldest,
+            newest_ms: stats.newest,
+        }
+    }
+}
+
+impl From<v1::CacheStatsResponse> for CacheStats {
+    fn from(wire: v1::CacheStatsResponse) -> Self {
+        Self {
+            results: wire.results,
+            training: wire.training,
+            cached_tasks: wire.cached_tasks,
+            oldest: wire.oldest_ms,
+            newest: wire.newest_ms,
+        }
+    }
+}
+
+/// Which results `ForgetResults` forgets: tasks with their keys train again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forget {
+    /// Those of tasks that ended before this time (ms since the epoch).
+    Before(i64),
+    /// Those of one sweep's tasks.
+    Sweep(SweepId),
+}
+
+impl From<Forget> for v1::ForgetResultsRequest {
+    fn from(forget: Forget) -> Self {
+        use v1::forget_results_request::Which;
+        let which = match forget {
+            Forget::Before(ms) => Which::BeforeMs(ms),
+            Forget::Sweep(sweep) => Which::SweepId(sweep.to_wire()),
+        };
+        Self { which: Some(which) }
+    }
+}
+
+impl TryFrom<v1::ForgetResultsRequest> for Forget {
+    type Error = WireError;
+
+    fn try_from(wire: v1::ForgetResultsRequest) -> Result<Self, WireError> {
+        use v1::forget_results_request::Which;
+        match wire.which {
+            Some(Which::BeforeMs(ms)) => Ok(Self::Before(ms)),
+            Some(Which::SweepId(id)) => Ok(Self::Sweep(SweepId::from_wire(id)?)),
+            None => Err(WireError::invalid(
+                "say which results to forget: before a time, or of a sweep",
+            )),
+        }
     }
 }
 

@@ -205,6 +205,38 @@ async fn on_postgres_grown_specs_train_only_new_tasks_and_duplicates_in_flight_t
     assert_eq!(cached_from.iter().filter(|v| v.is_u64()).count(), 10);
     assert_eq!(cached_from.iter().filter(|v| v.is_null()).count(), 10);
 
+    // The cache's own verbs: its numbers, then forgetting one sweep's
+    // results (seeds 5-9), which then train again.
+    let cache = |args: &[&str]| {
+        let mut all = vec!["cache"];
+        all.extend(args);
+        all.extend(["--endpoint", coordinator.url.as_str()]);
+        let output = sweep(&all);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let stats: Value = serde_json::from_str(&cache(&["stats", "--format", "json"])).unwrap();
+    assert_eq!(
+        (
+            stats[0]["results"].as_u64(),
+            stats[0]["cached_tasks"].as_u64()
+        ),
+        (Some(20), Some(20)),
+        "{stats}"
+    );
+    let forgot = cache(&["forget", "--sweep", "ten seeds"]);
+    assert!(forgot.starts_with("forgot 10 results"), "{forgot}");
+    let again = submit(&client, &fit_spec("ten seeds, again", 0..10)).await;
+    finished(&client, again).await;
+    let again_tasks = tasks(&database.url, again).await;
+    for task in &again_tasks {
+        assert_eq!(
+            task.cached_from.is_none(),
+            task.params.seed >= 5,
+            "{task:?}"
+        );
+    }
+
     sweep_tests::terminate(&mut workers);
     drop(coordinator);
     database.drop().await;

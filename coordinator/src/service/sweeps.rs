@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
-use sweep_proto::{Sweep, SweepId, SweepRef, TaskId, TaskState, WireError, text};
+use sweep_proto::{Forget, Sweep, SweepId, SweepRef, TaskId, TaskState, WireError, text};
 use sweep_spec::planner::{self, Limits};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -256,6 +256,23 @@ impl Sweeps for SweepsService {
         Ok(Response::new(
             reads::artifact(&self.store, task, &req.name).await?,
         ))
+    }
+
+    async fn cache_stats(
+        &self,
+        _request: Request<v1::CacheStatsRequest>,
+    ) -> Result<Response<v1::CacheStatsResponse>, Status> {
+        Ok(Response::new(self.store.cache_stats().await?.into()))
+    }
+
+    async fn forget_results(
+        &self,
+        request: Request<v1::ForgetResultsRequest>,
+    ) -> Result<Response<v1::ForgetResultsResponse>, Status> {
+        let which = Forget::try_from(request.into_inner())?;
+        let forgotten = self.store.forget_results(which).await?;
+        tracing::info!(?which, forgotten, "results forgotten");
+        Ok(Response::new(v1::ForgetResultsResponse { forgotten }))
     }
 
     async fn list_workers(

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sweep_proto::{
-    CancelOutcome, Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint,
-    Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
+    CacheStats, CancelOutcome, Claim, Completion, Forget, Lease, LeaseCall, LeaseRef, LeaseStatus,
+    MetricPoint, Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState,
+    WorkerId,
 };
 use sweep_spec::{Submission, Summary};
 use tokio::sync::watch;
@@ -51,6 +52,13 @@ pub trait SweepStore: Send + Sync + 'static {
     /// leased ones are flagged so that the next heartbeat tells their worker.
     /// A sweep that is already final is left as it is.
     async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome>;
+
+    /// Forgets the results `which` names (see [`sweep_spec::result_key`]):
+    /// later tasks with their keys train again. Deletes no metric and no
+    /// artifact, so tasks that already point at a result keep it. Answers
+    /// how many results were forgotten; [`Error::NotFound`] for an unknown
+    /// sweep.
+    async fn forget_results(&self, which: Forget) -> Result<u64>;
 
     /// Queues the sweep's failed tasks again with a fresh attempt budget (a
     /// task whose dependencies have not all succeeded goes back to blocked).
@@ -280,6 +288,9 @@ pub trait ResultStore: Send + Sync + 'static {
     /// whose results came from the cache) stored, by name, without
     /// their bytes. [`Error::NotFound`] for an unknown task.
     async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>>;
+
+    /// What the result cache holds.
+    async fn cache_stats(&self) -> Result<CacheStats>;
 
     /// How many tasks of all sweeps are in each state.
     async fn task_counts(&self) -> Result<TaskCounts>;

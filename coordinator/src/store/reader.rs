@@ -6,7 +6,7 @@
 //! reader pointed at the wrong database leaves it as it was.
 
 use async_trait::async_trait;
-use sweep_proto::{Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState};
+use sweep_proto::{CacheStats, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState};
 
 use super::sql::SqlStore;
 use super::{
@@ -81,6 +81,10 @@ impl ResultStore for Reader {
 
     async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
         self.0.artifacts(task).await
+    }
+
+    async fn cache_stats(&self) -> Result<CacheStats> {
+        self.0.cache_stats().await
     }
 
     async fn task_counts(&self) -> Result<TaskCounts> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sweep_proto::{
-    CancelOutcome, Claim, Lease, LeaseRef, LeaseStatus, MetricPoint, Registration, Sweep, SweepId,
-    SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
+    CacheStats, CancelOutcome, Claim, Forget, Lease, LeaseRef, LeaseStatus, MetricPoint,
+    Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
 };
 use sweep_spec::Submission;
 use tokio::sync::watch;
@@ -58,6 +58,10 @@ impl<S: SweepStore> SweepStore for Retrying<S> {
 
     async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome> {
         retry("cancel_sweep", || self.0.cancel_sweep(id)).await
+    }
+
+    async fn forget_results(&self, which: Forget) -> Result<u64> {
+        retry("forget_results", || self.0.forget_results(which)).await
     }
 
     async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
@@ -214,6 +218,10 @@ impl<S: ResultStore> ResultStore for Retrying<S> {
 
     async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
         retry("artifacts", || self.0.artifacts(task)).await
+    }
+
+    async fn cache_stats(&self) -> Result<CacheStats> {
+        retry("cache_stats", || self.0.cache_stats()).await
     }
 
     async fn task_counts(&self) -> Result<TaskCounts> {

@@ -9,7 +9,8 @@ use crate::common::*;
 use crate::helpers::*;
 use sweep_coordinator::store::*;
 use sweep_proto::{
-    Backend, Claim, Device, DeviceKind, Lease, Registration, SweepId, TaskId, TaskState, WorkerId,
+    Backend, Claim, Device, DeviceKind, Forget, Lease, Registration, SweepId, TaskId, TaskState,
+    WorkerId,
 };
 use sweep_spec::planner;
 
@@ -292,6 +293,44 @@ async fn an_interpolation_over_cached_endpoints_is_cached_too(db: &mut TestDb) {
     assert!(second.iter().all(|c| matches!(c, Claim::Cached { .. })));
 }
 
+async fn forgotten_results_train_again_and_tasks_pointing_at_them_keep_them(db: &mut TestDb) {
+    let store = &db.store;
+    let (first, _) = trained_sweep(store, "first", 2).await;
+    submit(store, &classify_spec("second", 2, "")).await;
+    let w = worker_of(store, Backend::Flex, 1).await;
+    let copies = lease_all(store, w).await;
+    for lease in &copies {
+        assert!(matches!(
+            claim(store, lease, DATA).await,
+            Claim::Cached { .. }
+        ));
+    }
+    let stats = store.cache_stats().await.unwrap();
+    assert_eq!(
+        (stats.results, stats.training, stats.cached_tasks),
+        (2, 0, 2)
+    );
+    assert!(stats.oldest.is_some() && stats.oldest <= stats.newest);
+
+    assert_not_found(store.forget_results(Forget::Sweep(SweepId(999))).await);
+    assert_eq!(store.forget_results(Forget::Before(0)).await.unwrap(), 0);
+    assert_eq!(store.forget_results(Forget::Sweep(first)).await.unwrap(), 2);
+    let stats = store.cache_stats().await.unwrap();
+    assert_eq!((stats.results, stats.cached_tasks), (0, 2));
+    for lease in &copies {
+        let metrics = store.metrics(lease.task_id).await.unwrap();
+        assert_eq!(metrics.len(), 2, "a copy keeps what it points at");
+    }
+
+    submit(store, &classify_spec("third", 2, "")).await;
+    for lease in lease_all(store, w).await {
+        train(store, &lease, DATA).await;
+    }
+    assert_eq!(store.cache_stats().await.unwrap().results, 2);
+    let all = store.forget_results(Forget::Before(i64::MAX)).await;
+    assert_eq!(all.unwrap(), 2);
+}
+
 async fn claims_are_fenced(db: &mut TestDb) {
     let store = &db.store;
     submit(store, &classify_spec("fenced", 1, "")).await;
@@ -317,5 +356,6 @@ crate::store_suite!(
     a_result_that_lost_an_artifact_or_its_metrics_is_not_used,
     a_sweep_without_the_cache_neither_uses_nor_feeds_it,
     an_interpolation_over_cached_endpoints_is_cached_too,
+    forgotten_results_train_again_and_tasks_pointing_at_them_keep_them,
     claims_are_fenced,
 );

@@ -9,7 +9,7 @@ use super::{Channel, Connection, Credentials, Target, chain};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::WireError;
 use crate::ids::{SweepId, SweepRef, TaskId};
-use crate::results::{Artifact, ArtifactInfo, Metric, SettingStats};
+use crate::results::{Artifact, ArtifactInfo, CacheStats, Forget, Metric, SettingStats};
 use crate::state::TaskState;
 use crate::sweep::{CancelOutcome, Sweep, Task};
 use crate::v1;
@@ -248,6 +248,25 @@ impl SweepsClient {
         Artifact::from_wire(&mut parts)
             .await
             .map_err(|status| self.0.target.explain(status))
+    }
+
+    /// What the result cache holds.
+    pub async fn cache_stats(&self) -> Result<CacheStats, WireError> {
+        let response = (self.0)
+            .call(v1::CacheStatsRequest {}, |mut c, r| async move {
+                c.cache_stats(r).await
+            })
+            .await?;
+        Ok(response.into())
+    }
+
+    /// Forgets the results `which` names; answers how many.
+    pub async fn forget_results(&self, which: Forget) -> Result<u64, WireError> {
+        let request = v1::ForgetResultsRequest::from(which);
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.forget_results(r).await })
+            .await?;
+        Ok(response.forgotten)
     }
 
     /// The next message of a server stream, its failure explained.

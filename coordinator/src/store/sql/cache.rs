@@ -11,7 +11,7 @@
 //! [`QueueStore::claim_result`]: crate::store::QueueStore::claim_result
 
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{Claim, LeaseRef, TaskId, TaskState};
+use sweep_proto::{CacheStats, Claim, Forget, LeaseRef, TaskId, TaskState};
 use sweep_spec::result_key::{KeyParts, result_key};
 
 use super::points::to_json;
@@ -224,6 +224,58 @@ impl SqlStore {
             self.drop_checkpoint(tx, lease.task_id).await?;
         }
         Ok(())
+    }
+
+    /// [`ResultStore::cache_stats`](crate::store::ResultStore::cache_stats).
+    pub(super) async fn stats(&self) -> Result<CacheStats> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(self.sql(
+            "SELECT \
+               SUM(CASE WHEN t.state = {succeeded} THEN 1 ELSE 0 END) AS results, \
+               SUM(CASE WHEN t.state = {leased} THEN 1 ELSE 0 END) AS training, \
+               MIN(CASE WHEN t.state = {succeeded} THEN t.finished_at END) AS oldest, \
+               MAX(CASE WHEN t.state = {succeeded} THEN t.finished_at END) AS newest \
+             FROM results r JOIN tasks t ON t.id = r.task_id",
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        let cached: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE cached_from IS NOT NULL")
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let count = |name: &str| -> Result<u64> {
+            Ok(row.try_get::<Option<i64>, _>(name)?.unwrap_or(0) as u64)
+        };
+        Ok(CacheStats {
+            results: count("results")?,
+            training: count("training")?,
+            cached_tasks: cached as u64,
+            oldest: row.try_get("oldest")?,
+            newest: row.try_get("newest")?,
+        })
+    }
+
+    /// [`SweepStore::forget_results`](crate::store::SweepStore::forget_results).
+    pub(super) async fn forget(&self, which: Forget) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let (filter, value) = match which {
+            Forget::Before(ms) => ("finished_at < $1", ms),
+            Forget::Sweep(sweep) => {
+                self.sweep_row(&mut tx, &sweep.into()).await?;
+                ("sweep_id = $1", sweep.0)
+            }
+        };
+        let forgotten = sqlx::query(self.sql(&format!(
+            "DELETE FROM results WHERE task_id IN \
+               (SELECT id FROM tasks WHERE state = {{succeeded}} AND {filter})"
+        )))
+        .bind(value)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(forgotten)
     }
 
     /// Records, for each task of `tasks` that holds a result key, what its

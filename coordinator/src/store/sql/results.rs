@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use sweep_proto::{MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState};
+use sweep_proto::{
+    CacheStats, MetricPoint, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState,
+};
 
 use super::{SWEEP_COLUMNS, SqlStore, TASK_COLUMNS, params_from_row, parse_state};
 use crate::error::{Error, Result};
@@ -246,6 +248,10 @@ impl ResultStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn cache_stats(&self) -> Result<CacheStats> {
+        self.stats().await
     }
 
     async fn task_counts(&self) -> Result<TaskCounts> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use sweep_proto::{CancelOutcome, Sweep, SweepId, TaskId, TaskState};
+use sweep_proto::{CancelOutcome, Forget, Sweep, SweepId, TaskId, TaskState};
 use sweep_spec::Submission;
 use sweep_spec::planner::spec_key;
 
@@ -177,6 +177,10 @@ impl SweepStore for SqlStore {
             cancelled,
             signalled,
         })
+    }
+
+    async fn forget_results(&self, which: Forget) -> Result<u64> {
+        self.forget(which).await
     }
 
     async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
