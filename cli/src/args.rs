@@ -38,6 +38,22 @@ pub enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Grow a sweep: add the tasks of an edited spec that it does not have.
+    ///
+    /// More seeds, another width, one more batch size: the tasks the
+    /// sweep already has (same parameters) stay as they are, the new ones
+    /// are queued after them, and the spec becomes the sweep's.
+    Extend {
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
+        /// The edited spec (TOML).
+        spec: PathBuf,
+        /// Train the new tasks even where the result cache has their results.
+        #[arg(long)]
+        no_cache: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// One sweep's progress, or every sweep's when none is named.
     Status {
         /// The sweep's id or name; without it, every sweep.

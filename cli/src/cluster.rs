@@ -1,4 +1,4 @@
-//! The verbs that talk to a running coordinator over gRPC: submit, status,
+//! The verbs that talk to a running coordinator over gRPC: submit, extend, status,
 //! watch, cancel, retry, workers and tasks. Each failed call is already one
 //! line that says what to do (see `sweep_proto::client`).
 
@@ -50,6 +50,19 @@ pub async fn submit(spec: &Path, no_cache: bool, endpoint: &Endpoint) -> anyhow:
     let (id, tasks) = client.submit_with(&spec_toml, no_cache).await?;
     eprintln!("submitted sweep {id} ({tasks} tasks); follow it with `sweep watch {id}`");
     println!("{id}");
+    Ok(())
+}
+
+pub async fn extend(
+    which: &SweepRef,
+    spec: &Path,
+    no_cache: bool,
+    endpoint: &Endpoint,
+) -> anyhow::Result<()> {
+    let spec_toml = read_spec(spec)?;
+    let client = connect(endpoint).await?;
+    let added = client.extend(which, &spec_toml, no_cache).await?;
+    eprintln!("sweep {which}: {added} new tasks; follow it with `sweep watch {which}`");
     Ok(())
 }
 

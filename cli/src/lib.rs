@@ -43,6 +43,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_cache,
             endpoint,
         } => cluster::submit(&spec, no_cache, &endpoint).await,
+        Command::Extend {
+            sweep,
+            spec,
+            no_cache,
+            endpoint,
+        } => cluster::extend(&sweep, &spec, no_cache, &endpoint).await,
         Command::Status {
             sweep,
             endpoint,

@@ -237,6 +237,35 @@ async fn on_postgres_grown_specs_train_only_new_tasks_and_duplicates_in_flight_t
         );
     }
 
+    // `sweep extend`: the sweep of seeds 0-4 grows to 0-11 in place; seeds
+    // 5-9 come from the cache, only 10 and 11 train.
+    let dir = tempfile::tempdir().unwrap();
+    let twelve = write(dir.path(), "twelve.toml", &fit_spec("twelve seeds", 0..12));
+    let extended = sweep(&[
+        "extend",
+        &b.to_string(),
+        twelve.to_str().unwrap(),
+        "--endpoint",
+        &coordinator.url,
+    ]);
+    assert!(extended.status.success(), "{}", stderr(&extended));
+    assert!(
+        stderr(&extended).contains("14 new tasks"),
+        "{}",
+        stderr(&extended)
+    );
+    let ended = finished(&client, b).await;
+    assert_eq!(ended.counts.total(), 24);
+    let b_tasks = tasks(&database.url, b).await;
+    let new: Vec<&Task> = b_tasks.iter().filter(|t| t.params.seed >= 5).collect();
+    for task in &new {
+        assert_eq!(
+            task.cached_from.is_none(),
+            task.params.seed >= 10,
+            "{task:?}"
+        );
+    }
+
     sweep_tests::terminate(&mut workers);
     drop(coordinator);
     database.drop().await;

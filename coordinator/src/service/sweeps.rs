@@ -31,6 +31,13 @@ pub struct SweepsService {
 }
 
 impl SweepsService {
+    /// What this coordinator agrees to plan.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_params: self.config.max_params,
+        }
+    }
+
     pub fn new(store: Arc<dyn Store>, config: Config, stopping: watch::Receiver<bool>) -> Self {
         Self {
             store,
@@ -94,12 +101,9 @@ impl Sweeps for SweepsService {
         &self,
         request: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        let limits = Limits {
-            max_params: self.config.max_params,
-        };
         let request = request.into_inner();
         let mut sweep =
-            planner::submission_within(&request.spec_toml, &limits).map_err(Error::from)?;
+            planner::submission_within(&request.spec_toml, &self.limits()).map_err(Error::from)?;
         sweep.cache = !request.no_cache;
         let task_count = sweep.plan.tasks.len() as u32;
         let name = sweep.plan.name.clone();
@@ -108,6 +112,27 @@ impl Sweeps for SweepsService {
         Ok(Response::new(v1::SubmitResponse {
             sweep_id: id.to_wire(),
             task_count,
+        }))
+    }
+
+    async fn extend(
+        &self,
+        request: Request<v1::ExtendRequest>,
+    ) -> Result<Response<v1::SubmitResponse>, Status> {
+        let request = request.into_inner();
+        let which = sweep_ref(v1::GetSweepRequest {
+            sweep_id: request.sweep_id,
+            name: request.name,
+        })?;
+        let mut spec =
+            planner::submission_within(&request.spec_toml, &self.limits()).map_err(Error::from)?;
+        spec.cache = !request.no_cache;
+        let id = self.store.sweep(&which).await?.id;
+        let added = self.store.extend_sweep(id, &spec).await?;
+        tracing::info!(sweep = %id, added, "sweep extended");
+        Ok(Response::new(v1::SubmitResponse {
+            sweep_id: id.to_wire(),
+            task_count: u32::try_from(added).unwrap_or(u32::MAX),
         }))
     }
 

@@ -53,6 +53,15 @@ pub trait SweepStore: Send + Sync + 'static {
     /// A sweep that is already final is left as it is.
     async fn cancel_sweep(&self, id: SweepId) -> Result<CancelOutcome>;
 
+    /// Adds to the sweep the tasks of `new`'s plan it does not have yet (a
+    /// task it has is one with the same parameters), after its own, and
+    /// makes `new`'s spec the sweep's (its text, so that `sweep run` of it
+    /// finds this sweep; the sweep keeps its name). New tasks that depend on
+    /// ended ones are queued, or failed when one of those failed. Answers
+    /// how many tasks were added. [`Error::Precondition`] for a cancelled
+    /// sweep, [`Error::InvalidRequest`] for a spec of another experiment.
+    async fn extend_sweep(&self, id: SweepId, new: &Submission) -> Result<u64>;
+
     /// Forgets the results `which` names (see [`sweep_spec::result_key`]):
     /// later tasks with their keys train again. Deletes no metric and no
     /// artifact, so tasks that already point at a result keep it. Answers

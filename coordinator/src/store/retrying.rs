@@ -60,6 +60,10 @@ impl<S: SweepStore> SweepStore for Retrying<S> {
         retry("cancel_sweep", || self.0.cancel_sweep(id)).await
     }
 
+    async fn extend_sweep(&self, id: SweepId, new: &Submission) -> Result<u64> {
+        retry("extend_sweep", || self.0.extend_sweep(id, new)).await
+    }
+
     async fn forget_results(&self, which: Forget) -> Result<u64> {
         retry("forget_results", || self.0.forget_results(which)).await
     }

@@ -5,6 +5,7 @@ mod cache;
 mod checkpoints;
 #[path = "../common/mod.rs"]
 mod common;
+mod extend;
 mod helpers;
 mod queue;
 mod reader;

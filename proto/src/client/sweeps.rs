@@ -86,6 +86,31 @@ impl SweepsClient {
         Ok((SweepId::from_wire(response.sweep_id)?, response.task_count))
     }
 
+    /// Grows the sweep with the tasks of `spec_toml`'s plan it does not
+    /// have yet; answers how many were added.
+    pub async fn extend(
+        &self,
+        which: &SweepRef,
+        spec_toml: &str,
+        no_cache: bool,
+    ) -> Result<u32, WireError> {
+        let (sweep_id, name) = match which {
+            SweepRef::Id(id) => (id.to_wire(), String::new()),
+            SweepRef::Name(name) => (0, name.clone()),
+        };
+        let request = v1::ExtendRequest {
+            sweep_id,
+            name,
+            spec_toml: spec_toml.to_string(),
+            no_cache,
+        };
+        let request = super::fits("the spec", request)?;
+        let response = (self.0)
+            .call(request, |mut c, r| async move { c.extend(r).await })
+            .await?;
+        Ok(response.task_count)
+    }
+
     /// One sweep, by id or by name (the newest of that name), with its spec.
     pub async fn sweep(&self, which: &SweepRef) -> Result<Sweep, WireError> {
         let request = match which {

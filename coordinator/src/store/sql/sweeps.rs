@@ -1,5 +1,7 @@
 //! [`SweepStore`] over SQL: storing a planned sweep with its tasks, finding
-//! it again, cancelling and retrying it.
+//! it again, growing it, cancelling and retrying it.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
@@ -12,21 +14,34 @@ use crate::error::{Error, Result};
 use crate::store::SweepStore;
 
 impl SqlStore {
+    /// Inserts the planned tasks that `known` does not already name (by
+    /// plan index), numbered from `first_ordinal` in plan order, with their
+    /// dependency edges (to new and known tasks alike), and counts the new
+    /// edges on the known tasks they point at. Answers every planned task's
+    /// id. New tasks with dependencies start blocked.
     async fn insert_tasks(
         &self,
         tx: &mut Transaction<'static, Any>,
         sweep: SweepId,
         new: &Submission,
         now: i64,
+        known: &[Option<TaskId>],
+        first_ordinal: i64,
     ) -> Result<Vec<TaskId>> {
         let plan = &new.plan;
-        let mut ids = vec![TaskId(0); plan.tasks.len()];
-        let ordinals: Vec<usize> = (0..plan.tasks.len()).collect();
+        let fresh: Vec<usize> = (0..plan.tasks.len())
+            .filter(|&i| known.get(i).copied().flatten().is_none())
+            .collect();
+        let mut ids: Vec<TaskId> = (0..plan.tasks.len())
+            .map(|i| known.get(i).copied().flatten().unwrap_or(TaskId(0)))
+            .collect();
         let mut dependents = vec![0_i64; plan.tasks.len()];
-        for dep in plan.tasks.iter().flat_map(|task| &task.depends_on) {
-            dependents[*dep] += 1;
+        for &i in &fresh {
+            for &dep in &plan.tasks[i].depends_on {
+                dependents[dep] += 1;
+            }
         }
-        for chunk in ordinals.chunks(INSERT_BATCH) {
+        for chunk in fresh.chunks(INSERT_BATCH) {
             let sql = format!(
                 "INSERT INTO tasks (sweep_id, ordinal, kind, params, setting, requires, priority, \
                  state, max_attempts, created_at, dependents, dependencies, task_key) VALUES {} \
@@ -34,16 +49,17 @@ impl SqlStore {
                 placeholders(chunk.len(), 13)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            for &ordinal in chunk {
-                let task = &plan.tasks[ordinal];
+            for &index in chunk {
+                let task = &plan.tasks[index];
                 let state = if task.depends_on.is_empty() {
                     TaskState::Queued
                 } else {
                     TaskState::Blocked
                 };
+                let rank = fresh.partition_point(|&i| i < index) as i64;
                 query = query
                     .bind(sweep.0)
-                    .bind(ordinal as i64)
+                    .bind(first_ordinal + rank)
                     .bind(task.params.kind().as_str())
                     .bind(params_json(&task.params))
                     .bind(task.params.setting_key())
@@ -52,24 +68,20 @@ impl SqlStore {
                     .bind(state.as_str())
                     .bind(plan.max_attempts)
                     .bind(now)
-                    .bind(dependents[ordinal])
+                    .bind(dependents[index])
                     .bind(task.depends_on.len() as i64)
                     .bind(new.cache.then(|| task.params.task_key()));
             }
             for row in query.fetch_all(&mut **tx).await? {
                 let ordinal: i64 = row.try_get("ordinal")?;
-                ids[ordinal as usize] = TaskId(row.try_get("id")?);
+                ids[fresh[(ordinal - first_ordinal) as usize]] = TaskId(row.try_get("id")?);
             }
         }
-        let edges: Vec<(TaskId, TaskId, i64)> = plan
-            .tasks
+        let edges: Vec<(TaskId, TaskId, i64)> = fresh
             .iter()
-            .enumerate()
-            .flat_map(|(i, task)| {
+            .flat_map(|&i| {
                 let ids = &ids;
-                task.depends_on
-                    .iter()
-                    .enumerate()
+                (plan.tasks[i].depends_on.iter().enumerate())
                     .map(move |(position, dep)| (ids[i], ids[*dep], position as i64))
             })
             .collect();
@@ -84,7 +96,71 @@ impl SqlStore {
             }
             query.execute(&mut **tx).await?;
         }
+        for (index, id) in known.iter().enumerate() {
+            if let Some(id) = id
+                && dependents[index] > 0
+            {
+                sqlx::query("UPDATE tasks SET dependents = dependents + $1 WHERE id = $2")
+                    .bind(dependents[index])
+                    .bind(id.0)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         Ok(ids)
+    }
+
+    /// The sweep's tasks by their parameters (as stored), and the next
+    /// free ordinal.
+    async fn tasks_by_params(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        sweep: SweepId,
+    ) -> Result<(HashMap<String, TaskId>, i64)> {
+        let rows = sqlx::query("SELECT id, ordinal, params FROM tasks WHERE sweep_id = $1")
+            .bind(sweep.0)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut next = 0;
+        let mut tasks = HashMap::with_capacity(rows.len());
+        for row in rows {
+            next = next.max(row.try_get::<i64, _>("ordinal")? + 1);
+            tasks.insert(row.try_get("params")?, TaskId(row.try_get("id")?));
+        }
+        Ok((tasks, next))
+    }
+
+    /// Settles the new tasks (from ordinal `first` on) that wait on tasks
+    /// which already ended: queued when all succeeded, failed when one
+    /// failed or was cancelled (it would wait forever).
+    async fn settle_new_dependents(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        sweep: SweepId,
+        first: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE tasks SET state = {failed}, finished_at = {now}, \
+               error = 'a task it depends on had already failed or been cancelled' \
+             WHERE sweep_id = $1 AND ordinal >= $2 AND state = {blocked} \
+               AND EXISTS (SELECT 1 FROM task_deps d JOIN tasks t ON t.id = d.depends_on \
+                           WHERE d.task_id = tasks.id AND t.state IN ({failed}, {cancelled}))",
+        ))
+        .bind(sweep.0)
+        .bind(first)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(self.sql(
+            "UPDATE tasks SET state = {queued} \
+             WHERE sweep_id = $1 AND ordinal >= $2 AND state = {blocked} \
+               AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks t ON t.id = d.depends_on \
+                               WHERE d.task_id = tasks.id AND t.state <> {succeeded})",
+        ))
+        .bind(sweep.0)
+        .bind(first)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Gives sweeps stored before spec keys existed their key, so that
@@ -126,7 +202,7 @@ impl SweepStore for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         let sweep = SweepId(id);
-        self.insert_tasks(&mut tx, sweep, new, now).await?;
+        self.insert_tasks(&mut tx, sweep, new, now, &[], 0).await?;
         self.commit_change(tx).await?;
         self.queue_grew().await;
         Ok(sweep)
@@ -181,6 +257,46 @@ impl SweepStore for SqlStore {
 
     async fn forget_results(&self, which: Forget) -> Result<u64> {
         self.forget(which).await
+    }
+
+    async fn extend_sweep(&self, id: SweepId, new: &Submission) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let row = self.sweep_row(&mut tx, &id.into()).await?;
+        if row.try_get::<Option<i64>, _>("cancelled_at")?.is_some() {
+            return Err(Error::Precondition(format!(
+                "sweep {id} was cancelled; submit the spec as a new sweep"
+            )));
+        }
+        let experiment: String = row.try_get("experiment")?;
+        if experiment != new.plan.experiment.as_str() {
+            return Err(Error::InvalidRequest(format!(
+                "experiment = {:?}: sweep {id} is a {experiment:?} sweep",
+                new.plan.experiment.as_str()
+            )));
+        }
+        let (existing, next) = self.tasks_by_params(&mut tx, id).await?;
+        let known: Vec<Option<TaskId>> = (new.plan.tasks.iter())
+            .map(|task| existing.get(&params_json(&task.params)).copied())
+            .collect();
+        let added = known.iter().filter(|id| id.is_none()).count() as u64;
+        let now = self.now(&mut tx).await?;
+        self.insert_tasks(&mut tx, id, new, now, &known, next)
+            .await?;
+        self.settle_new_dependents(&mut tx, id, next).await?;
+        sqlx::query(
+            "UPDATE sweeps SET spec_toml = $1, spec_json = $2, spec_key = $3 WHERE id = $4",
+        )
+        .bind(new.spec_toml.clone())
+        .bind(new.spec_json.clone())
+        .bind(new.spec_key.clone())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        self.commit_change(tx).await?;
+        if added > 0 {
+            self.queue_grew().await;
+        }
+        Ok(added)
     }
 
     async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
