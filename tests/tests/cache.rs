@@ -11,7 +11,8 @@ use serde_json::Value;
 use sweep_coordinator::store::{Reader, ResultStore};
 use sweep_proto::{SweepId, Task};
 use sweep_tests::{
-    Coordinator, EmptyPostgres, files, finished, read, repo, stderr, stdout, submit, sweep, worker,
+    Coordinator, EmptyPostgres, files, finished, http, read, repo, stderr, stdout, submit, sweep,
+    worker,
 };
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -204,6 +205,32 @@ async fn on_postgres_grown_specs_train_only_new_tasks_and_duplicates_in_flight_t
         .collect();
     assert_eq!(cached_from.iter().filter(|v| v.is_u64()).count(), 10);
     assert_eq!(cached_from.iter().filter(|v| v.is_null()).count(), 10);
+    // So does the dashboard, on the sweep's page and a cached task's.
+    let page = http(
+        &coordinator.url,
+        "GET",
+        &format!("/sweeps/{grown}"),
+        &[],
+        "",
+    )
+    .await;
+    assert!(page.body.contains("10 from cache"), "{}", page.body);
+    let copy = grown_tasks
+        .iter()
+        .find(|t| t.cached_from.is_some())
+        .unwrap();
+    let page = http(
+        &coordinator.url,
+        "GET",
+        &format!("/tasks/{}", copy.id),
+        &[],
+        "",
+    )
+    .await;
+    let source = copy.cached_from.unwrap();
+    let says =
+        format!("from the result cache: those of <a href=\"/tasks/{source}\">task {source}</a>");
+    assert!(page.body.contains(&says), "{}", page.body);
 
     // The cache's own verbs: its numbers, then forgetting one sweep's
     // results (seeds 5-9), which then train again.
