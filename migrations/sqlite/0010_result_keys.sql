@@ -12,16 +12,17 @@ CREATE INDEX tasks_cached_from ON tasks (cached_from) WHERE cached_from IS NOT N
 -- The number a worker's training code bumps whenever it changes results.
 ALTER TABLE workers ADD COLUMN result_version INTEGER NOT NULL DEFAULT 0;
 
+-- How many artifacts a task's succeeded attempt stored, counted when it
+-- succeeded: a result that lost one since (or all its metric points) is no
+-- longer used.
+ALTER TABLE tasks ADD COLUMN artifact_count INTEGER;
+
 -- One row per result key: the task that trains it (leased) or trained it
 -- (succeeded). A task whose key is here and succeeded is the result other
--- tasks with that key point at. `artifacts` counts the artifacts its
--- succeeded attempt stored and `metrics` says whether it stored metric
--- points (1) or not (0), so a result that lost some is no longer used.
+-- tasks with that key point at.
 CREATE TABLE results (
     key        TEXT   PRIMARY KEY,
     task_id    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
-    artifacts  INTEGER NOT NULL DEFAULT 0,
-    metrics    INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
 CREATE INDEX results_by_task ON results (task_id);

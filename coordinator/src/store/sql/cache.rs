@@ -14,7 +14,6 @@ use sqlx::{Any, Row, Transaction};
 use sweep_proto::{CacheStats, Claim, Forget, LeaseRef, TaskId, TaskState};
 use sweep_spec::result_key::{KeyParts, result_key};
 
-use super::points::to_json;
 use super::{SqlStore, parse_state};
 use crate::error::{Error, Result};
 
@@ -120,23 +119,21 @@ impl SqlStore {
     }
 
     /// The task the key's row names, locking the row; none when no task
-    /// has claimed the key. A holder is intact when it still has the
-    /// metrics and as many artifacts as its succeeded attempt stored.
+    /// has claimed the key. A holder is intact when it still has metric
+    /// points and as many artifacts as its succeeded attempt stored.
     async fn holder(
         &self,
         tx: &mut Transaction<'static, Any>,
         key: &str,
     ) -> Result<Option<Holder>> {
-        let row = sqlx::query(
-            self.sql("SELECT task_id, artifacts, metrics FROM results WHERE key = $1{lock}"),
-        )
-        .bind(key.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
+        let row = sqlx::query(self.sql("SELECT task_id FROM results WHERE key = $1{lock}"))
+            .bind(key.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let task = TaskId(row.try_get("task_id")?);
         let now = sqlx::query(
-            "SELECT t.state, \
+            "SELECT t.state, t.artifact_count, \
                (SELECT COUNT(*) FROM artifacts a WHERE a.task_id = t.id AND a.attempt = t.attempt) \
                  AS artifacts, \
                CAST(CASE WHEN EXISTS (SELECT 1 FROM metrics m \
@@ -150,8 +147,9 @@ impl SqlStore {
         Ok(Some(Holder {
             task,
             state: parse_state(&now.try_get::<String, _>("state")?)?,
-            intact: now.try_get::<i64, _>("artifacts")? == row.try_get::<i64, _>("artifacts")?
-                && now.try_get::<i64, _>("metrics")? == row.try_get::<i64, _>("metrics")?,
+            intact: now.try_get::<Option<i64>, _>("artifact_count")?
+                == Some(now.try_get::<i64, _>("artifacts")?)
+                && now.try_get::<i64, _>("metrics")? == 1,
         }))
     }
 
@@ -171,8 +169,7 @@ impl SqlStore {
                  ON CONFLICT (key) DO NOTHING"
             }
             Some(_) => {
-                "UPDATE results SET task_id = $2, artifacts = 0, metrics = 0, created_at = {now} \
-                 WHERE key = $1 AND task_id = $3"
+                "UPDATE results SET task_id = $2, created_at = {now} WHERE key = $1 AND task_id = $3"
             }
         };
         let mut query = sqlx::query(self.sql(sql))
@@ -276,33 +273,5 @@ impl SqlStore {
         .rows_affected();
         tx.commit().await?;
         Ok(forgotten)
-    }
-
-    /// Records, for each task of `tasks` that holds a result key, what its
-    /// succeeded attempt stored: a later claim uses the result only while
-    /// all of it is still there.
-    pub(super) async fn record_results(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        tasks: &[TaskId],
-    ) -> Result<()> {
-        #[derive(serde::Serialize)]
-        struct Row {
-            id: i64,
-        }
-        let rows: Vec<Row> = tasks.iter().map(|task| Row { id: task.0 }).collect();
-        let template = "UPDATE results SET \
-               artifacts = (SELECT COUNT(*) FROM artifacts a JOIN tasks t \
-                 ON t.id = a.task_id AND t.attempt = a.attempt WHERE a.task_id = results.task_id), \
-               metrics = CAST(CASE WHEN EXISTS (SELECT 1 FROM metrics m JOIN tasks t \
-                 ON t.id = m.task_id AND t.attempt = m.attempt WHERE m.task_id = results.task_id) \
-                 THEN 1 ELSE 0 END AS BIGINT) \
-             WHERE task_id IN (SELECT c.id FROM {c})"
-            .replace("{c}", &self.json_table("$1", "c", &[("id", "bigint")]));
-        sqlx::query(self.sql(&template))
-            .bind(to_json(&rows)?)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 }
