@@ -52,7 +52,8 @@ pub struct KeyParts<'a> {
     /// The digest of the dataset's files as the worker read them; empty for
     /// kinds whose data the parameters generate (fit, hessian).
     pub data: &'a str,
-    /// The worker's backend (`flex`, `tch`): their floating point differs.
+    /// The worker's backend and device (`flex/cpu`, `tch/cpu`, `tch/cuda`):
+    /// their floating point differs.
     pub backend: &'a str,
     /// The worker's result version: bumped whenever training code changes
     /// what a task with the same parameters produces.
@@ -134,7 +135,7 @@ mod tests {
         let base = KeyParts {
             task_key: "t",
             data: "d",
-            backend: "flex",
+            backend: "flex/cpu",
             result_version: 1,
             dependencies: &deps,
         };
@@ -150,7 +151,7 @@ mod tests {
                 ..base.clone()
             },
             KeyParts {
-                backend: "tch",
+                backend: "tch/cuda",
                 ..base.clone()
             },
             KeyParts {

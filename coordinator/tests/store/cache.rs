@@ -17,13 +17,22 @@ use sweep_spec::planner;
 const DATA: &str = "d1";
 
 async fn worker_of(store: &Arc<dyn Store>, backend: Backend, result_version: u32) -> WorkerId {
+    worker_on(store, backend, DeviceKind::Cpu, result_version).await
+}
+
+async fn worker_on(
+    store: &Arc<dyn Store>,
+    backend: Backend,
+    kind: DeviceKind,
+    result_version: u32,
+) -> WorkerId {
     store
         .register_worker(&Registration {
             name: "w".into(),
             host: "localhost".into(),
             backend,
             devices: vec![Device {
-                kind: DeviceKind::Cpu,
+                kind,
                 name: "test cpu".into(),
                 memory_bytes: 1 << 30,
             }],
@@ -129,17 +138,19 @@ async fn a_second_sweep_of_the_same_tasks_points_at_the_first_ones_results(db: &
     );
 }
 
-async fn a_changed_dataset_backend_or_result_version_trains_again(db: &mut TestDb) {
+async fn a_changed_dataset_backend_device_or_result_version_trains_again(db: &mut TestDb) {
     let store = &db.store;
     trained_sweep(store, "source", 1).await;
+    let (cpu, cuda) = (DeviceKind::Cpu, DeviceKind::Cuda);
     let cases = [
-        ("other data", Backend::Flex, 1, "d2"),
-        ("other backend", Backend::Tch, 1, DATA),
-        ("other version", Backend::Flex, 2, DATA),
+        ("other data", Backend::Flex, cpu, 1, "d2"),
+        ("other backend", Backend::Tch, cpu, 1, DATA),
+        ("other device", Backend::Tch, cuda, 1, DATA),
+        ("other version", Backend::Flex, cpu, 2, DATA),
     ];
-    for (name, backend, version, data) in cases {
+    for (name, backend, kind, version, data) in cases {
         submit(store, &classify_spec(name, 1, "")).await;
-        let w = worker_of(store, backend, version).await;
+        let w = worker_on(store, backend, kind, version).await;
         let lease = lease_one(store, w, TTL).await;
         assert_eq!(claim(store, &lease, data).await, Claim::Train, "{name}");
         finish(store, &lease).await;
@@ -350,7 +361,7 @@ async fn claims_are_fenced(db: &mut TestDb) {
 
 crate::store_suite!(
     a_second_sweep_of_the_same_tasks_points_at_the_first_ones_results,
-    a_changed_dataset_backend_or_result_version_trains_again,
+    a_changed_dataset_backend_device_or_result_version_trains_again,
     a_task_waits_while_its_key_trains_and_takes_over_when_that_fails,
     concurrent_claims_of_one_key_train_once,
     a_result_that_lost_an_artifact_or_its_metrics_is_not_used,

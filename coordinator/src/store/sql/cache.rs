@@ -11,7 +11,7 @@
 //! [`QueueStore::claim_result`]: crate::store::QueueStore::claim_result
 
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{CacheStats, Claim, Forget, LeaseRef, TaskId, TaskState};
+use sweep_proto::{CacheStats, Claim, Device, Forget, LeaseRef, TaskId, TaskState};
 use sweep_spec::result_key::{KeyParts, result_key};
 
 use super::{SqlStore, parse_state};
@@ -27,6 +27,15 @@ struct Holder {
     state: TaskState,
     /// Whether its results are all still there (see [`SqlStore::holder`]).
     intact: bool,
+}
+
+/// What a worker trains on, from its registered devices: LibTorch on CPU
+/// and on CUDA round differently too.
+fn device_kind(devices: &str) -> &'static str {
+    let devices: Vec<Device> = serde_json::from_str(devices).unwrap_or_default();
+    devices
+        .first()
+        .map_or("none", |device| device.kind.as_str())
 }
 
 impl SqlStore {
@@ -88,7 +97,7 @@ impl SqlStore {
         data: &str,
     ) -> Result<Option<String>> {
         let row = sqlx::query(
-            "SELECT t.task_key, w.backend, w.result_version FROM tasks t \
+            "SELECT t.task_key, w.backend, w.devices, w.result_version FROM tasks t \
              JOIN workers w ON w.id = t.lease_owner WHERE t.id = $1",
         )
         .bind(task.0)
@@ -107,7 +116,11 @@ impl SqlStore {
         let Some(dependencies) = dependencies.into_iter().collect::<Option<Vec<_>>>() else {
             return Ok(None);
         };
-        let backend: String = row.try_get("backend")?;
+        let backend = format!(
+            "{}/{}",
+            row.try_get::<String, _>("backend")?,
+            device_kind(&row.try_get::<String, _>("devices")?)
+        );
         let version: i64 = row.try_get("result_version")?;
         Ok(Some(result_key(&KeyParts {
             task_key: &task_key,
