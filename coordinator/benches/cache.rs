@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use sweep_coordinator::Config;
 use sweep_proto::v1;
-use sweep_proto::v1::coordinator_client::CoordinatorClient;
 use sweep_proto::v1::sweeps_client::SweepsClient;
 use tonic::transport::Channel;
 
@@ -35,51 +34,10 @@ struct Run {
     slots: u32,
 }
 
-/// TASKS tasks as seeds × learning rates (a small spec at any size).
-fn spec(tasks: usize) -> String {
-    let seeds = tasks.min(1000);
-    assert_eq!(
-        tasks % seeds,
-        0,
-        "TASKS is up to 1000 or a multiple of 1000"
-    );
-    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
-    let lrs: Vec<String> = (1..=tasks / seeds.len())
-        .map(|i| format!("{i}e-5"))
-        .collect();
-    format!(
-        "name = \"cache bench\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
-         model = {{ kind = \"mlp\", hidden = [16] }}\n\
-         train = {{ epochs = 1, batch_size = 64 }}\n\
-         [grid]\nseed = [{}]\nlr = [{}]\n",
-        seeds.join(", "),
-        lrs.join(", ")
-    )
-}
-
-async fn register(channel: Channel, slots: u32) -> (CoordinatorClient<Channel>, u64) {
-    let mut client = CoordinatorClient::new(channel);
-    let worker_id = client
-        .register(v1::RegisterRequest {
-            name: "bench".into(),
-            host: "localhost".into(),
-            backend: v1::Backend::Flex as i32,
-            devices: Vec::new(),
-            slots,
-            version: "bench".into(),
-            result_version: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
-    (client, worker_id)
-}
-
 /// Leases until the queue is empty; claims each task and completes those
 /// the claim says to train. Answers (trained, cached).
 async fn simulated_worker(channel: Channel, slots: u32) -> (usize, usize) {
-    let (mut client, worker_id) = register(channel, slots).await;
+    let (mut client, worker_id) = common::register_simulated(channel, slots).await;
     let (mut trained, mut cached) = (0, 0);
     let mut finished: Vec<v1::Completion> = Vec::new();
     loop {
@@ -156,7 +114,7 @@ async fn submit(channel: &Channel, tasks: usize, no_cache: bool) -> Duration {
     let started = Instant::now();
     SweepsClient::new(channel.clone())
         .submit(v1::SubmitRequest {
-            spec_toml: spec(tasks),
+            spec_toml: common::bench_spec(tasks),
             no_cache,
         })
         .await

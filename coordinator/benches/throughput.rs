@@ -44,55 +44,10 @@ struct Run {
     task_ms: u64,
 }
 
-/// TASKS tasks as a grid of seeds × learning rates, so that the spec stays
-/// small however many tasks it has.
-fn spec(tasks: usize) -> String {
-    let seeds = tasks.min(1000);
-    assert_eq!(
-        tasks % seeds,
-        0,
-        "TASKS is up to 1000 or a multiple of 1000"
-    );
-    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
-    let lrs: Vec<String> = (1..=tasks / seeds.len())
-        .map(|i| format!("{i}e-5"))
-        .collect();
-    format!(
-        "name = \"bench\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
-         model = {{ kind = \"mlp\", hidden = [16] }}\n\
-         train = {{ epochs = 1, batch_size = 64 }}\n\
-         [grid]\nseed = [{}]\nlr = [{}]\n",
-        seeds.join(", "),
-        lrs.join(", ")
-    )
-}
-
 /// What one simulated worker did: tasks completed and each lease call's time.
 struct WorkerLog {
     done: usize,
     lease_times: Vec<Duration>,
-}
-
-/// Registers a simulated worker: before the clock starts, because a worker
-/// registers once in its life and the bench measures the queue's steady
-/// state.
-async fn register(channel: Channel, slots: u32) -> (CoordinatorClient<Channel>, u64) {
-    let mut client = CoordinatorClient::new(channel);
-    let worker_id = client
-        .register(v1::RegisterRequest {
-            name: "bench".into(),
-            host: "localhost".into(),
-            backend: v1::Backend::Flex as i32,
-            devices: Vec::new(),
-            slots,
-            version: "bench".into(),
-            result_version: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
-    (client, worker_id)
 }
 
 async fn simulated_worker(
@@ -182,13 +137,14 @@ async fn run(config: &Run) {
     let channel = server.channel().await;
     SweepsClient::new(channel.clone())
         .submit(v1::SubmitRequest {
-            spec_toml: spec(config.tasks),
+            spec_toml: common::bench_spec(config.tasks),
             no_cache: false,
         })
         .await
         .unwrap();
 
-    let registered = (0..config.workers).map(|_| register(channel.clone(), config.slots));
+    let registered =
+        (0..config.workers).map(|_| common::register_simulated(channel.clone(), config.slots));
     let registered = futures::future::join_all(registered).await;
     let started = Instant::now();
     let left = Arc::new(AtomicIsize::new(config.run as isize));

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::{AnyConnection, Connection, Executor, PgConnection};
 use sweep_coordinator::Config;
 use sweep_coordinator::store::{self, Store};
+use sweep_proto::v1;
 use sweep_proto::v1::coordinator_client::CoordinatorClient;
 use sweep_proto::v1::sweeps_client::SweepsClient;
 use sweep_proto::{Backend, Device, DeviceKind, Registration, WorkerId};
@@ -226,4 +227,49 @@ impl Server {
         let _ = self.stop.take().unwrap().send(());
         self.handle.await.unwrap().expect("clean shutdown");
     }
+}
+
+/// For the benchmarks: a spec of TASKS tasks as a grid of seeds ×
+/// learning rates, so that it stays small however many tasks it has.
+pub fn bench_spec(tasks: usize) -> String {
+    let seeds = tasks.min(1000);
+    assert_eq!(
+        tasks % seeds,
+        0,
+        "TASKS is up to 1000 or a multiple of 1000"
+    );
+    let seeds: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    let lrs: Vec<String> = (1..=tasks / seeds.len())
+        .map(|i| format!("{i}e-5"))
+        .collect();
+    format!(
+        "name = \"bench\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
+         model = {{ kind = \"mlp\", hidden = [16] }}\n\
+         train = {{ epochs = 1, batch_size = 64 }}\n\
+         [grid]\nseed = [{}]\nlr = [{}]\n",
+        seeds.join(", "),
+        lrs.join(", ")
+    )
+}
+
+/// Registers a simulated worker: before the clock starts, because a worker
+/// registers once in its life and the bench measures the queue's steady
+/// state.
+pub async fn register_simulated(channel: Channel, slots: u32) -> (CoordinatorClient<Channel>, u64) {
+    let mut client = CoordinatorClient::new(channel);
+    let worker_id = client
+        .register(v1::RegisterRequest {
+            name: "bench".into(),
+            host: "localhost".into(),
+            backend: v1::Backend::Flex as i32,
+            devices: Vec::new(),
+            slots,
+            version: "bench".into(),
+            result_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    (client, worker_id)
 }
