@@ -213,11 +213,15 @@ pub enum CacheCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Download the whole MNIST or Fashion-MNIST (four IDX files).
+    /// Download the whole MNIST or Fashion-MNIST (four IDX files), or
+    /// import a local copy of it.
     ///
-    /// Files are checked against their published SHA-256; a partial
-    /// download continues where it stopped. They land in DIR/NAME, where
-    /// workers with `--data-dir DIR` find dataset NAME.
+    /// Downloads are checked against their published SHA-256; a partial
+    /// download continues where it stopped. With --from, a copy on this
+    /// machine (for nodes without internet) is checked by its decompressed
+    /// content, so a copy gzipped by another tool, or not at all, is
+    /// accepted. They land in DIR/NAME, where workers with `--data-dir DIR`
+    /// find dataset NAME.
     Fetch {
         /// mnist or fashion-mnist.
         name: String,
@@ -226,8 +230,12 @@ pub enum DataCommand {
         dir: PathBuf,
         /// A mirror to use instead of the dataset's own list (a base URL
         /// serving the files by name); repeat to try several in turn.
-        #[arg(long = "mirror")]
+        #[arg(long = "mirror", conflicts_with = "from")]
         mirrors: Vec<String>,
+        /// A directory holding the four files (FILE.gz or FILE, in it or in
+        /// its NAME subdirectory) to import instead of downloading.
+        #[arg(long)]
+        from: Option<PathBuf>,
     },
 }
 

@@ -11,7 +11,8 @@
 //!   metrics for notebooks. All read from a [`source::Source`]: the
 //!   coordinator's read RPCs, or the database opened read-only.
 //! - [`cache`]: `sweep cache stats|forget`, the result cache.
-//! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors.
+//! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors or
+//!   a local copy.
 //! - [`output`]: table, CSV and JSON listings.
 
 pub mod args;
@@ -99,11 +100,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
         } => dashboard(&database_url, listen).await,
         Command::Data {
-            command: DataCommand::Fetch { name, dir, mirrors },
+            command:
+                DataCommand::Fetch {
+                    name,
+                    dir,
+                    mirrors,
+                    from,
+                },
         } => {
             let set = fetch::dataset(&name)?;
-            let dir =
-                tokio::task::spawn_blocking(move || fetch::fetch(set, &dir, &mirrors)).await??;
+            let dir = tokio::task::spawn_blocking(move || match from {
+                Some(from) => fetch::import(set, &from, &dir),
+                None => fetch::fetch(set, &dir, &mirrors),
+            })
+            .await??;
             println!("{}", dir.display());
             eprintln!(
                 "{name} is ready: start workers with --data-dir {} (or SWEEP_DATA_DIR)",

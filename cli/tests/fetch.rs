@@ -1,8 +1,10 @@
 //! `sweep data fetch` against a real HTTP server on 127.0.0.1 that serves
-//! the bundled sample's IDX files: intact, corrupted, and cut off halfway.
+//! the bundled sample's IDX files: intact, corrupted, and cut off halfway;
+//! and `--from`, importing a local copy compressed another way, not at all,
+//! or corrupted.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -137,16 +139,35 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The sample as a fetchable dataset: its real sizes and digests.
+/// A sample file decompressed.
+fn content(file: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(&sample(file)[..])
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+fn gzip(bytes: &[u8], level: u32) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The sample as a fetchable dataset: its real sizes and digests, of the
+/// files and of their content.
 fn sample_dataset() -> &'static Dataset {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let files: Vec<Remote> = FILES
         .iter()
         .map(|file| {
-            let bytes = sample(file);
+            let (bytes, content) = (sample(file), content(file));
             Remote {
                 file,
                 size: bytes.len() as u64,
-                sha256: Box::leak(hex_sha256(&bytes).into_boxed_str()),
+                sha256: leak(hex_sha256(&bytes)),
+                content_size: content.len() as u64,
+                content_sha256: leak(hex_sha256(&content)),
             }
         })
         .collect();
@@ -266,4 +287,166 @@ fn the_command_checks_the_published_digests_and_names_the_dataset() {
     let output = sweep(&["data", "fetch", "cifar", "--dir", &dir_arg]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown dataset \"cifar\""), "{stderr}");
+}
+
+/// A directory holding the sample as `files` say: (name, bytes).
+fn local_copy(files: &[(String, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+/// The sample's files as shipped, but for `changed`.
+fn shipped_but(changed: &[(&str, String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    FILES
+        .iter()
+        .map(|file| {
+            changed
+                .iter()
+                .find(|(which, _, _)| which == file)
+                .map_or_else(
+                    || (file.to_string(), sample(file)),
+                    |(_, name, bytes)| (name.clone(), bytes.clone()),
+                )
+        })
+        .collect()
+}
+
+#[test]
+fn a_local_copy_is_imported_by_its_content_however_it_was_compressed() {
+    let set = sample_dataset();
+    let recompressed = gzip(&content("train-labels-idx1-ubyte.gz"), 1);
+    assert_ne!(recompressed, sample("train-labels-idx1-ubyte.gz"));
+    let from = local_copy(&shipped_but(&[
+        (
+            "train-images-idx3-ubyte.gz",
+            "train-images-idx3-ubyte".into(),
+            content("train-images-idx3-ubyte.gz"),
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            "train-labels-idx1-ubyte.gz".into(),
+            recompressed.clone(),
+        ),
+    ]));
+    let dest = tempfile::tempdir().unwrap();
+    let target = fetch::import(set, from.path(), dest.path()).unwrap();
+    assert_eq!(target, dest.path().join("sample"));
+    // Each file as it was in the copy.
+    assert_eq!(
+        std::fs::read(target.join("train-images-idx3-ubyte")).unwrap(),
+        content("train-images-idx3-ubyte.gz")
+    );
+    assert!(!target.join("train-images-idx3-ubyte.gz").exists());
+    assert_eq!(
+        std::fs::read(target.join("train-labels-idx1-ubyte.gz")).unwrap(),
+        recompressed
+    );
+    for file in &FILES[2..] {
+        assert_eq!(std::fs::read(target.join(file)).unwrap(), sample(file));
+    }
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        4,
+        "no .part left"
+    );
+    // Imported files count as there: a download fetches nothing.
+    let server = serving(&[]);
+    fetch::fetch(set, dest.path(), std::slice::from_ref(&server.url)).unwrap();
+    assert!(server.requests.lock().unwrap().is_empty());
+    // The copy's NAME subdirectory is looked in too.
+    let nested = tempfile::tempdir().unwrap();
+    let inner = nested.path().join("sample");
+    std::fs::create_dir(&inner).unwrap();
+    for file in FILES {
+        std::fs::write(inner.join(file), sample(file)).unwrap();
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let target = fetch::import(set, nested.path(), dest.path()).unwrap();
+    for file in FILES {
+        assert_eq!(std::fs::read(target.join(file)).unwrap(), sample(file));
+    }
+}
+
+#[test]
+fn a_corrupted_local_copy_is_refused_in_one_line_naming_the_file_and_nothing_is_copied() {
+    let set = sample_dataset();
+    let mut flipped = content("t10k-images-idx3-ubyte.gz");
+    flipped[5000] ^= 0x40;
+    let dest = tempfile::tempdir().unwrap();
+    for (name, bytes, says) in [
+        (
+            "t10k-images-idx3-ubyte.gz",
+            gzip(&flipped, 6),
+            "not the published t10k-images-idx3-ubyte",
+        ),
+        // Cut off halfway: no gzip trailer.
+        (
+            "t10k-images-idx3-ubyte.gz",
+            sample("t10k-images-idx3-ubyte.gz")[..1000].to_vec(),
+            "cannot decompress",
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            flipped.clone(),
+            "not the published t10k-images-idx3-ubyte",
+        ),
+    ] {
+        let from = local_copy(&shipped_but(&[(
+            "t10k-images-idx3-ubyte.gz",
+            name.to_string(),
+            bytes,
+        )]));
+        let err = format!(
+            "{:#}",
+            fetch::import(set, from.path(), dest.path()).unwrap_err()
+        );
+        assert!(
+            err.contains(&format!("{}", from.path().join(name).display())),
+            "{err}"
+        );
+        assert!(err.contains(says), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            !dest.path().join("sample").exists(),
+            "nothing is copied when a file is bad"
+        );
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let err = fetch::import(set, empty.path(), dest.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no train-images-idx3-ubyte.gz or train-images-idx3-ubyte there"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_command_imports_against_the_published_content_digests() {
+    // The sample is not the whole MNIST: its content is refused, by name.
+    let from = local_copy(&shipped_but(&[]));
+    let dest = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["data", "fetch", "mnist", "--from"])
+        .arg(from.path())
+        .arg("--dir")
+        .arg(dest.path())
+        .env_remove("SWEEP_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("train-images-idx3-ubyte.gz: not the published train-images-idx3-ubyte"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!dest.path().join("mnist").exists());
 }
