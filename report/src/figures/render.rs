@@ -102,13 +102,20 @@ fn scientific(range: &std::ops::Range<f64>) -> bool {
 fn tick(value: f64, scientific: bool) -> String {
     if scientific && value != 0.0 {
         // Rust's shortest round-trip form: 1e-4, 2.5e-3, 1.25e5.
-        format!("{value:e}")
+        format!("{:e}", on_grid(value))
     } else if value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
         let text = format!("{value:.6}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// A tick's value put back on the grid it was meant for: plotters steps a
+/// log axis by multiplying, so 1e-4 arrives as 9.9999999999999e-5. Ten
+/// significant digits are more than any axis shows.
+fn on_grid(value: f64) -> f64 {
+    format!("{value:.9e}").parse().unwrap_or(value)
 }
 
 /// How an axis is drawn.
@@ -145,8 +152,10 @@ impl Scale {
     }
 
     fn label(self, value: f64, scientific: bool) -> String {
+        let value = on_grid(value);
         if self == Self::Log10 {
-            let mantissa = value / 10f64.powf(value.log10().floor());
+            // Nudged up: log10 of a power of ten may land just below it.
+            let mantissa = value / 10f64.powf((value.log10() + 1e-9).floor());
             if ![1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6) {
                 return String::new();
             }
@@ -350,5 +359,20 @@ mod tests {
         assert_eq!(tick(0.0025, false), "0.0025");
         assert_eq!(tick(20.0, false), "20");
         assert_eq!(tick(0.5, false), "0.5");
+    }
+
+    #[test]
+    fn a_log_tick_off_by_rounding_reads_as_its_power_of_ten() {
+        // plotters steps a log axis by multiplying, so 1e-4 arrives as
+        // 9.9999999999999e-5 (3.3's interpolation loss at full scale
+        // labelled its axis "9.999999999999e-5").
+        let near = 9.999_999_999_999e-5;
+        assert_ne!(near, 1e-4);
+        assert_eq!(Scale::Log10.label(near, true), "1e-4");
+        assert_eq!(tick(near, true), "1e-4");
+        assert_eq!(tick(2.000_000_000_000_3e-6, true), "2e-6");
+        assert_eq!(tick(0.1 + 0.2, false), "0.3");
+        // Real digits stay.
+        assert_eq!(tick(1.25e-7, true), "1.25e-7");
     }
 }
