@@ -10,7 +10,7 @@ use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, TaskState};
 
 use crate::args::{Endpoint, Format};
 use crate::output::{Listing, Print, ago, now_ms};
-use crate::progress::follow;
+use crate::progress::{failures, follow};
 use sweep_report::columns;
 
 /// Reads a spec file, with the path in the error.
@@ -76,7 +76,17 @@ pub async fn status(
         Some(which) => vec![client.sweep(which).await?],
         None => client.sweeps(0).await?,
     };
-    sweep_listing(&sweeps).print(format)
+    sweep_listing(&sweeps).print(format)?;
+    // One sweep's failures, once per cause, after its row.
+    if let [sweep] = sweeps.as_slice()
+        && which.is_some()
+        && sweep.counts.failed > 0
+    {
+        for line in failures(&client.tasks(sweep.id, &[TaskState::Failed]).await?) {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
 }
 
 fn sweep_listing(sweeps: &[Sweep]) -> Listing {

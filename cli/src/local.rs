@@ -5,6 +5,8 @@
 //! Interrupted, the workers hand their tasks back; the same command again
 //! resumes the sweep where it stopped.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
 use sweep_coordinator::store::{self, SweepStore};
@@ -12,12 +14,14 @@ use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::{SweepId, TaskState};
 use sweep_spec::Submission;
 use sweep_spec::planner;
+use sweep_worker::data;
+use sweep_worker::error::DataError;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::args::RunArgs;
 use crate::cluster::{ended, read_spec};
-use crate::progress::follow;
+use crate::progress::{failures, follow};
 use crate::report;
 
 /// How a `sweep run` ended short of its sweep's end.
@@ -33,6 +37,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     // Planned here, once: a bad spec fails before any file is created.
     let mut submission = planner::submission(&spec_toml)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.spec.display()))?;
+    check_datasets(&submission, args.data_dir.as_deref())?;
     submission.cache = !args.no_cache;
     let url = format!("sqlite://{}", args.db.display());
     let store = store::connect(&url)
@@ -76,11 +81,41 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let source = crate::Source::Database(crate::open(&url).await?);
     report::report(&source, &sweep_id.into(), args.output.format).await?;
-    for task in source.tasks(sweep_id, &[TaskState::Failed]).await? {
-        let error = task.error.unwrap_or_default();
-        eprintln!("task {} failed: {error}", task.id);
+    for line in failures(&source.tasks(sweep_id, &[TaskState::Failed]).await?) {
+        eprintln!("{line}");
     }
     ended(&sweep, None)
+}
+
+/// Refuses a spec whose dataset the local workers would not find, once and
+/// before anything is stored, rather than failing each of its tasks.
+fn check_datasets(submission: &Submission, data_dir: Option<&Path>) -> anyhow::Result<()> {
+    let names: BTreeSet<&str> = submission
+        .plan
+        .tasks
+        .iter()
+        .filter_map(|task| task.params.experiment.dataset())
+        .collect();
+    for name in names {
+        if let Err(DataError::Missing { looked_in, .. }) = data::locate(name, data_dir) {
+            let looked_in: Vec<String> =
+                looked_in.iter().map(|p| p.display().to_string()).collect();
+            let get = match crate::fetch::dataset(name) {
+                Ok(_) => format!(
+                    "`sweep data fetch {name} --dir DIR` downloads it \
+                     (`--from COPY` imports a local copy), then run with --data-dir DIR"
+                ),
+                Err(_) => "put its four IDX files in DIR/NAME and run with --data-dir DIR \
+                           (`sweep data fetch` gets mnist and fashion-mnist)"
+                    .to_string(),
+            };
+            anyhow::bail!(
+                "dataset {name:?} is not on this machine (looked in {}): {get}",
+                looked_in.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The sweep started earlier from the same spec text, found by its key, or

@@ -499,3 +499,79 @@ async fn a_report_on_an_empty_database_leaves_it_empty() {
 
     empty.drop().await;
 }
+
+/// A spec whose dataset is not on the machine: `sweep run` says so once,
+/// before it stores anything; on a cluster, `watch` shows the first failure
+/// as it happens and `status` the failures once per cause, not per task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_dataset_is_said_once_not_once_per_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        &dir,
+        "missing.toml",
+        r#"
+name = "missing-data"
+experiment = "classify"
+dataset = "no-such-digits"
+model = { kind = "mlp", hidden = [8] }
+train = { lr = 1e-3, epochs = 1, batch_size = 64 }
+max_attempts = 1
+[grid]
+seed = [0, 1, 2]
+"#,
+    );
+    let data_dir = dir.path().join("datasets");
+    std::fs::create_dir(&data_dir).unwrap();
+    let db = dir.path().join("run.db");
+    let run = sweep(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    assert_fails_with(
+        &run,
+        "dataset \"no-such-digits\" is not on this machine (looked in no-such-digits, ",
+    );
+    let said = stderr(&run);
+    assert!(
+        said.contains(&format!("{}/no-such-digits", data_dir.display())),
+        "{said}"
+    );
+    assert!(
+        said.contains("/usr/local/share/datasets/no-such-digits"),
+        "{said}"
+    );
+    assert!(said.contains("sweep data fetch"), "{said}");
+    assert!(
+        !db.exists(),
+        "nothing is stored for a sweep that cannot train"
+    );
+
+    let mut coordinator = coordinator(false).await;
+    let endpoint = coordinator.url.clone();
+    let _worker = sweep_tests::worker(&endpoint, 1, &["--data-dir", data_dir.to_str().unwrap()]);
+    let submitted = sweep(&["submit", spec.to_str().unwrap(), "--endpoint", &endpoint]);
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let watched = sweep(&["watch", "missing-data", "--endpoint", &endpoint]);
+    assert!(!watched.status.success());
+    let said = stderr(&watched);
+    assert_eq!(
+        said.matches("dataset \"no-such-digits\" not found").count(),
+        1,
+        "the first failure once, not once per task: {said}"
+    );
+    assert!(said.contains("3 failed"), "{said}");
+    let status = sweep(&["status", "missing-data", "--endpoint", &endpoint]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let said = stderr(&status);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.starts_with("3 tasks failed (")
+            && said.contains("all with: dataset \"no-such-digits\" not found"),
+        "{said}"
+    );
+    coordinator.stop().await;
+}
