@@ -214,14 +214,15 @@ async fn slurm_jobs_join_hand_back_and_scale_out() {
     coordinator.stop().await;
 }
 
-/// One task of about a minute and a half on one thread: longer than the
-/// one-minute job that starts it.
+/// One task of 15,000 steps on one thread, about 100 a second on this
+/// machine kind's CPUs (2.5 minutes): longer than two of the jobs below
+/// on a machine twice as fast.
 const LONG: &str = r#"
 name = "slurm-time-limit"
 experiment = "classify"
 dataset = "mnist-sample"
 model = { kind = "mlp", hidden = [512, 512] }
-train = { lr = 1e-3, epochs = 40, batch_size = 32, checkpoint_every = "20s" }
+train = { lr = 1e-3, epochs = 60, batch_size = 32, checkpoint_every = "20s" }
 classify = { train_subset = 8000, test_subset = 200 }
 "#;
 
@@ -233,12 +234,16 @@ async fn a_task_longer_than_a_jobs_time_limit_finishes_across_requeued_jobs() {
     let client = coordinator.client().await;
     let sweep_id = submit(&client, LONG).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    // A one-minute limit (Slurm's least) and the warning 30 s before it,
-    // in place of the script's 2 minutes.
+    // Slurm checks time limits every 30 s and signals at the first check
+    // within 30 s of the warning time, so the warning comes 0-30 s early:
+    // with a two-minute limit and the warning 60 s before it, each job
+    // trains 30-60 s. A one-minute limit warned 30 s before it could warn
+    // a requeued job in its first seconds, before its worker leased the
+    // task, and the job would end for good with the task still queued.
     let job = Job::worker(
         dir.path(),
         &coordinator.url,
-        &["--time=1", "--signal=B:USR1@30", "--cpus-per-task=1"],
+        &["--time=2", "--signal=B:USR1@60", "--cpus-per-task=1"],
     );
     let started = Instant::now();
     let sweep = loop {
@@ -247,8 +252,8 @@ async fn a_task_longer_than_a_jobs_time_limit_finishes_across_requeued_jobs() {
             break sweep;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "not done in 5 minutes: {sweep:?}\n{}",
+            started.elapsed() < Duration::from_secs(600),
+            "not done in 10 minutes: {sweep:?}\n{}",
             job.output(dir.path())
         );
         job.release_requeued();

@@ -14,19 +14,12 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::completer::{Answer, Completer, Outbox, answer, lost};
 use crate::device::DeviceChoice;
+use crate::experiments::RESULT_VERSION;
 use crate::memory;
 use crate::session::{Session, StopReason};
 use crate::slots::Slots;
 use crate::task::{self, Ending, Env};
 use crate::threads::Threads;
-
-/// The worker's result version, part of every result key it completes
-/// (see `sweep_spec::result_key`). Bump it in the same change as anything
-/// that makes a task with the same parameters end with different numbers
-/// (a model's initialisation, an optimizer's arithmetic, a data order, a
-/// metric's definition): results of the old version are then never reused.
-/// Changes that keep every number, bit for bit, keep it.
-pub const RESULT_VERSION: u32 = 1;
 
 /// The default training between two checkpoints: on the order of minutes,
 /// so that a checkpoint costs well under 1% of a long task's time.

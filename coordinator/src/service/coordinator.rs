@@ -369,6 +369,10 @@ impl Coordinator for CoordinatorService {
         data_digest(&req.data_digest)?;
         let wait = Duration::from_millis(req.wait_ms);
         let claim = self.claim_waiting(&lease, &req.data_digest, wait).await?;
+        if matches!(claim, Claim::Cached { .. }) {
+            // The attempt ended here, succeeded, with no completion to come.
+            self.metrics.ended(TaskState::Succeeded);
+        }
         tracing::info!(task = %lease.task_id, ?claim, "result key claimed");
         Ok(Response::new(claim.into()))
     }

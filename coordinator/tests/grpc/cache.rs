@@ -1,6 +1,7 @@
 //! The result cache over gRPC: a claim that waits for the task training the
-//! same key answers as soon as that task succeeds; listings say which tasks
-//! came from the cache; a malformed digest is refused.
+//! same key answers as soon as that task succeeds; listings and the endings
+//! metric count the tasks that came from the cache; a malformed digest is
+//! refused.
 
 use std::time::Duration;
 
@@ -79,6 +80,11 @@ async fn a_waiting_claim_answers_once_the_task_training_its_key_succeeds() {
     assert_eq!(cached, [Some(first[0].task_id), None]);
     assert_eq!(counts(&mut sweeps, second_sweep).await.cached, 1);
     assert_eq!(counts(&mut sweeps, first_sweep).await.cached, 0);
+    // The README's throughput counts a task served from the cache, which
+    // ended without a completion, as it counts one that trained.
+    let metrics = http_get(server.addr, "/metrics").await;
+    let line = "sweep_task_endings_total{state=\"succeeded\"} 2";
+    assert!(metrics.contains(line), "{line:?} missing from:\n{metrics}");
 
     let bad = client.claim(&reference(&second[1]), "not hex!", wait).await;
     let err = bad.unwrap_err();

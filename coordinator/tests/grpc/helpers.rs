@@ -1,5 +1,7 @@
 //! What the gRPC tests share: a spec, requests, and calls a worker makes.
 
+use std::net::SocketAddr;
+
 use crate::common::Server;
 use sweep_coordinator::Config;
 use sweep_proto::v1::coordinator_client::CoordinatorClient;
@@ -199,4 +201,16 @@ pub(crate) async fn complete(
 pub(crate) fn codes(outcomes: &[v1::CompletionOutcome]) -> Vec<(u64, Option<Code>)> {
     let code = |o: &v1::CompletionOutcome| o.error.as_ref().map(|e| Code::from_i32(e.code));
     outcomes.iter().map(|o| (o.task_id, code(o))).collect()
+}
+
+/// GET `path` over plain HTTP/1.1, as Prometheus scrapes: the body.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: sweep\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }

@@ -2,23 +2,10 @@
 
 use crate::common::*;
 use crate::helpers::*;
-use std::net::SocketAddr;
 use sweep_proto::v1::coordinator_client::CoordinatorClient;
 use sweep_proto::v1::sweeps_client::SweepsClient;
 use sweep_proto::v1::{self};
 use tonic::{Code, Request};
-
-/// GET `path` over plain HTTP/1.1, as Prometheus scrapes: the body.
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: sweep\r\nConnection: close\r\n\r\n");
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_tasks_workers_leases_and_endings() {

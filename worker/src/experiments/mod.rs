@@ -26,6 +26,16 @@ use crate::checkpoint::{Checkpoint, CheckpointError, Position, fingerprint};
 use crate::error::DataError;
 use crate::model::{Net, initial_weights};
 
+/// The version of the numbers these experiments compute, part of every
+/// result key a worker completes (see `sweep_spec::result_key`). Bump it
+/// in the same change as anything that makes a task with the same
+/// parameters end with different numbers (a model's initialisation, an
+/// optimizer's arithmetic, a kernel's order of summation, a data order, a
+/// metric's definition): results of the old version are then never reused.
+/// Changes that keep every number, bit for bit, keep it;
+/// `worker/tests/result_version.rs` pins a few tasks' numbers to tell.
+pub const RESULT_VERSION: u32 = 1;
+
 /// Where a running task sends what it measures. Sending never blocks
 /// training; the runner ships it to the coordinator.
 pub trait Sink: Send + Sync {
