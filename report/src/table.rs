@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use sweep_proto::SettingStats;
+use sweep_proto::{SettingStats, Stats};
 use sweep_spec::summary::*;
 
 use crate::Listing;
@@ -65,6 +65,10 @@ pub fn listing(rows: &[SettingStats], layout: Layout) -> Listing {
             columns.extend([format!("{name}_mean"), format!("{name}_std")]);
         }
     }
+    let notations: Vec<Notation> = names
+        .iter()
+        .map(|name| Notation::of(rows.iter().filter_map(|row| row.summary.get(name))))
+        .collect();
     let mut listing = Listing {
         columns,
         rows: Vec::new(),
@@ -82,10 +86,10 @@ pub fn listing(rows: &[SettingStats], layout: Layout) -> Listing {
             json!(row.succeeded)
         };
         cells.extend([seeds, json!(row.failed)]);
-        for name in &names {
+        for (name, notation) in names.iter().zip(&notations) {
             let stats = row.summary.get(name);
             if layout == Layout::Table {
-                cells.push(stats.map_or(Value::Null, |s| json!(cell(s.mean, s.std))));
+                cells.push(stats.map_or(Value::Null, |s| json!(notation.cell(s.mean, s.std))));
             } else {
                 cells.push(stats.map_or(Value::Null, |s| json!(s.mean)));
                 cells.push(
@@ -116,37 +120,55 @@ fn summary_names(rows: &[SettingStats], hide_bookkeeping: bool) -> Vec<String> {
     names
 }
 
-/// `mean ± std`, or the mean alone for one seed; whole numbers (a count that
-/// every seed agrees on) as whole numbers.
-fn cell(mean: f64, std: Option<f64>) -> String {
-    let whole = |v: f64| v.fract() == 0.0 && v.abs() < 1e15;
-    let text = |v: f64| {
-        if whole(mean) && std.is_none_or(whole) {
-            format!("{v:.0}")
-        } else {
-            number(v)
-        }
-    };
-    match std {
-        Some(std) => format!("{} ± {}", text(mean), text(std)),
-        None => text(mean),
-    }
+/// How a column of the table writes its numbers: one way for all of them,
+/// so that a column never mixes `0.0026` with `8.254e-4`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Notation {
+    /// Whole numbers (a count that every seed agrees on).
+    Whole,
+    /// Four decimal places.
+    Fixed,
+    /// Four significant digits, for columns with very large or small
+    /// numbers.
+    Scientific,
 }
 
-/// Four significant digits, in scientific notation when very large or small.
-fn number(value: f64) -> String {
-    let magnitude = value.abs();
-    if magnitude != 0.0 && !(1e-3..1e4).contains(&magnitude) {
-        format!("{value:.3e}")
-    } else {
-        format!("{value:.4}")
+impl Notation {
+    /// The notation that writes every mean and std of a column.
+    fn of<'a>(stats: impl Iterator<Item = &'a Stats>) -> Self {
+        let numbers: Vec<f64> = stats
+            .flat_map(|s| std::iter::once(s.mean).chain(s.std))
+            .filter(|v| v.is_finite())
+            .collect();
+        if numbers.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15) {
+            Self::Whole
+        } else if (numbers.iter()).any(|v| *v != 0.0 && !(1e-3..1e4).contains(&v.abs())) {
+            Self::Scientific
+        } else {
+            Self::Fixed
+        }
+    }
+
+    fn number(self, value: f64) -> String {
+        match self {
+            Self::Whole => format!("{value:.0}"),
+            Self::Fixed => format!("{value:.4}"),
+            Self::Scientific => format!("{value:.3e}"),
+        }
+    }
+
+    /// `mean ± std`, or the mean alone for one seed.
+    fn cell(self, mean: f64, std: Option<f64>) -> String {
+        match std {
+            Some(std) => format!("{} ± {}", self.number(mean), self.number(std)),
+            None => self.number(mean),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sweep_proto::Stats;
     use sweep_spec::TaskParams;
 
     use crate::columns::tests::planned;
@@ -228,6 +250,10 @@ mod tests {
 
     #[test]
     fn whole_numbers_print_whole_and_bookkeeping_stays_out_of_the_table() {
+        let cell = |mean: f64, std: Option<f64>| {
+            let stats = Stats { n: 3, mean, std };
+            Notation::of([&stats].into_iter()).cell(mean, std)
+        };
         assert_eq!(cell(64.0, Some(0.0)), "64 ± 0");
         assert_eq!(cell(280610.0, None), "280610");
         assert_eq!(cell(0.9, Some(0.0)), "0.9000 ± 0.0000");
@@ -246,10 +272,45 @@ mod tests {
         );
     }
 
+    /// 3.3's full-scale table printed `0.0026` in one cell and `8.254e-4`
+    /// beside it; a column now picks one notation for all its numbers.
     #[test]
-    fn numbers_keep_four_significant_places() {
-        assert_eq!(number(0.123456), "0.1235");
-        assert_eq!(number(123456.0), "1.235e5");
-        assert_eq!(number(0.0), "0.0000");
+    fn a_column_writes_all_its_numbers_in_one_notation() {
+        let [small, large]: [TaskParams; 2] = params().try_into().unwrap();
+        let rows = [
+            row(
+                small,
+                3,
+                &[
+                    ("test_loss", 0.0026, Some(8.254e-4)),
+                    ("test_acc", 0.9, Some(0.01)),
+                ],
+            ),
+            row(
+                large,
+                3,
+                &[("test_loss", 0.5, Some(0.01)), ("test_acc", 0.8, Some(0.0))],
+            ),
+        ];
+        let table = listing(&rows, Layout::Table);
+        let column = |name: &str| {
+            let at = table.columns.iter().position(|c| c == name).unwrap();
+            [table.rows[0][at].clone(), table.rows[1][at].clone()]
+        };
+        assert_eq!(
+            column("test_loss"),
+            [json!("2.600e-3 ± 8.254e-4"), json!("5.000e-1 ± 1.000e-2")]
+        );
+        assert_eq!(
+            column("test_acc"),
+            [json!("0.9000 ± 0.0100"), json!("0.8000 ± 0.0000")]
+        );
+    }
+
+    #[test]
+    fn numbers_keep_four_places() {
+        assert_eq!(Notation::Fixed.number(0.123456), "0.1235");
+        assert_eq!(Notation::Scientific.number(123456.0), "1.235e5");
+        assert_eq!(Notation::Fixed.number(0.0), "0.0000");
     }
 }

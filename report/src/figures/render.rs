@@ -151,8 +151,13 @@ impl Scale {
         }
     }
 
-    fn label(self, value: f64, scientific: bool) -> String {
+    /// A tick's label; none between the whole numbers of an axis whose
+    /// values are all whole (`integer`: epochs, steps, counts).
+    fn label(self, value: f64, scientific: bool, integer: bool) -> String {
         let value = on_grid(value);
+        if integer && value.fract() != 0.0 {
+            return String::new();
+        }
         if self == Self::Log10 {
             // Nudged up: log10 of a power of ten may land just below it.
             let mantissa = value / 10f64.powf((value.log10() + 1e-9).floor());
@@ -185,10 +190,12 @@ fn draw<DB: DrawingBackend>(
     let scales = (Scale::of(figure.x.log, &xs), Scale::of(figure.y.log, &ys));
     let x = range(xs.iter().copied(), scales.0 != Scale::Linear);
     let y = range(ys.iter().copied(), scales.1 != Scale::Linear);
+    let whole = |values: &[f64]| values.iter().all(|v| v.fract() == 0.0);
     let layout = Layout {
         scales,
         scientific: (scientific(&x), scientific(&y)),
-        legend: legend_corner(&xs, &ys, (&x, &y), scales),
+        integer: (whole(&xs), whole(&ys)),
+        legend: (figure.series.len() > 1).then(|| legend_corner(&xs, &ys, (&x, &y), scales)),
     };
     use Scale::*;
     match scales {
@@ -227,7 +234,10 @@ struct Layout {
     scales: (Scale, Scale),
     /// Whether each axis labels in scientific notation (see [`scientific`]).
     scientific: (bool, bool),
-    legend: SeriesLabelPosition,
+    /// Whether each axis's values are all whole numbers.
+    integer: (bool, bool),
+    /// None for one series: the title and the axes say what it is.
+    legend: Option<SeriesLabelPosition>,
 }
 
 /// The corner of the plot with the fewest points, for the legend.
@@ -291,8 +301,8 @@ where
         .configure_mesh()
         .x_desc(&figure.x.label)
         .y_desc(&figure.y.label)
-        .x_label_formatter(&|v| layout.scales.0.label(*v, layout.scientific.0))
-        .y_label_formatter(&|v| layout.scales.1.label(*v, layout.scientific.1))
+        .x_label_formatter(&|v| (layout.scales.0).label(*v, layout.scientific.0, layout.integer.0))
+        .y_label_formatter(&|v| (layout.scales.1).label(*v, layout.scientific.1, layout.integer.1))
         .label_style(("sans-serif", 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
@@ -322,14 +332,16 @@ where
             });
         chart.draw_series(notes)?;
     }
-    // Half-transparent, so that points under the legend still show.
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.6))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 14))
-        .position(layout.legend.clone())
-        .draw()?;
+    if let Some(corner) = &layout.legend {
+        // Half-transparent, so that points under the legend still show.
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.6))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 14))
+            .position(corner.clone())
+            .draw()?;
+    }
     Ok(())
 }
 
@@ -344,7 +356,7 @@ mod tests {
         assert!(scientific(&small));
         let labels: Vec<String> = [0.0005, 0.001, 0.0025, 0.01, 0.2]
             .iter()
-            .map(|v| Scale::Log10.label(*v, scientific(&small)))
+            .map(|v| Scale::Log10.label(*v, scientific(&small), false))
             .collect();
         assert_eq!(labels, ["5e-4", "1e-3", "", "1e-2", "2e-1"]);
         assert_eq!(tick(0.0025, true), "2.5e-3");
@@ -361,6 +373,48 @@ mod tests {
         assert_eq!(tick(0.5, false), "0.5");
     }
 
+    fn figure(series: &[&str], xs: &[f64]) -> Figure {
+        Figure {
+            file: "test".into(),
+            title: "test".into(),
+            x: crate::figures::Axis::linear("epoch"),
+            y: crate::figures::Axis::linear("loss"),
+            series: (series.iter().enumerate())
+                .map(|(i, name)| {
+                    let points = xs.iter().map(|x| (*x, x * (i + 1) as f64)).collect();
+                    crate::figures::Series::new(name.to_string(), points)
+                })
+                .collect(),
+            scatter: false,
+        }
+    }
+
+    /// The legend's box is drawn half-transparent (see `draw_on`).
+    const LEGEND_BOX: &str = "opacity=\"0.6\" fill=\"#FFFFFF\"";
+
+    /// `grad-norm` and `loss-vs-minimal-ratio` at full scale drew an empty
+    /// legend box over their one series.
+    #[test]
+    fn a_figure_of_one_series_has_no_legend() {
+        let one = svg(&figure(&["grad_norm"], &[1.0, 2.0, 3.0])).unwrap();
+        assert!(!one.contains(LEGEND_BOX), "{one}");
+        let two = svg(&figure(&["train", "test"], &[1.0, 2.0, 3.0])).unwrap();
+        assert!(two.contains(LEGEND_BOX), "{two}");
+    }
+
+    /// An epoch axis ticked 1.5 and 2.5 between its epochs.
+    #[test]
+    fn an_axis_of_whole_numbers_labels_only_whole_ticks() {
+        let drawn = svg(&figure(&["train", "test"], &[1.0, 2.0, 3.0])).unwrap();
+        // plotters writes each label on a line of its own.
+        assert!(drawn.contains(">\n2\n</text>"), "{drawn}");
+        assert!(!drawn.contains(">\n1.5\n</text>"), "{drawn}");
+        assert!(!drawn.contains(">\n2.5\n</text>"), "{drawn}");
+        assert_eq!(Scale::Linear.label(1.5, false, true), "");
+        assert_eq!(Scale::Linear.label(1.5, false, false), "1.5");
+        assert_eq!(Scale::Linear.label(2.0, false, true), "2");
+    }
+
     #[test]
     fn a_log_tick_off_by_rounding_reads_as_its_power_of_ten() {
         // plotters steps a log axis by multiplying, so 1e-4 arrives as
@@ -368,7 +422,7 @@ mod tests {
         // labelled its axis "9.999999999999e-5").
         let near = 9.999_999_999_999e-5;
         assert_ne!(near, 1e-4);
-        assert_eq!(Scale::Log10.label(near, true), "1e-4");
+        assert_eq!(Scale::Log10.label(near, true, false), "1e-4");
         assert_eq!(tick(near, true), "1e-4");
         assert_eq!(tick(2.000_000_000_000_3e-6, true), "2e-6");
         assert_eq!(tick(0.1 + 0.2, false), "0.3");
