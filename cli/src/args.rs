@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sweep_proto::SweepRef;
 
-use crate::plot::ImageFormat;
-
 /// Run parameter, batch-size and seed sweeps on one machine or a cluster,
 /// and turn their metrics into the report's tables and figures.
 #[derive(Debug, Parser)]
@@ -117,7 +115,7 @@ pub enum Command {
         /// The sweep's id or name (`sweep status` lists them).
         sweep: SweepRef,
         #[command(flatten)]
-        source: Results,
+        source: ReadFrom,
         #[command(flatten)]
         output: Output,
     },
@@ -136,7 +134,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ImageFormat::Svg)]
         format: ImageFormat,
         #[command(flatten)]
-        source: Results,
+        source: ReadFrom,
     },
     /// Every metric point of a sweep, for notebooks.
     ///
@@ -145,7 +143,7 @@ pub enum Command {
         /// The sweep's id or name (`sweep status` lists them).
         sweep: SweepRef,
         #[command(flatten)]
-        source: Results,
+        source: ReadFrom,
         /// CSV, or JSON Lines (one object per line).
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
@@ -295,7 +293,7 @@ pub struct Endpoint {
 /// (`--endpoint` or `SWEEP_ENDPOINT`), the database at `--database-url`
 /// otherwise.
 #[derive(Debug, Args)]
-pub struct Results {
+pub struct ReadFrom {
     /// Read through the coordinator at this address, with --token; when
     /// given (here or in SWEEP_ENDPOINT) it is used, not --database-url.
     #[arg(long, env = "SWEEP_ENDPOINT")]
@@ -332,4 +330,11 @@ pub enum Format {
 pub enum ExportFormat {
     Csv,
     Json,
+}
+
+/// The image formats figures are written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageFormat {
+    Svg,
+    Png,
 }

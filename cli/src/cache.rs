@@ -3,10 +3,11 @@
 
 use serde_json::json;
 use sweep_proto::Forget;
+use sweep_proto::clock::{day_start_ms, now_ms};
 
 use crate::args::{CacheCommand, Endpoint, Format};
 use crate::cluster::{connect, resolve};
-use crate::output::{Listing, Print, ago, now_ms};
+use crate::output::{Listing, Print, ago};
 
 pub async fn run(command: CacheCommand) -> anyhow::Result<()> {
     match command {
@@ -18,7 +19,7 @@ pub async fn run(command: CacheCommand) -> anyhow::Result<()> {
         } => {
             let client = connect(&endpoint).await?;
             let which = match (before, sweep) {
-                (Some(day), _) => Forget::Before(day_start_ms(&day)?),
+                (Some(day), _) => Forget::Before(parse_day(&day)?),
                 (None, Some(sweep)) => Forget::Sweep(resolve(&client, &sweep).await?),
                 (None, None) => anyhow::bail!("say which results: --before DATE or --sweep SWEEP"),
             };
@@ -45,13 +46,13 @@ async fn stats(endpoint: &Endpoint, format: Format) -> anyhow::Result<()> {
 }
 
 /// Midnight UTC of a day written `YYYY-MM-DD`, in ms since the epoch.
-fn day_start_ms(text: &str) -> anyhow::Result<i64> {
+fn parse_day(text: &str) -> anyhow::Result<i64> {
     let wrong = || anyhow::anyhow!("--before {text:?}: expected a day as YYYY-MM-DD (UTC)");
     let parts: Vec<&str> = text.trim().split('-').collect();
     let [year, month, day] = parts.as_slice() else {
         return Err(wrong());
     };
-    let (year, month, day): (i64, i64, i64) = (
+    let (year, month, day): (i64, u32, u32) = (
         year.parse().map_err(|_| wrong())?,
         month.parse().map_err(|_| wrong())?,
         day.parse().map_err(|_| wrong())?,
@@ -66,19 +67,7 @@ fn day_start_ms(text: &str) -> anyhow::Result<i64> {
     if !(1970..=9999).contains(&year) || !(1..=days_in_month).contains(&day) {
         return Err(wrong());
     }
-    Ok(days_from_civil(year, month, day) * 86_400_000)
-}
-
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar
-/// (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    Ok(day_start_ms(year, month, day))
 }
 
 #[cfg(test)]
@@ -87,10 +76,10 @@ mod tests {
 
     #[test]
     fn a_day_is_its_midnight_in_utc() {
-        assert_eq!(day_start_ms("1970-01-01").unwrap(), 0);
-        assert_eq!(day_start_ms("2000-03-01").unwrap(), 951_868_800_000);
-        assert_eq!(day_start_ms("2026-12-03").unwrap(), 1_796_256_000_000);
-        assert_eq!(day_start_ms("2024-02-29").unwrap(), 1_709_164_800_000);
+        assert_eq!(parse_day("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_day("2000-03-01").unwrap(), 951_868_800_000);
+        assert_eq!(parse_day("2026-12-03").unwrap(), 1_796_256_000_000);
+        assert_eq!(parse_day("2024-02-29").unwrap(), 1_709_164_800_000);
         for bad in [
             "2023-02-29",
             "2026-13-01",
@@ -98,7 +87,7 @@ mod tests {
             "yesterday",
             "2026-1-32",
         ] {
-            let err = day_start_ms(bad).unwrap_err().to_string();
+            let err = parse_day(bad).unwrap_err().to_string();
             assert!(err.contains("YYYY-MM-DD"), "{bad}: {err}");
         }
     }

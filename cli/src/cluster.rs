@@ -6,10 +6,11 @@ use std::path::Path;
 
 use serde_json::json;
 use sweep_proto::client::{Credentials, SweepsClient};
+use sweep_proto::clock::now_ms;
 use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, TaskState};
 
 use crate::args::{Endpoint, Format};
-use crate::output::{Listing, Print, ago, now_ms};
+use crate::output::{Listing, Print, ago};
 use crate::progress::{failures, follow};
 use sweep_report::columns;
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
+use sweep_spec::result_key::hex;
 
 /// A dataset in IDX files and where it is published.
 #[derive(Debug)]
@@ -305,7 +306,7 @@ fn content_digest(path: &Path) -> anyhow::Result<(u64, String)> {
     } else {
         io::copy(&mut io::BufReader::new(file), &mut hasher).map_err(read_error)?
     };
-    Ok((size, hex(hasher)))
+    Ok((size, hex(&hasher.finalize())))
 }
 
 /// Brings `part` up to `size` bytes from `url`, or to all the server has,
@@ -374,15 +375,7 @@ fn sha256(path: &Path) -> anyhow::Result<String> {
     let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex(hasher))
-}
-
-fn hex(hasher: Sha256) -> String {
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Ok(hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -6,14 +6,8 @@ use std::path::{Path, PathBuf};
 use sweep_proto::SweepRef;
 use sweep_report::figures::{self, Image};
 
+use crate::args::ImageFormat;
 use crate::source::Source;
-
-/// The image formats figures are written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ImageFormat {
-    Svg,
-    Png,
-}
 
 /// Writes every figure the sweep's results support into `dir` and returns
 /// the files written.

@@ -11,7 +11,7 @@ use sweep_proto::{
 
 use sweep_report::Results;
 
-use crate::args::{Endpoint, Results as ResultsArgs};
+use crate::args::{Endpoint, ReadFrom};
 
 pub enum Source {
     Coordinator(SweepsClient),
@@ -21,7 +21,7 @@ pub enum Source {
 impl Source {
     /// The coordinator when the flags (or `SWEEP_ENDPOINT`) name one, the
     /// database otherwise.
-    pub async fn open(args: &ResultsArgs) -> anyhow::Result<Self> {
+    pub async fn open(args: &ReadFrom) -> anyhow::Result<Self> {
         match &args.endpoint {
             Some(endpoint) => {
                 let endpoint = Endpoint {

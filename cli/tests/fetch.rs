@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
 use sweep_cli::fetch::{self, Dataset, Remote};
+use sweep_spec::result_key::hex_digest;
 
 const FILES: [&str; 4] = [
     "train-images-idx3-ubyte.gz",
@@ -132,13 +132,6 @@ fn sample(file: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A sample file decompressed.
 fn content(file: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -165,9 +158,9 @@ fn sample_dataset() -> &'static Dataset {
             Remote {
                 file,
                 size: bytes.len() as u64,
-                sha256: leak(hex_sha256(&bytes)),
+                sha256: leak(hex_digest(&bytes)),
                 content_size: content.len() as u64,
-                content_sha256: leak(hex_sha256(&content)),
+                content_sha256: leak(hex_digest(&content)),
             }
         })
         .collect();

@@ -16,9 +16,12 @@
 //! - [`codec`]: prost's codec, with INVALID_ARGUMENT for a message that
 //!   does not decode.
 //! - [`bearer`]: the client side of bearer-token auth.
+//! - [`clock`]: times as the protocol carries them (ms since the epoch,
+//!   UTC): now, and dates both ways.
 
 pub mod bearer;
 pub mod client;
+pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod ids;

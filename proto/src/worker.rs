@@ -191,26 +191,17 @@ impl TryFrom<v1::RegisterResponse> for Registered {
     }
 }
 
-/// Whether a worker is there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerStatus {
-    /// It has heartbeated within a lease's time to live.
-    Live,
-    /// It said it was stopping, after handing back its tasks.
-    Stopped,
-    /// It went silent for longer than a lease lives without saying so.
-    Lost,
-}
-
-impl WorkerStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerStatus::Live => "live",
-            WorkerStatus::Stopped => "stopped",
-            WorkerStatus::Lost => "lost",
-        }
+text_enum!(
+    /// Whether a worker is there.
+    WorkerStatus {
+        /// It has heartbeated within a lease's time to live.
+        Live = "live",
+        /// It said it was stopping, after handing back its tasks.
+        Stopped = "stopped",
+        /// It went silent for longer than a lease lives without saying so.
+        Lost = "lost",
     }
-}
+);
 
 /// A worker as `ListWorkers` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

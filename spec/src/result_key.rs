@@ -20,10 +20,13 @@ const LAYOUT: &str = "sweep-result-key/1";
 
 /// SHA-256 of `bytes`, as lowercase hex.
 pub fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// A digest as lowercase hex, the one way digests are written (result
+/// keys, data digests, the dataset mirrors' checksums).
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl TaskParams {

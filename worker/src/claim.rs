@@ -4,15 +4,15 @@
 //! task already succeeded from another task's results, or whether to wait
 //! while another task trains the same key (see `sweep_spec::result_key`).
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sweep_proto::client::retry;
+use sweep_proto::client::{WorkerClient, retry};
 use sweep_proto::{Claim, ErrorKind, Lease};
 
 use crate::data;
 use crate::experiments::TaskError;
-use crate::task::Env;
 
 /// How long one claim waits for the task training the same key before the
 /// worker asks again (and looks whether it was told to stop).
@@ -26,13 +26,18 @@ pub enum Claimed {
     Over,
 }
 
-/// Claims the lease's result key, waiting while another task trains it. A
+/// Claims the lease's result key, with the digest of the data the task
+/// would read in `data_dir`, waiting while another task trains it. A
 /// coordinator that cannot be asked leaves the task to train (its result
 /// then goes unrecorded in the cache, which costs time, never correctness).
-pub async fn claim(env: &Env, lease: &Lease, stop: &AtomicBool) -> Result<Claimed, TaskError> {
-    let digest = data_digest(env, lease).await?;
+pub async fn claim(
+    client: &WorkerClient,
+    data_dir: Option<&Path>,
+    lease: &Lease,
+    stop: &AtomicBool,
+) -> Result<Claimed, TaskError> {
+    let digest = data_digest(data_dir, lease).await?;
     let (reference, task) = (lease.to_ref(), lease.task_id);
-    let client = &env.session.client;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Err(TaskError::Stopped);
@@ -65,11 +70,11 @@ pub async fn claim(env: &Env, lease: &Lease, stop: &AtomicBool) -> Result<Claime
 
 /// The digest of the task's dataset; empty for kinds whose data the
 /// parameters generate.
-async fn data_digest(env: &Env, lease: &Lease) -> Result<String, TaskError> {
+async fn data_digest(data_dir: Option<&Path>, lease: &Lease) -> Result<String, TaskError> {
     let Some(name) = lease.params.experiment.dataset().map(str::to_string) else {
         return Ok(String::new());
     };
-    let data_dir = env.data_dir.clone();
+    let data_dir = data_dir.map(PathBuf::from);
     tokio::task::spawn_blocking(move || data::digest(&name, data_dir.as_deref()))
         .await
         .map_err(|join| TaskError::Panicked(join.to_string()))?

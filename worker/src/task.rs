@@ -67,7 +67,8 @@ pub async fn run(env: Env, lease: Lease, slot: Slot) {
     let stop = Arc::new(AtomicBool::new(false));
     env.session.board.start(&reference, stop.clone());
     if lease.cacheable {
-        let claimed = claim::claim(&env, &lease, &stop).await;
+        let claimed =
+            claim::claim(&env.session.client, env.data_dir.as_deref(), &lease, &stop).await;
         if !matches!(claimed, Ok(Claimed::Train)) {
             let reason = env.session.board.finish(task);
             if let Err(err) = claimed

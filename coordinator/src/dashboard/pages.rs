@@ -9,13 +9,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
+use sweep_proto::clock::now_ms;
 use sweep_proto::{Artifact, Metric, SweepId, SweepRef, SweepState, Task, TaskId, TaskState};
 use sweep_report::columns::{IDENTITY, identity};
 use sweep_report::figures::{self, Axis, Figure, Series};
 use sweep_report::table::{Layout, listing};
 use sweep_report::{Listing, Results, text};
 
-use super::view::{AttemptRow, SweepRow, WorkerRow, duration, now_ms};
+use super::view::{AttemptRow, SweepRow, WorkerRow, duration};
 use super::{Dashboard, PageError};
 use crate::store::{self, ResultStore, TaskOrder};
 
@@ -373,7 +374,7 @@ pub struct TaskView {
 
 #[derive(Template)]
 #[template(path = "task.html")]
-struct TaskPage {
+struct TaskDetailPage {
     task: TaskView,
 }
 
@@ -406,7 +407,7 @@ pub async fn task(State(d): State<Dashboard>, Path(id): Path<i64>) -> Page {
         params: serde_json::to_string_pretty(&task.params)
             .map_err(|err| PageError::Failed(err.to_string()))?,
     };
-    html(TaskPage { task: view })
+    html(TaskDetailPage { task: view })
 }
 
 /// One metric of a task against its step, as SVG.

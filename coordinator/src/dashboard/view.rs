@@ -1,8 +1,7 @@
 //! What the pages show, as text: progress, times and rows made from the
 //! store's types, so the templates only lay them out (and escape them).
 
-use std::time::Duration;
-
+use sweep_proto::clock::utc_minute;
 use sweep_proto::{Sweep, TaskCounts, WorkerInfo};
 
 use crate::store::Attempt;
@@ -78,7 +77,7 @@ impl SweepRow {
             experiment: sweep.experiment.to_string(),
             state: sweep.state.to_string(),
             progress,
-            started: when(sweep.created_at),
+            started: utc_minute(sweep.created_at),
             elapsed: duration(elapsed),
             eta,
         }
@@ -142,7 +141,7 @@ impl AttemptRow {
         Self {
             number: attempt.number,
             worker: attempt.worker.map_or(String::new(), |w| w.to_string()),
-            started: attempt.started_at.map_or(String::new(), when),
+            started: attempt.started_at.map_or(String::new(), utc_minute),
             time: attempt.started_at.map_or(String::new(), |start| {
                 duration(attempt.ended_at.unwrap_or(now_ms) - start)
             }),
@@ -176,50 +175,12 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
-/// Milliseconds since the Unix epoch as a UTC date and time, to the minute.
-pub fn when(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest / 60 % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Now, in milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_durations_read_naturally() {
-        assert_eq!(when(0), "1970-01-01 00:00 UTC");
-        assert_eq!(when(1_796_193_780_000), "2026-12-02 06:43 UTC");
-        assert_eq!(when(951_825_600_000), "2000-02-29 12:00 UTC");
+    fn durations_read_naturally() {
         assert_eq!(duration(12_400), "12s");
         assert_eq!(duration(245_000), "4m 05s");
         assert_eq!(duration(11_220_000), "3h 07m");

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub use sweep_proto::{Artifact, ArtifactInfo, Metric, SettingStats, Stats};
 use sweep_proto::{Registration, Task, TaskId, WorkerId, WorkerInfo, WorkerStatus};
+use sweep_spec::text_enum;
 
 /// A registered worker as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,83 +97,37 @@ pub struct Attempt {
     pub resumed_from: u64,
 }
 
-/// How an attempt ended, or that it has not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Running,
-    Succeeded,
-    Failed,
-    /// Its worker stopped heartbeating and the lease ran out.
-    Expired,
-    /// Its worker gave it back unfinished (shutting down).
-    HandedBack,
-    Cancelled,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Running,
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::Expired,
-        Outcome::HandedBack,
-        Outcome::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Running => "running",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Expired => "expired",
-            Outcome::HandedBack => "handed back",
-            Outcome::Cancelled => "cancelled",
-        }
+text_enum!(
+    /// How an attempt ended, or that it has not.
+    Outcome {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Its worker stopped heartbeating and the lease ran out.
+        Expired = "expired",
+        /// Its worker gave it back unfinished (shutting down).
+        HandedBack = "handed back",
+        Cancelled = "cancelled",
     }
+);
 
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|outcome| outcome.as_str() == name)
+text_enum!(
+    /// The order of a page of a sweep's tasks; ties keep grid order.
+    #[derive(Default)]
+    TaskOrder {
+        /// As the sweep's grid lists them.
+        #[default]
+        Grid = "grid",
+        /// Failed first, then running, queued, blocked, cancelled,
+        /// succeeded: what needs a look first.
+        State = "state",
+        /// Most attempts first.
+        Attempts = "attempts",
+        /// The longest latest attempt first (a running one counts until
+        /// now).
+        Duration = "duration",
     }
-}
-
-/// The order of a page of a sweep's tasks; ties keep grid order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TaskOrder {
-    /// As the sweep's grid lists them.
-    #[default]
-    Grid,
-    /// Failed first, then running, queued, blocked, cancelled, succeeded:
-    /// what needs a look first.
-    State,
-    /// Most attempts first.
-    Attempts,
-    /// The longest latest attempt first (a running one counts until now).
-    Duration,
-}
-
-impl TaskOrder {
-    pub const ALL: [TaskOrder; 4] = [
-        TaskOrder::Grid,
-        TaskOrder::State,
-        TaskOrder::Attempts,
-        TaskOrder::Duration,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskOrder::Grid => "grid",
-            TaskOrder::State => "state",
-            TaskOrder::Attempts => "attempts",
-            TaskOrder::Duration => "duration",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|order| order.as_str() == name)
-    }
-}
+);
 
 /// One page of a sweep's tasks (see [`super::ResultStore::task_page`]).
 #[derive(Clone, Debug, PartialEq)]

@@ -21,9 +21,9 @@ pub struct Reader(Retrying<SqlStore>);
 
 impl Reader {
     /// Opens the database `url` names to read, after checking that its
-    /// schema is the one this binary reads ([`Error::Schema`] if not, or if
-    /// it holds no sweep database at all). A SQLite file that does not exist
-    /// is [`Error::NotFound`].
+    /// schema is the one this binary reads ([`Error::SchemaVersion`] if
+    /// not, [`Error::NoSchema`] if it holds no sweep database at all). A
+    /// SQLite file that does not exist is [`Error::NotFound`].
     pub async fn open(url: &str) -> Result<Self> {
         let store = match sqlite_file(url)? {
             None => postgres::open_reader(url).await?,

@@ -9,6 +9,7 @@ use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+use sweep_spec::result_key::hex;
 
 use super::{FILES, SAMPLE_FILES, Source, find_file, locate};
 use crate::error::DataError;
@@ -28,7 +29,7 @@ fn sample() -> &'static String {
         for (file, bytes) in FILES.iter().zip(SAMPLE_FILES) {
             add(&mut hasher, &format!("{file}.gz"), bytes);
         }
-        hex(hasher)
+        hex(&hasher.finalize())
     })
 }
 
@@ -69,7 +70,7 @@ fn dir_digest(dir: &Path) -> Result<String, DataError> {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         add(&mut hasher, &name, &bytes);
     }
-    let digest = hex(hasher);
+    let digest = hex(&hasher.finalize());
     hashed.insert(dir.to_path_buf(), (stamps, digest.clone()));
     Ok(digest)
 }
@@ -79,14 +80,6 @@ fn dir_digest(dir: &Path) -> Result<String, DataError> {
 fn add(hasher: &mut Sha256, name: &str, bytes: &[u8]) {
     hasher.update(format!("{name}\n{}\n", bytes.len()).as_bytes());
     hasher.update(bytes);
-}
-
-fn hex(hasher: Sha256) -> String {
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
