@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use sweep_cli::source::Source;
 use sweep_coordinator::store::{self, NewArtifact, Store};
-use sweep_proto::{Backend, Lease, MetricPoint, Registration, SweepId, WorkerId};
+use sweep_proto::{Backend, Completion, Lease, MetricPoint, Registration, SweepId, WorkerId};
 use sweep_report::figures::{self, Figure, Image};
-use sweep_spec::{Summary, TaskParams, planner, weights};
+use sweep_spec::{TaskParams, planner, weights};
 
 struct Results {
     store: Arc<dyn Store>,
@@ -83,11 +83,13 @@ impl Results {
     }
 
     async fn complete(&self, lease: &Lease, values: &[(&str, f64)]) {
-        let summary: Summary = values.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-        self.store
-            .complete(&lease.to_ref(), &summary, &[])
-            .await
-            .unwrap();
+        let completion = Completion {
+            lease: lease.to_ref(),
+            summary: values.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            points: Vec::new(),
+        };
+        let outcome = self.store.complete_many(&[completion]).await.unwrap();
+        outcome.into_iter().for_each(|done| done.unwrap());
     }
 
     async fn figures(&self, sweep: SweepId) -> HashMap<String, Figure> {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sweep_coordinator::Config;
 use sweep_coordinator::store::Capabilities;
 use sweep_proto::client::SweepsClient;
-use sweep_proto::{MetricPoint, SweepId};
+use sweep_proto::{Completion, MetricPoint, SweepId};
 use sweep_spec::{Summary, planner, summary};
 
 const BATCH_SIZES: [u64; 5] = [16, 32, 64, 128, 256];
@@ -101,7 +101,13 @@ async fn run(backend: &str, tasks: usize, points: usize, keep: bool) {
                 .set(summary::TEST_ACC, 0.85 + seed.cos() / 100.0)
                 .set(summary::SENSITIVITY, 1.5)
                 .set(summary::STEPS, 900.0);
-            store.complete(&lease.to_ref(), &values, &[]).await.unwrap();
+            let completion = Completion {
+                lease: lease.to_ref(),
+                summary: values,
+                points: Vec::new(),
+            };
+            let outcome = store.complete_many(&[completion]).await.unwrap().remove(0);
+            outcome.unwrap();
         }
     }
     println!(

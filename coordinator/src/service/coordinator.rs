@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{DownloadStream, RECHECK};
+use super::DownloadStream;
+use super::poll::LongPoll;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -91,11 +92,9 @@ impl CoordinatorService {
         slots: u32,
         wait: Duration,
     ) -> Result<Vec<Lease>, Error> {
-        let deadline = Instant::now() + wait.min(self.config.max_lease_wait);
-        let mut changes = self.store.changes();
-        let mut stopping = self.stopping.clone();
+        let mut poll = self.poll(wait);
         loop {
-            changes.borrow_and_update();
+            poll.seen();
             let started = Instant::now();
             let leases = self
                 .store
@@ -104,16 +103,10 @@ impl CoordinatorService {
             // What a lost try left is back after the first look.
             call.again = false;
             self.metrics.observe_lease(started.elapsed());
-            let now = Instant::now();
-            if !leases.is_empty() || slots == 0 || now >= deadline || *stopping.borrow() {
+            if !leases.is_empty() || slots == 0 || poll.over() {
                 return Ok(leases);
             }
-            let nap = (deadline - now).min(RECHECK);
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = stopping.changed() => {}
-                _ = tokio::time::sleep(nap) => {}
-            }
+            poll.nap().await;
         }
     }
 
@@ -126,22 +119,22 @@ impl CoordinatorService {
         data: &str,
         wait: Duration,
     ) -> Result<Claim, Error> {
-        let deadline = Instant::now() + wait.min(self.config.max_lease_wait);
-        let mut changes = self.store.changes();
-        let mut stopping = self.stopping.clone();
+        let mut poll = self.poll(wait);
         loop {
-            changes.borrow_and_update();
+            poll.seen();
             let claim = self.store.claim_result(lease, data).await?;
-            let now = Instant::now();
-            if !matches!(claim, Claim::Wait { .. }) || now >= deadline || *stopping.borrow() {
+            if !matches!(claim, Claim::Wait { .. }) || poll.over() {
                 return Ok(claim);
             }
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = stopping.changed() => {}
-                _ = tokio::time::sleep((deadline - now).min(RECHECK)) => {}
-            }
+            poll.nap().await;
         }
+    }
+
+    /// A wait of at most `wait` (and the server's most) for the store to
+    /// change.
+    fn poll(&self, wait: Duration) -> LongPoll {
+        let deadline = Instant::now() + wait.min(self.config.max_lease_wait);
+        LongPoll::new(self.store.changes(), self.stopping.clone(), Some(deadline))
     }
 }
 

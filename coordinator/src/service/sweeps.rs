@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{DownloadStream, RECHECK, reads};
+use super::poll::LongPoll;
+use super::{DownloadStream, reads};
 use crate::config::Config;
 use crate::error::Error;
 use crate::store::{Store, TaskOrder};
@@ -65,20 +66,16 @@ async fn follow(
     id: SweepId,
     first: Sweep,
     out: mpsc::Sender<Result<v1::SweepInfo, Status>>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
-    let mut changes = store.changes();
+    let mut poll = LongPoll::new(store.changes(), stopping, None);
     let mut last = first;
     loop {
-        if last.state.is_final() || *stopping.borrow() {
+        if last.state.is_final() || poll.over() {
             return;
         }
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = stopping.changed() => {}
-            _ = tokio::time::sleep(RECHECK) => {}
-        }
-        changes.borrow_and_update();
+        poll.nap().await;
+        poll.seen();
         let sweep = match store.sweep(&id.into()).await {
             Ok(sweep) => sweep,
             Err(err) => {

@@ -1,8 +1,10 @@
-//! The durable state of the coordinator behind four traits, one per job, and
-//! [`Store`], which is all four: [`SweepStore`] (the catalog of submitted
+//! The durable state of the coordinator behind six traits, one per job, and
+//! [`Store`], which is all six: [`SweepStore`] (the catalog of submitted
 //! sweeps), [`WorkerStore`] (registered workers), [`QueueStore`] (leases and
-//! everything a worker reports under one) and [`ResultStore`] (read-only
-//! views for reports, plots and listings). Two backends implement them with
+//! everything a worker reports under one), [`CheckpointStore`] (the newest
+//! checkpoint of each task), [`CacheStore`] (result keys claimed and
+//! forgotten) and [`ResultStore`] (read-only views for reports, plots and
+//! listings). Two backends implement them with
 //! the same SQL ([`sql`]): [`postgres`] for a cluster and [`sqlite`] (a file,
 //! the embedded default) for one machine; they differ only where the
 //! databases do (see [`sql::Dialect`]) and pass the same test suite.
@@ -29,7 +31,7 @@ use sweep_proto::{
     MetricPoint, Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState,
     WorkerId,
 };
-use sweep_spec::{Submission, Summary};
+use sweep_spec::Submission;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -61,13 +63,6 @@ pub trait SweepStore: Send + Sync + 'static {
     /// how many tasks were added. [`Error::Precondition`] for a cancelled
     /// sweep, [`Error::InvalidRequest`] for a spec of another experiment.
     async fn extend_sweep(&self, id: SweepId, new: &Submission) -> Result<u64>;
-
-    /// Forgets the results `which` names (see [`sweep_spec::result_key`]):
-    /// later tasks with their keys train again. Deletes no metric and no
-    /// artifact, so tasks that already point at a result keep it. Answers
-    /// how many results were forgotten; [`Error::NotFound`] for an unknown
-    /// sweep.
-    async fn forget_results(&self, which: Forget) -> Result<u64>;
 
     /// Queues the sweep's failed tasks again with a fresh attempt budget (a
     /// task whose dependencies have not all succeeded goes back to blocked).
@@ -152,48 +147,6 @@ pub trait QueueStore: Send + Sync + 'static {
     /// name from the same attempt. Fenced.
     async fn put_artifact(&self, lease: &LeaseRef, artifact: NewArtifact) -> Result<()>;
 
-    /// Makes `checkpoint` the task's checkpoint, replacing the one before
-    /// (of this attempt or an earlier one) in one transaction, so a
-    /// checkpoint is whole or absent, never half written. Fenced.
-    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()>;
-
-    /// The task's checkpoint, for the attempt holding its lease to resume
-    /// from; [`Error::NotFound`] when it has none. Fenced.
-    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint>;
-
-    /// Records that the lease's attempt resumed from the task's checkpoint,
-    /// taken at `step`: the points its attempt had sent by then (its
-    /// watermarks) become this attempt's too, so the attempt that succeeds
-    /// has the whole series, and the task shows where the attempt started.
-    /// [`Error::Precondition`] when the task's checkpoint is not at `step`
-    /// (a newer one replaced it). Fenced.
-    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()>;
-
-    /// Records that the lease's attempt could not use the task's checkpoint
-    /// and trains from the start: `why` (one line) becomes the attempt's
-    /// error, which it keeps even if it succeeds. The checkpoint stays until
-    /// a newer one replaces it or the task succeeds. Fenced.
-    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()>;
-
-    /// Completes the result key of the cacheable task `lease` names (see
-    /// [`sweep_spec::result_key`]) from its task key, `data` (the digest of
-    /// the data the worker would read), the leasing worker's backend and
-    /// result version, and its dependencies' result keys, then decides:
-    ///
-    /// - [`Claim::Cached`]: a succeeded task with that key still has its
-    ///   results (its metrics and every artifact it stored): this task
-    ///   succeeds at once pointing at them (its summary is the source's; its
-    ///   metrics and artifacts are read from the source), its dependents
-    ///   unblock, and its lease ends.
-    /// - [`Claim::Wait`]: another task with that key is training.
-    /// - [`Claim::Train`]: otherwise; this task becomes the one training the
-    ///   key, and once it succeeds, the result others point at. Also for a
-    ///   task that is not cacheable (submitted with `--no-cache`, or a
-    ///   dependency whose result has no key): it trains and records nothing.
-    ///
-    /// Of two claims of one key at once, exactly one trains. Fenced.
-    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim>;
-
     /// Ends each attempt named in success with its summary, storing its last
     /// metric points first as [`QueueStore::record_metrics`] would, and
     /// deletes its checkpoint, all in one transaction; dependents whose dependencies have now all succeeded
@@ -203,22 +156,6 @@ pub trait QueueStore: Send + Sync + 'static {
     /// call itself fails only when the database does, and then changes
     /// nothing at all.
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>>;
-
-    /// [`QueueStore::complete_many`] for one task.
-    async fn complete(
-        &self,
-        lease: &LeaseRef,
-        summary: &Summary,
-        points: &[MetricPoint],
-    ) -> Result<()> {
-        let completion = Completion {
-            lease: lease.clone(),
-            summary: summary.clone(),
-            points: points.to_vec(),
-        };
-        let outcome = self.complete_many(&[completion]).await?.pop();
-        outcome.unwrap_or_else(|| Err(Error::Corrupt("a completion without an outcome".into())))
-    }
 
     /// Ends the attempt with an error. A retryable error queues the task again
     /// while attempts remain; otherwise the task fails with this error and so
@@ -241,6 +178,66 @@ pub trait QueueStore: Send + Sync + 'static {
     /// process, and for PostgreSQL in any coordinator on the same database).
     /// Long polls wait on it instead of sleeping.
     fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// Checkpoints: the newest of each task, kept for a later attempt to resume
+/// from. Every method is atomic and fenced, as in [`QueueStore`].
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// Makes `checkpoint` the task's checkpoint, replacing the one before
+    /// (of this attempt or an earlier one) in one transaction, so a
+    /// checkpoint is whole or absent, never half written. Fenced.
+    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()>;
+
+    /// The task's checkpoint, for the attempt holding its lease to resume
+    /// from; [`Error::NotFound`] when it has none. Fenced.
+    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint>;
+
+    /// Records that the lease's attempt resumed from the task's checkpoint,
+    /// taken at `step`: the points its attempt had sent by then (its
+    /// watermarks) become this attempt's too, so the attempt that succeeds
+    /// has the whole series, and the task shows where the attempt started.
+    /// [`Error::Precondition`] when the task's checkpoint is not at `step`
+    /// (a newer one replaced it). Fenced.
+    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()>;
+
+    /// Records that the lease's attempt could not use the task's checkpoint
+    /// and trains from the start: `why` (one line) becomes the attempt's
+    /// error, which it keeps even if it succeeds. The checkpoint stays until
+    /// a newer one replaces it or the task succeeds. Fenced.
+    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()>;
+}
+
+/// The result cache: a task's result key claimed before it trains, and
+/// results forgotten on request (see [`sweep_spec::result_key`]). What the
+/// cache holds is a read: [`ResultStore::cache_stats`].
+#[async_trait]
+pub trait CacheStore: Send + Sync + 'static {
+    /// Completes the result key of the cacheable task `lease` names (see
+    /// [`sweep_spec::result_key`]) from its task key, `data` (the digest of
+    /// the data the worker would read), the leasing worker's backend and
+    /// result version, and its dependencies' result keys, then decides:
+    ///
+    /// - [`Claim::Cached`]: a succeeded task with that key still has its
+    ///   results (its metrics and every artifact it stored): this task
+    ///   succeeds at once pointing at them (its summary is the source's; its
+    ///   metrics and artifacts are read from the source), its dependents
+    ///   unblock, and its lease ends.
+    /// - [`Claim::Wait`]: another task with that key is training.
+    /// - [`Claim::Train`]: otherwise; this task becomes the one training the
+    ///   key, and once it succeeds, the result others point at. Also for a
+    ///   task that is not cacheable (submitted with `--no-cache`, or a
+    ///   dependency whose result has no key): it trains and records nothing.
+    ///
+    /// Of two claims of one key at once, exactly one trains. Fenced.
+    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim>;
+
+    /// Forgets the results `which` names (see [`sweep_spec::result_key`]):
+    /// later tasks with their keys train again. Deletes no metric and no
+    /// artifact, so tasks that already point at a result keep it. Answers
+    /// how many results were forgotten; [`Error::NotFound`] for an unknown
+    /// sweep.
+    async fn forget_results(&self, which: Forget) -> Result<u64>;
 }
 
 /// What sweeps produced, read-only: what `sweep report`, `plot` and
@@ -313,9 +310,15 @@ pub trait ResultStore: Send + Sync + 'static {
 }
 
 /// Everything the coordinator keeps.
-pub trait Store: SweepStore + WorkerStore + QueueStore + ResultStore {}
+pub trait Store:
+    SweepStore + WorkerStore + QueueStore + CheckpointStore + CacheStore + ResultStore
+{
+}
 
-impl<T: SweepStore + WorkerStore + QueueStore + ResultStore> Store for T {}
+impl<T> Store for T where
+    T: SweepStore + WorkerStore + QueueStore + CheckpointStore + CacheStore + ResultStore
+{
+}
 
 /// Opens the store a URL names (`postgres://...` or `sqlite://...`, or a plain
 /// file path for SQLite), creating the SQLite file if needed, and applies the

@@ -62,7 +62,7 @@ pub struct NewArtifact {
 }
 
 /// A checkpoint as a worker stores it (see
-/// [`super::QueueStore::put_checkpoint`]).
+/// [`super::CheckpointStore::put_checkpoint`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewCheckpoint {
     /// The optimizer steps taken when it was taken.

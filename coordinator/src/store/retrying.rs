@@ -64,10 +64,6 @@ impl<S: SweepStore> SweepStore for Retrying<S> {
         retry("extend_sweep", || self.0.extend_sweep(id, new)).await
     }
 
-    async fn forget_results(&self, which: Forget) -> Result<u64> {
-        retry("forget_results", || self.0.forget_results(which)).await
-    }
-
     async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
         retry("retry_sweep", || self.0.retry_sweep(id)).await
     }
@@ -128,29 +124,6 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
         .await
     }
 
-    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()> {
-        retry("put_checkpoint", || {
-            self.0.put_checkpoint(lease, checkpoint.clone())
-        })
-        .await
-    }
-
-    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
-        retry("checkpoint", || self.0.checkpoint(lease)).await
-    }
-
-    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()> {
-        retry("resume", || self.0.resume(lease, step)).await
-    }
-
-    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
-        retry("refuse_checkpoint", || self.0.refuse_checkpoint(lease, why)).await
-    }
-
-    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
-        retry("claim_result", || self.0.claim_result(lease, data)).await
-    }
-
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
         retry("complete_many", || self.0.complete_many(completions)).await
     }
@@ -169,6 +142,39 @@ impl<S: QueueStore> QueueStore for Retrying<S> {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.0.changes()
+    }
+}
+
+#[async_trait]
+impl<S: CheckpointStore> CheckpointStore for Retrying<S> {
+    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()> {
+        retry("put_checkpoint", || {
+            self.0.put_checkpoint(lease, checkpoint.clone())
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
+        retry("checkpoint", || self.0.checkpoint(lease)).await
+    }
+
+    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()> {
+        retry("resume", || self.0.resume(lease, step)).await
+    }
+
+    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
+        retry("refuse_checkpoint", || self.0.refuse_checkpoint(lease, why)).await
+    }
+}
+
+#[async_trait]
+impl<S: CacheStore> CacheStore for Retrying<S> {
+    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
+        retry("claim_result", || self.0.claim_result(lease, data)).await
+    }
+
+    async fn forget_results(&self, which: Forget) -> Result<u64> {
+        retry("forget_results", || self.0.forget_results(which)).await
     }
 }
 

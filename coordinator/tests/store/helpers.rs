@@ -5,7 +5,7 @@ use std::time::Duration;
 use sweep_coordinator::error::Error;
 use sweep_coordinator::store::*;
 use sweep_proto::WorkerId;
-use sweep_proto::{Lease, MetricPoint, SweepId};
+use sweep_proto::{Completion, Lease, LeaseRef, MetricPoint, SweepId};
 use sweep_spec::Summary;
 use sweep_spec::planner::{self};
 
@@ -96,4 +96,34 @@ train = {{ lr = 1e-3, epochs = 1 }}
 batch_size = [64, 1024]
 "#
     )
+}
+
+/// [`QueueStore::complete_many`] for one task, as the tests use it.
+#[async_trait::async_trait]
+pub(crate) trait CompleteOne {
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        summary: &Summary,
+        points: &[MetricPoint],
+    ) -> Result<(), Error>;
+}
+
+#[async_trait::async_trait]
+impl<S: QueueStore + ?Sized> CompleteOne for S {
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        summary: &Summary,
+        points: &[MetricPoint],
+    ) -> Result<(), Error> {
+        let completion = Completion {
+            lease: lease.clone(),
+            summary: summary.clone(),
+            points: points.to_vec(),
+        };
+        let mut outcomes = self.complete_many(&[completion]).await?;
+        assert_eq!(outcomes.len(), 1, "one outcome per completion");
+        outcomes.remove(0)
+    }
 }

@@ -1,14 +1,14 @@
 //! The result cache over SQL: completing a task's result key where it is
 //! about to train, and deciding whether it trains, waits for the task
 //! training the same key, or succeeds at once pointing at an earlier
-//! task's results ([`QueueStore::claim_result`]).
+//! task's results ([`CacheStore::claim_result`]).
 //!
 //! `results` holds one row per key, naming the task that trains or trained
 //! it. Its primary key is what makes two claims of one key at once agree:
 //! only one can insert the row, and a takeover from a holder that stopped
 //! training is a compare-and-set on it.
 //!
-//! [`QueueStore::claim_result`]: crate::store::QueueStore::claim_result
+//! [`CacheStore::claim_result`]: crate::store::CacheStore::claim_result
 
 use sqlx::{Any, Row, Transaction};
 use sweep_proto::{CacheStats, Claim, Device, Forget, LeaseRef, TaskId, TaskState};
@@ -16,10 +16,22 @@ use sweep_spec::result_key::{KeyParts, result_key};
 
 use super::{SqlStore, parse_state};
 use crate::error::{Error, Result};
+use crate::store::CacheStore;
 
 /// A claim finds the key's row changed under it at most this often before
 /// it gives up (each time, another claim of the key committed first).
 const TRIES: usize = 8;
+
+#[async_trait::async_trait]
+impl CacheStore for SqlStore {
+    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
+        self.claim_key(lease, data).await
+    }
+
+    async fn forget_results(&self, which: Forget) -> Result<u64> {
+        self.forget(which).await
+    }
+}
 
 /// The task a key's row names, as it is now.
 struct Holder {
@@ -39,7 +51,7 @@ fn device_kind(devices: &str) -> &'static str {
 }
 
 impl SqlStore {
-    /// [`QueueStore::claim_result`](crate::store::QueueStore::claim_result).
+    /// [`CacheStore::claim_result`](crate::store::CacheStore::claim_result).
     pub(super) async fn claim_key(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
         let mut tx = self.pool.begin().await?;
         self.fence(&mut tx, lease).await?;
@@ -266,7 +278,7 @@ impl SqlStore {
         })
     }
 
-    /// [`SweepStore::forget_results`](crate::store::SweepStore::forget_results).
+    /// [`CacheStore::forget_results`](crate::store::CacheStore::forget_results).
     pub(super) async fn forget(&self, which: Forget) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let (filter, value) = match which {

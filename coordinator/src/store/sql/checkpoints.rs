@@ -9,10 +9,29 @@ use sweep_proto::{LeaseRef, TaskId};
 
 use super::SqlStore;
 use crate::error::{Error, Result};
-use crate::store::{NewCheckpoint, StoredCheckpoint};
+use crate::store::{CheckpointStore, NewCheckpoint, StoredCheckpoint};
+
+#[async_trait::async_trait]
+impl CheckpointStore for SqlStore {
+    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()> {
+        self.store_checkpoint(lease, checkpoint).await
+    }
+
+    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
+        self.read_checkpoint(lease).await
+    }
+
+    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()> {
+        self.resume_from(lease, step).await
+    }
+
+    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
+        self.note_refusal(lease, why).await
+    }
+}
 
 impl SqlStore {
-    /// [`QueueStore::put_checkpoint`](crate::store::QueueStore::put_checkpoint).
+    /// [`CheckpointStore::put_checkpoint`](crate::store::CheckpointStore::put_checkpoint).
     pub(super) async fn store_checkpoint(
         &self,
         lease: &LeaseRef,
@@ -64,7 +83,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// [`QueueStore::checkpoint`](crate::store::QueueStore::checkpoint).
+    /// [`CheckpointStore::checkpoint`](crate::store::CheckpointStore::checkpoint).
     pub(super) async fn read_checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
         let mut tx = self.pool.begin().await?;
         self.fence(&mut tx, lease).await?;
@@ -81,7 +100,7 @@ impl SqlStore {
         })
     }
 
-    /// [`QueueStore::refuse_checkpoint`](crate::store::QueueStore::refuse_checkpoint).
+    /// [`CheckpointStore::refuse_checkpoint`](crate::store::CheckpointStore::refuse_checkpoint).
     pub(super) async fn note_refusal(&self, lease: &LeaseRef, why: &str) -> Result<()> {
         let line = why.lines().next().unwrap_or_default();
         let mut tx = self.pool.begin().await?;
@@ -97,7 +116,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// [`QueueStore::resume`](crate::store::QueueStore::resume).
+    /// [`CheckpointStore::resume`](crate::store::CheckpointStore::resume).
     pub(super) async fn resume_from(&self, lease: &LeaseRef, step: u64) -> Result<()> {
         let task = lease.task_id;
         let mut tx = self.pool.begin().await?;

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use sweep_proto::TaskState;
 use sweep_proto::{
-    Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId,
+    Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint, SweepId, TaskId,
 };
 use sweep_proto::{Verdict, WorkerId};
 use tokio::sync::watch;
@@ -17,9 +17,7 @@ use super::attempt::{AttemptEnd, Fenced};
 use super::points::finite;
 use super::{SqlStore, millis, params_from_row};
 use crate::error::Result;
-use crate::store::{
-    Capabilities, NewArtifact, NewCheckpoint, Outcome, QueueStore, ReapOutcome, StoredCheckpoint,
-};
+use crate::store::{Capabilities, NewArtifact, Outcome, QueueStore, ReapOutcome};
 
 #[async_trait]
 impl QueueStore for SqlStore {
@@ -118,26 +116,6 @@ impl QueueStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn put_checkpoint(&self, lease: &LeaseRef, checkpoint: NewCheckpoint) -> Result<()> {
-        self.store_checkpoint(lease, checkpoint).await
-    }
-
-    async fn checkpoint(&self, lease: &LeaseRef) -> Result<StoredCheckpoint> {
-        self.read_checkpoint(lease).await
-    }
-
-    async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<()> {
-        self.resume_from(lease, step).await
-    }
-
-    async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<()> {
-        self.note_refusal(lease, why).await
-    }
-
-    async fn claim_result(&self, lease: &LeaseRef, data: &str) -> Result<Claim> {
-        self.claim_key(lease, data).await
     }
 
     async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use sweep_proto::{CancelOutcome, Forget, Sweep, SweepId, TaskId, TaskState};
+use sweep_proto::{CancelOutcome, Sweep, SweepId, TaskId, TaskState};
 use sweep_spec::Submission;
 use sweep_spec::planner::spec_key;
 
@@ -253,10 +253,6 @@ impl SweepStore for SqlStore {
             cancelled,
             signalled,
         })
-    }
-
-    async fn forget_results(&self, which: Forget) -> Result<u64> {
-        self.forget(which).await
     }
 
     async fn extend_sweep(&self, id: SweepId, new: &Submission) -> Result<u64> {
