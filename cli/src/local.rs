@@ -33,7 +33,7 @@ pub struct Interrupted(pub SweepId);
 
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let spec_toml = read_spec(&args.spec)?;
-    args.device.open().map_err(anyhow::Error::msg)?;
+    args.device.open()?;
     // Planned here, once: a bad spec fails before any file is created.
     let mut submission = planner::submission(&spec_toml)
         .map_err(|err| anyhow::anyhow!("{}: {err}", args.spec.display()))?;

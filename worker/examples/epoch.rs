@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let device = args.device.open().map_err(anyhow::Error::msg)?;
+    let device = args.device.open()?;
     println!(
         "device {} (backend {}), {} threads",
         args.device,

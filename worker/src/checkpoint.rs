@@ -67,6 +67,8 @@ pub enum CheckpointError {
     Missing(String),
     #[error("the checkpoint's optimizer state is unreadable: {0}")]
     Optimizer(String),
+    #[error("the optimizer's state cannot be written: {0}")]
+    Unwritable(String),
 }
 
 /// What the header says; the numbers and bytes follow it.

@@ -6,6 +6,20 @@ use std::str::FromStr;
 use burn::tensor::Device;
 use sweep_proto::{Backend, DeviceKind};
 
+/// Why a device cannot be used, with the device's name.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("device {0:?}: expected cpu, cuda or cuda:N")]
+    Name(String),
+    #[error("device {device}: {why}")]
+    NotBuiltIn {
+        device: DeviceChoice,
+        why: &'static str,
+    },
+    #[error("device {device} is not usable: {why}")]
+    Unusable { device: DeviceChoice, why: String },
+}
+
 /// Where a worker trains: `cpu` or `cuda[:N]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -14,9 +28,9 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = String;
+    type Err = DeviceError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, DeviceError> {
         match text {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(0)),
@@ -24,7 +38,7 @@ impl FromStr for DeviceChoice {
                 .strip_prefix("cuda:")
                 .and_then(|index| index.parse().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| format!("device {other:?}: expected cpu, cuda or cuda:N")),
+                .ok_or_else(|| DeviceError::Name(other.to_string())),
         }
     }
 }
@@ -58,7 +72,7 @@ impl DeviceChoice {
     /// The burn device (without autodiff; training adds it). CPU work goes to
     /// flex when it is built in, CUDA to LibTorch (the `tch` feature).
     #[allow(deprecated)] // burn-tch is marked deprecated upstream; it is our CUDA path.
-    pub fn device(self) -> Result<Device, String> {
+    pub fn device(self) -> Result<Device, DeviceError> {
         match self {
             #[cfg(feature = "flex")]
             Self::Cpu => Ok(Device::flex()),
@@ -67,14 +81,16 @@ impl DeviceChoice {
             #[cfg(feature = "tch")]
             Self::Cuda(index) => Ok(Device::libtorch_cuda(index)),
             #[cfg(not(feature = "tch"))]
-            Self::Cuda(_) => Err(format!(
-                "device {self}: this worker was built without CUDA support; \
-                 rebuild it with `--features tch` (LibTorch) to train on a GPU"
-            )),
+            Self::Cuda(_) => Err(DeviceError::NotBuiltIn {
+                device: self,
+                why: "this worker was built without CUDA support; \
+                      rebuild it with `--features tch` (LibTorch) to train on a GPU",
+            }),
             #[allow(unreachable_patterns)]
-            _ => Err(format!(
-                "device {self}: this worker was built with no backend for it"
-            )),
+            _ => Err(DeviceError::NotBuiltIn {
+                device: self,
+                why: "this worker was built with no backend for it",
+            }),
         }
     }
 }
@@ -83,7 +99,7 @@ impl DeviceChoice {
     /// The device, checked by computing on it once, so that a worker asked
     /// for a GPU it cannot use says so at start instead of failing every
     /// task (LibTorch panics on an unusable CUDA device).
-    pub fn open(self) -> Result<Device, String> {
+    pub fn open(self) -> Result<Device, DeviceError> {
         let device = self.device()?;
         let probe = std::panic::catch_unwind(|| {
             let one = burn::tensor::Tensor::<1>::from_data(
@@ -92,15 +108,13 @@ impl DeviceChoice {
             );
             (one.clone() + one).into_data().try_to_vec::<f32>()
         });
-        match probe {
-            Ok(Ok(values)) if values == [2.0] => Ok(device),
-            Ok(Ok(values)) => Err(format!("device {self}: 1 + 1 gave {values:?}")),
-            Ok(Err(err)) => Err(format!("device {self}: cannot read a result back: {err:?}")),
-            Err(panic) => Err(format!(
-                "device {self} is not usable: {}",
-                crate::error::panic_message(panic.as_ref())
-            )),
-        }
+        let why = match probe {
+            Ok(Ok(values)) if values == [2.0] => return Ok(device),
+            Ok(Ok(values)) => format!("1 + 1 gave {values:?}"),
+            Ok(Err(err)) => format!("cannot read a result back: {err:?}"),
+            Err(panic) => crate::error::panic_message(panic.as_ref()),
+        };
+        Err(DeviceError::Unusable { device: self, why })
     }
 }
 
@@ -192,10 +206,12 @@ mod tests {
 
     #[test]
     fn device_names_parse_and_print() {
-        assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
-        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
-        assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
-        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("gpu"));
+        let parse = |text: &str| text.parse::<DeviceChoice>().ok();
+        assert_eq!(parse("cpu"), Some(DeviceChoice::Cpu));
+        assert_eq!(parse("cuda"), Some(DeviceChoice::Cuda(0)));
+        assert_eq!(parse("cuda:3"), Some(DeviceChoice::Cuda(3)));
+        let err = "gpu".parse::<DeviceChoice>().unwrap_err().to_string();
+        assert_eq!(err, "device \"gpu\": expected cpu, cuda or cuda:N");
         assert_eq!(DeviceChoice::Cuda(1).to_string(), "cuda:1");
     }
 
@@ -223,7 +239,7 @@ mod tests {
     #[cfg(not(feature = "tch"))]
     #[test]
     fn cuda_without_tch_says_how_to_get_it() {
-        let err = DeviceChoice::Cuda(0).device().unwrap_err();
+        let err = DeviceChoice::Cuda(0).device().unwrap_err().to_string();
         assert!(err.contains("--features tch"), "{err}");
     }
 }

@@ -13,7 +13,7 @@ use sweep_proto::{Device, Leased, Outcomes, Registration, WireError};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::completer::{Answer, Completer, Outbox, answer, lost};
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, DeviceError};
 use crate::experiments::RESULT_VERSION;
 use crate::memory;
 use crate::session::{Session, StopReason};
@@ -56,6 +56,8 @@ pub struct Config {
 pub enum WorkerError {
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("cannot register with the coordinator: {0}")]
     Register(String),
 }
@@ -73,7 +75,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stopped, WorkerError> {
-    let device = config.device.open().map_err(WorkerError::Config)?;
+    let device = config.device.open()?;
     let credentials = Credentials {
         token: config.token.clone(),
         ca: config.ca.clone(),

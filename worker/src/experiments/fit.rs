@@ -198,7 +198,11 @@ impl Fitted {
 }
 
 /// The MSE phase's state: the burn model and optimizer, and the run so far.
-fn mse_state(model: &Net, optim: &ModuleOptimizer, so_far: &Fitted) -> Result<Checkpoint, String> {
+fn mse_state(
+    model: &Net,
+    optim: &ModuleOptimizer,
+    so_far: &Fitted,
+) -> Result<Checkpoint, CheckpointError> {
     let mut checkpoint = burn_state(model, optim)?;
     so_far.save(&mut checkpoint);
     Ok(checkpoint)

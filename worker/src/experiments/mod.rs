@@ -144,7 +144,7 @@ impl Context<'_> {
         &self,
         params: &TaskParams,
         position: Position,
-        take: impl FnOnce() -> Result<Checkpoint, String>,
+        take: impl FnOnce() -> Result<Checkpoint, CheckpointError>,
     ) {
         if position.step == 0 || !self.checkpoints.due() {
             return;
@@ -160,7 +160,7 @@ impl Context<'_> {
         &self,
         params: &TaskParams,
         position: Position,
-        take: impl FnOnce() -> Result<Checkpoint, String>,
+        take: impl FnOnce() -> Result<Checkpoint, CheckpointError>,
     ) {
         if !params.keep_checkpoint {
             return;
@@ -176,7 +176,7 @@ impl Context<'_> {
 fn stamped(
     params: &TaskParams,
     position: Position,
-    take: impl FnOnce() -> Result<Checkpoint, String>,
+    take: impl FnOnce() -> Result<Checkpoint, CheckpointError>,
 ) -> Option<Checkpoint> {
     match take() {
         Ok(checkpoint) => Some(Checkpoint {
@@ -224,8 +224,12 @@ pub(crate) fn burn_start(
 }
 
 /// A burn model and optimizer's part of a checkpoint.
-pub(crate) fn burn_state(model: &Net, optim: &ModuleOptimizer) -> Result<Checkpoint, String> {
-    let optimizer = optim.into_bytes().map_err(|err| err.to_string())?;
+pub(crate) fn burn_state(
+    model: &Net,
+    optim: &ModuleOptimizer,
+) -> Result<Checkpoint, CheckpointError> {
+    let optimizer =
+        (optim.into_bytes()).map_err(|err| CheckpointError::Unwritable(err.to_string()))?;
     Ok(Checkpoint {
         weights: model.flat(),
         optimizer: optimizer.to_vec(),
