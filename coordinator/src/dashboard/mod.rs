@@ -27,6 +27,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use sweep_proto::{ErrorKind, WireError};
 use tokio::sync::watch;
 
 use crate::error::Error;
@@ -113,14 +114,15 @@ pub enum PageError {
     Failed(String),
 }
 
+/// By `error.rs`'s policy, as for a gRPC client: a database's own text
+/// goes to the log, never to the page.
 impl From<Error> for PageError {
     fn from(err: Error) -> Self {
-        match err {
-            Error::NotFound { .. } => Self::NotFound(err.to_string()),
-            Error::InvalidRequest(_) | Error::Spec(_) | Error::Precondition(_) => {
-                Self::BadRequest(err.to_string())
-            }
-            other => Self::Failed(other.to_string()),
+        let WireError { kind, message } = WireError::from(err);
+        match kind {
+            ErrorKind::NotFound => Self::NotFound(message),
+            ErrorKind::InvalidArgument | ErrorKind::FailedPrecondition => Self::BadRequest(message),
+            _ => Self::Failed(message),
         }
     }
 }
@@ -154,5 +156,27 @@ impl IntoResponse for PageError {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => status.into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page showed the database's own error text, which can hold a
+    /// row's contents or the server's address.
+    #[test]
+    fn a_database_failure_shows_no_database_text() {
+        let err = Error::Corrupt("tasks row 7: params {\"secret\": 1}".into());
+        let PageError::Failed(message) = PageError::from(err) else {
+            panic!("a corrupt row is a failure");
+        };
+        assert!(!message.contains("secret"), "{message}");
+        assert!(message.contains("its log has the details"), "{message}");
+        let missing = PageError::from(Error::not_found("task", 7));
+        assert!(
+            matches!(&missing, PageError::NotFound(m) if m.contains("task 7")),
+            "{missing:?}"
+        );
     }
 }
