@@ -128,8 +128,9 @@ fn assert_draws(figure: &Figure, svg: &str) {
         figure.file
     );
     for series in &figure.series {
+        // One series has no legend: the title and the axes name it.
         assert!(
-            svg.contains(&series.name),
+            figure.series.len() == 1 || svg.contains(&series.name),
             "{}: no legend for {}",
             figure.file,
             series.name
