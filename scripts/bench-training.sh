@@ -6,9 +6,9 @@
 #     scripts/torch_epoch.py, medians of 3;
 #  2. whole quick sweeps: `sweep run` (embedded coordinator, one local worker
 #     per core) against scripts/torch_sweep.py (the same tasks one after the
-#     other in a plain PyTorch loop), wall time of each command, medians of 3
-#     interleaved rounds.
-# Needs the PyTorch venv (scripts/torch-venv.sh installs it once). About 8
+#     other in a plain PyTorch loop), every quick spec, wall time of each
+#     command, medians of 3 interleaved rounds.
+# Needs the PyTorch venv (scripts/torch-venv.sh installs it once). About 15
 # minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,9 +70,7 @@ done
   echo "| spec | tasks | sweep run | PyTorch loop (its training alone) | PyTorch / sweep |"
   echo "|---|---|---|---|---|"
 } >>"$out"
-# The specs whose every task the PyTorch loop implements (see torch_sweep.py).
-for quick in 1.1-deep-vs-shallow-fit 1.2-deep-vs-shallow-mnist 1.3-cnn-mnist \
-  2.1-optimization-path 3.1-random-labels 3.2-params-vs-generalization; do
+for quick in $(ls sweeps/quick | sed 's/\.toml$//'); do
   spec=sweeps/quick/$quick.toml
   echo "== sweep $quick" >&2
   tasks=$("$epoch" "$spec" --tasks | wc -l)

@@ -5,10 +5,11 @@ for it (same models, data, optimizer, batches, recorded metrics and per-epoch
 evaluation), and prints the time of each task and of the whole loop.
 
 The tasks come from the worker's own planner (`epoch SPEC --tasks` prints one
-JSON line per task), so both sides train exactly the same list. Supported:
-`fit` without a gradient-norm phase (1.1) and `classify` without the
-sensitivity measure (1.2, 1.3, 2.1, 3.1, 3.2); any other task is reported as
-skipped, and a spec with skipped tasks is not a fair comparison.
+JSON line per task), so both sides train exactly the same list. Every kind is
+implemented: `fit` with its gradient-norm phase (1.1, 2.2), `hessian` (2.3:
+the exact f64 Hessian at the flattest step, by double backward, and its
+eigenvalues), `classify` with the sensitivity measure and kept weights (1.2,
+1.3, 2.1, 3.1, 3.2, 3.4) and `interpolate` between two kept models (3.3).
 
     python3 scripts/torch_sweep.py sweeps/quick/1.3-cnn-mnist.toml
 """
@@ -37,23 +38,62 @@ def initialise(model):
     return model
 
 
-def optimizer(params, model):
-    chosen = params["optimizer"]
+def flat_optimizer(chosen, lr, tensors):
     if chosen["name"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params["lr"], eps=chosen["epsilon"])
-    return torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=chosen["momentum"])
+        return torch.optim.Adam(tensors, lr=lr, eps=chosen["epsilon"])
+    return torch.optim.SGD(tensors, lr=lr, momentum=chosen["momentum"])
 
 
-def unsupported(params):
-    kind = params["experiment"]
-    if kind == "fit" and not params["fit"].get("grad_norm_phase"):
-        return None
-    if kind == "classify" and not params["classify"]["sensitivity"]:
-        return None
-    return f"{kind} with extras this loop does not implement"
+def optimizer(params, model):
+    return flat_optimizer(params["optimizer"], params["lr"], model.parameters())
+
+
+def flat(model):
+    """An MLP's weights as one f64 vector, layer by layer (weight, bias)."""
+    return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
+
+
+def mlp64(theta, model, x):
+    """The MLP `model` evaluated with the flat weights `theta`, in f64."""
+    offset, layers = 0, [m for m in model if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(layers):
+        out, into = layer.weight.shape
+        weight = theta[offset : offset + out * into].reshape(out, into)
+        bias = theta[offset + out * into : offset + out * into + out]
+        offset += out * into + out
+        x = x @ weight.T + bias
+        if i + 1 < len(layers):
+            x = torch.relu(x)
+    return x
+
+
+def fit_loss(theta, model, x, y):
+    return ((mlp64(theta, model, x) - y) ** 2).mean()
+
+
+def grad_norm_phase(phase, model, theta, data, record_every, flattest):
+    """The worker's second phase (2.2): minimise scale·‖∇L‖ (or ‖∇L‖²) in
+    f64; the gradient of that is a Hessian-vector product (double backward)."""
+    theta = theta.clone().requires_grad_(True)
+    optim = flat_optimizer(phase["optimizer"], phase["lr"], [theta])
+    for step in range(1, phase["steps"] + 1):
+        optim.zero_grad(set_to_none=True)
+        loss = fit_loss(theta, model, *data)
+        (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
+        norm = grad.norm()
+        if norm.item() < flattest[0]:
+            flattest = (norm.item(), theta.detach().clone(), loss.item())
+        if step % record_every == 0:
+            loss.item()
+        objective = norm if phase["objective"] == "norm" else norm**2
+        (phase["scale"] * objective).backward()
+        optim.step()
+    return theta.detach(), flattest
 
 
 def fit(params, _data):
+    """1.1's MSE training in f32, then 2.2's gradient-norm phase if asked;
+    returns the summary and the flattest point (norm, f64 weights, loss)."""
     spec = params["fit"]
     x = torch.linspace(spec["x_min"], spec["x_max"], max(spec["points"], 2)).unsqueeze(1)
     y = 2 * x * torch.cos(x) + 2
@@ -68,11 +108,33 @@ def fit(params, _data):
         # weights of the flattest point (2.2, 2.3 start from them).
         norm = torch.sqrt(sum((p.grad**2).sum() for p in model.parameters())).item()
         if norm < flattest:
-            flattest, _kept = norm, [p.detach().clone() for p in model.parameters()]
+            flattest, kept = norm, flat(model)
         if step % spec["record_every"] == 0 or step == spec["steps"]:
             last = loss.item()
         optim.step()
-    return {"loss": last}
+    data = (x.double(), y.double())
+    # As the worker, the flattest point measured again in f64.
+    kept = kept.requires_grad_(True)
+    loss = fit_loss(kept, model, *data)
+    (grad,) = torch.autograd.grad(loss, kept)
+    best = (grad.norm().item(), kept.detach(), loss.item())
+    phase = spec.get("grad_norm_phase")
+    if phase:
+        theta, best = grad_norm_phase(phase, model, flat(model), data, spec["record_every"], best)
+        last = fit_loss(theta, model, *data).item()
+    return {"loss": last, "min_grad_norm": best[0]}, (model, data, best)
+
+
+def hessian(params, _data):
+    """2.3: the fit, then the exact f64 Hessian at its flattest point and
+    the share of its eigenvalues above zero and about ±abs_tol."""
+    result, (model, data, (_, theta, _)) = fit(params, None)
+    matrix = torch.autograd.functional.hessian(lambda t: fit_loss(t, model, *data), theta)
+    values = torch.linalg.eigvalsh((matrix + matrix.T) / 2)
+    tol = params["hessian"]["abs_tol"]
+    result["minimal_ratio"] = (values > 0).double().mean().item()
+    result["zero_fraction"] = (values.abs() <= tol).double().mean().item()
+    return result
 
 
 def dataset(name, data_dir, cache):
@@ -87,13 +149,29 @@ def dataset(name, data_dir, cache):
     return cache[name]
 
 
+def sensitivity(model, loss_fn, x, y, chunk=1000):
+    """3.4's ‖∂L/∂X‖_F of the mean test loss, as the worker measures it:
+    each example's own loss gradient with respect to its input."""
+    squares = 0.0
+    for i in range(0, len(x), chunk):
+        inputs = x[i : i + chunk].clone().requires_grad_(True)
+        summed = loss_fn(model(inputs), y[i : i + chunk]) * len(inputs)
+        (grad,) = torch.autograd.grad(summed, inputs)
+        squares += (grad.double() ** 2).sum().item()
+    return squares**0.5 / len(x)
+
+
+def subsets(data, train_subset, test_subset):
+    (train_x, train_y), (test_x, test_y) = data
+    n_train = train_subset or len(train_x)
+    n_test = test_subset or len(test_x)
+    return (train_x[:n_train], train_y[:n_train]), (test_x[:n_test], test_y[:n_test])
+
+
 def classify(params, data):
     spec = params["classify"]
-    (train_x, train_y), (test_x, test_y) = data
-    n_train = spec.get("train_subset") or len(train_x)
-    n_test = spec.get("test_subset") or len(test_x)
-    train_x, train_y = train_x[:n_train], train_y[:n_train]
-    test_x, test_y = test_x[:n_test], test_y[:n_test]
+    (train_x, train_y), (test_x, test_y) = subsets(
+        data, spec.get("train_subset"), spec.get("test_subset"))
     generator = torch.Generator().manual_seed(params["seed"])
     if spec["shuffle_labels"]:
         train_y = train_y[torch.randperm(len(train_y), generator=generator)]
@@ -118,7 +196,29 @@ def classify(params, data):
             _snapshot = [p.detach().clone() for p in model.parameters()]
         result["train_loss"], _ = evaluate(model, loss_fn, train_x, train_y)
         result["test_loss"], result["test_acc"] = evaluate(model, loss_fn, test_x, test_y)
-    return result
+    if spec["sensitivity"]:
+        result["sensitivity"] = sensitivity(model, loss_fn, test_x, test_y)
+    return result, (flat(model) if spec["save_weights"] else None)
+
+
+@torch.no_grad()
+def interpolate(params, data, ends):
+    """3.3: loss and accuracy of θ(α) = (1-α)·θ₁ + α·θ₂ on both splits."""
+    spec = params["interpolate"]
+    (train_x, train_y), (test_x, test_y) = subsets(
+        data, spec.get("train_subset"), spec.get("test_subset"))
+    model, loss_fn = build(params["model"]), nn.CrossEntropyLoss()
+    count = int((spec["alpha_to"] - spec["alpha_from"]) / spec["alpha_step"] + 1e-9) + 1
+    highest = float("-inf")
+    for i in range(count):
+        alpha = spec["alpha_from"] + i * spec["alpha_step"]
+        blend = ((1 - alpha) * ends[0] + alpha * ends[1]).float()
+        torch.nn.utils.vector_to_parameters(blend, model.parameters())
+        train_loss, _ = evaluate(model, loss_fn, train_x, train_y)
+        evaluate(model, loss_fn, test_x, test_y)
+        if 0 < alpha < 1:
+            highest = max(highest, train_loss)
+    return {"points": count, "highest_train_loss_between": highest}
 
 
 def main():
@@ -132,24 +232,25 @@ def main():
     listed = subprocess.run([args.epoch, args.spec, "--tasks"], check=True,
                             capture_output=True, text=True).stdout
     tasks = [json.loads(line) for line in listed.splitlines() if line.strip()]
-    cache, skipped = {}, 0
-    for params in tasks:
-        reason = unsupported(params)
-        if reason:
-            skipped += 1
-            print(f"{params['model_name']:<10} skipped: {reason}")
-            continue
+    cache, kept = {}, {}
+    for index, params in enumerate(tasks):
         task_started = time.perf_counter()
-        if params["experiment"] == "fit":
-            result = fit(params, None)
+        kind = params["experiment"]
+        if kind == "fit":
+            result, _ = fit(params, None)
+        elif kind == "hessian":
+            result = hessian(params, None)
+        elif kind == "classify":
+            data = dataset(params["dataset"], args.data_dir, cache)
+            result, kept[index] = classify(params, data)
         else:
-            result = classify(params, dataset(params["dataset"], args.data_dir, cache))
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in result.items())
+            data = dataset(params["dataset"], args.data_dir, cache)
+            result = interpolate(params, data, [kept[i] for i in params["depends_on"]])
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in result.items())
         print(f"{params['model_name']:<10} params {params['param_count']:>9} "
               f"seed {params['seed']:>3}  {time.perf_counter() - task_started:8.2f} s  {shown}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads: "
-          f"{len(tasks) - skipped} tasks in {time.perf_counter() - started:.1f} s, "
-          f"{skipped} skipped")
+          f"{len(tasks)} tasks in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":

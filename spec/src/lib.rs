@@ -12,6 +12,8 @@
 //!   artifacts.
 //! - [`summary`]: a task's final numbers ([`Summary`]) and their names;
 //!   [`metric`]: the names of what a task records while it trains.
+//! - [`identity`]: what a task trains, in one canonical text ([`Identity`]),
+//!   which every "same task" key derives from.
 //! - [`result_key`]: what decides a task's result, as one key, so that a
 //!   task another already trained need not train again.
 //! - [`duration`]: durations as people write them (`"10m"`).
@@ -22,6 +24,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod identity;
 pub mod metric;
 pub mod params;
 pub mod planner;
@@ -34,6 +37,7 @@ mod text_enum;
 pub mod weights;
 
 pub use error::SpecError;
+pub use identity::Identity;
 pub use params::{Experiment, ExperimentKind, Requirement, TaskParams};
 pub use planner::{Plan, PlannedTask, Submission};
 pub use shape::ModelShape;

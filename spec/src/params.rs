@@ -152,18 +152,6 @@ impl TaskParams {
     pub fn kind(&self) -> ExperimentKind {
         self.experiment.kind()
     }
-
-    /// What the task's seeds repeat: its parameters with the seeds left out.
-    /// Tasks with the same key are repetitions of one swept setting, which
-    /// reports aggregate over.
-    pub fn setting_key(&self) -> String {
-        let unseeded = Self {
-            seed: 0,
-            init_seed: 0,
-            ..self.clone()
-        };
-        serde_json::to_string(&unseeded).expect("task parameters serialize")
-    }
 }
 
 /// The 1-D regression target.
@@ -338,21 +326,5 @@ mod tests {
         json["experiment"] = "fit".into();
         let err = serde_json::from_value::<TaskParams>(json).unwrap_err();
         assert!(err.to_string().contains("missing field `fit`"), "{err}");
-    }
-
-    #[test]
-    fn the_setting_key_ignores_only_the_seeds() {
-        let params = classify_params();
-        let reseeded = TaskParams {
-            seed: 9,
-            init_seed: 11,
-            ..params.clone()
-        };
-        assert_eq!(params.setting_key(), reseeded.setting_key());
-        let larger_batch = TaskParams {
-            batch_size: Some(128),
-            ..params.clone()
-        };
-        assert_ne!(params.setting_key(), larger_batch.setting_key());
     }
 }

@@ -16,7 +16,7 @@ use crate::params::TaskParams;
 
 /// The layout of the hashed text; changing what goes into a key changes
 /// this, so keys of different layouts never meet.
-const LAYOUT: &str = "sweep-result-key/1";
+const LAYOUT: &str = "sweep-result-key/2";
 
 /// SHA-256 of `bytes`, as lowercase hex.
 pub fn hex_digest(bytes: &[u8]) -> String {
@@ -30,20 +30,9 @@ pub fn hex(digest: &[u8]) -> String {
 }
 
 impl TaskParams {
-    /// The hash of what the task trains: its parameters without the ones
-    /// that only say how it runs (`checkpoint_every_ms`: a task resumed from
-    /// a checkpoint ends bit for bit as one that was not). `keep_checkpoint`
-    /// stays in, because it decides which artifacts the result has.
+    /// The hash of what the task trains: its [`Identity`](crate::Identity).
     pub fn task_key(&self) -> String {
-        let trained = Self {
-            checkpoint_every_ms: None,
-            ..self.clone()
-        };
-        hex_digest(
-            serde_json::to_string(&trained)
-                .expect("task parameters serialize")
-                .as_bytes(),
-        )
+        self.identity().digest()
     }
 }
 

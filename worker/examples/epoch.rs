@@ -38,7 +38,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Print each task's parameters as one JSON line instead of training
-    /// (what `scripts/torch_sweep.py` trains with PyTorch).
+    /// (what `scripts/torch_sweep.py` trains with PyTorch); a dependent
+    /// task's line adds `depends_on`, the lines (from 0) it needs.
     #[arg(long)]
     tasks: bool,
     /// The ops CNN layers run on flex (see the worker's --kernels).
@@ -65,13 +66,17 @@ fn main() -> anyhow::Result<()> {
     let spec = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("cannot read {}", args.spec.display()))?;
     let plan = planner::submission(&spec)?.plan;
-    let independent = plan.tasks.iter().filter(|t| t.depends_on.is_empty());
     if args.tasks {
-        for task in independent {
-            println!("{}", serde_json::to_string(&task.params)?);
+        for task in &plan.tasks {
+            let mut line = serde_json::to_value(&task.params)?;
+            if let (false, Some(fields)) = (task.depends_on.is_empty(), line.as_object_mut()) {
+                fields.insert("depends_on".into(), serde_json::json!(task.depends_on));
+            }
+            println!("{line}");
         }
         return Ok(());
     }
+    let independent = plan.tasks.iter().filter(|t| t.depends_on.is_empty());
     let device = args.device.open()?;
     println!(
         "device {} (backend {}), {} threads",

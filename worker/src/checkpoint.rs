@@ -229,15 +229,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A task's identity for its checkpoints: its parameters as the coordinator
-/// planned them, hashed (FNV-1a over their JSON). Two tasks share it only if
-/// they train the same thing.
+/// A task's name in its checkpoints: the digest of its
+/// [`Identity`](sweep_spec::Identity), so that two tasks share it only if
+/// they train the same thing, whatever their checkpoint interval.
 pub fn fingerprint(params: &sweep_spec::TaskParams) -> String {
-    let json = serde_json::to_vec(params).expect("task parameters serialize");
-    let hash = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    params.identity().digest()
 }
 
 #[cfg(test)]

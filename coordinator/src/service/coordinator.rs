@@ -341,15 +341,23 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<v1::ResumeRequest>,
     ) -> Result<Response<v1::ResumeResponse>, Status> {
+        use v1::resume_request::Outcome;
         let req = request.into_inner();
         let lease = LeaseRef::from_wire(req.lease)?;
-        if !req.refused.is_empty() {
-            self.store.refuse_checkpoint(&lease, &req.refused).await?;
-            tracing::warn!(task = %lease.task_id, reason = %req.refused, "attempt refused its task's checkpoint");
-            return Ok(Response::new(v1::ResumeResponse {}));
+        match req.outcome {
+            Some(Outcome::Step(step)) => {
+                self.store.resume(&lease, step).await?;
+                tracing::info!(task = %lease.task_id, step, "attempt resumed from a checkpoint");
+            }
+            Some(Outcome::Refused(why)) => {
+                self.store.refuse_checkpoint(&lease, &why).await?;
+                tracing::warn!(task = %lease.task_id, reason = %why, "attempt refused its task's checkpoint");
+            }
+            None => {
+                let line = "the resume names neither the checkpoint's step nor a refusal";
+                return Err(WireError::invalid(line).into());
+            }
         }
-        self.store.resume(&lease, req.step).await?;
-        tracing::info!(task = %lease.task_id, step = req.step, "attempt resumed from a checkpoint");
         Ok(Response::new(v1::ResumeResponse {}))
     }
 

@@ -64,6 +64,7 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     ];
     let store = SqlStore::new(pool, DIALECT, signal).with_peers(announce, background);
     store.backfill_spec_keys().await?;
+    store.backfill_keys().await?;
     Ok(store)
 }
 

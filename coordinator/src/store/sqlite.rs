@@ -81,6 +81,7 @@ pub async fn open(url: &str) -> Result<SqlStore> {
     migrations::migrator(migrations::SQLITE).run(&pool).await?;
     let store = SqlStore::new(pool, DIALECT, Signal::new());
     store.backfill_spec_keys().await?;
+    store.backfill_keys().await?;
     Ok(store)
 }
 

@@ -149,6 +149,25 @@ async fn an_upload_cut_short_leaves_the_previous_checkpoint_in_force() {
     server.stop().await;
 }
 
+/// A resume said neither "from this step" nor "refused, and why" (the
+/// oneof's two meanings were one string's empty or not before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_says_neither_step_nor_refusal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir)).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let (_, worker) = submit_and_register(&mut workers, &mut sweeps).await;
+    let lease = lease_one(&mut workers, worker).await;
+    let request = v1::ResumeRequest {
+        lease: lease_ref(&lease),
+        outcome: None,
+    };
+    let err = workers.resume(request).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("neither"), "{err:?}");
+    server.stop().await;
+}
+
 /// One task's lease, at once.
 async fn lease_one(
     workers: &mut sweep_proto::v1::coordinator_client::CoordinatorClient<tonic::transport::Channel>,

@@ -89,6 +89,52 @@ async fn a_new_task_waiting_on_ended_ones_is_settled_at_once(db: &mut TestDb) {
     assert_eq!(counts.leased, 1);
 }
 
+/// Tasks were matched by their stored parameter JSON, so a spec that only
+/// changed how often tasks checkpoint added every task again.
+async fn tasks_are_matched_by_what_they_train_not_how_they_run(db: &mut TestDb) {
+    let store = &db.store;
+    let spec = |seeds: &str, every: &str| {
+        format!(
+            "name = \"runs\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
+             model = {{ kind = \"mlp\", hidden = [16] }}\n\
+             train = {{ lr = 1e-3, epochs = 1, batch_size = 64, checkpoint_every = \"{every}\" }}\n\
+             [grid]\nseed = [{seeds}]\n"
+        )
+    };
+    let id = submit(store, &spec("0, 1", "10m")).await;
+    assert_eq!(extend(store, id, &spec("0, 1, 2", "30s")).await.unwrap(), 1);
+    let tasks = store.tasks(id, &[]).await.unwrap();
+    let runs: Vec<(u64, Option<u64>)> = (tasks.iter())
+        .map(|t| (t.params.seed, t.params.checkpoint_every_ms))
+        .collect();
+    assert_eq!(
+        runs,
+        [(0, Some(600_000)), (1, Some(600_000)), (2, Some(30_000))],
+        "the old tasks are kept as they were"
+    );
+}
+
+/// Settings stored under the first key layout (serde's field order) met
+/// no setting planned after the upgrade: a sweep extended with more seeds
+/// reported its old and new seeds as two settings.
+async fn keys_of_an_older_layout_are_rewritten_when_the_store_opens(db: &mut TestDb) {
+    let id = submit(&db.store, &classify_spec("layout", 2, "")).await;
+    db.execute("UPDATE tasks SET setting = '{\"seed\":0}', task_key = 'layout-1', key_layout = 1")
+        .await;
+    db.reopen().await;
+    let rewritten = "SELECT COUNT(*) FROM tasks WHERE key_layout = 2 AND task_key <> 'layout-1'";
+    assert_eq!(db.scalar(rewritten).await, 2);
+    assert_eq!(
+        extend(&db.store, id, &classify_spec("layout", 3, ""))
+            .await
+            .unwrap(),
+        1
+    );
+    let report = db.store.aggregate(id).await.unwrap();
+    let tasks: Vec<u64> = report.iter().map(|setting| setting.tasks).collect();
+    assert_eq!(tasks, [3], "one setting, its three seeds");
+}
+
 async fn a_cancelled_sweep_or_another_experiment_is_refused(db: &mut TestDb) {
     let store = &db.store;
     let id = submit(store, &classify_spec("c", 1, "")).await;
@@ -115,5 +161,7 @@ async fn a_cancelled_sweep_or_another_experiment_is_refused(db: &mut TestDb) {
 crate::store_suite!(
     more_seeds_add_only_the_new_tasks_after_the_old_ones,
     a_new_task_waiting_on_ended_ones_is_settled_at_once,
+    tasks_are_matched_by_what_they_train_not_how_they_run,
+    keys_of_an_older_layout_are_rewritten_when_the_store_opens,
     a_cancelled_sweep_or_another_experiment_is_refused,
 );

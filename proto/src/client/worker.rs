@@ -220,8 +220,7 @@ impl WorkerClient {
     pub async fn resume(&self, lease: &LeaseRef, step: u64) -> Result<(), WireError> {
         let request = v1::ResumeRequest {
             lease: Some(lease.into()),
-            step,
-            refused: String::new(),
+            outcome: Some(v1::resume_request::Outcome::Step(step)),
         };
         self.call(request, |mut c, r| async move { c.resume(r).await })
             .await?;
@@ -233,8 +232,7 @@ impl WorkerClient {
     pub async fn refuse_checkpoint(&self, lease: &LeaseRef, why: &str) -> Result<(), WireError> {
         let request = v1::ResumeRequest {
             lease: Some(lease.into()),
-            step: 0,
-            refused: why.to_string(),
+            outcome: Some(v1::resume_request::Outcome::Refused(why.to_string())),
         };
         self.call(request, |mut c, r| async move { c.resume(r).await })
             .await?;

@@ -75,7 +75,8 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
     .collect()
 }
 
-/// A figure with one series per (group, metric), leaving out empty series.
+/// A figure with one series per (group, metric), leaving out empty series;
+/// a group's metrics share its colour.
 fn curve_figure(
     file: &str,
     title: &str,
@@ -85,7 +86,8 @@ fn curve_figure(
     metrics: &[(&str, &str)],
 ) -> Option<Figure> {
     let mut series = Vec::new();
-    for (label, group) in groups {
+    for (index, (label, group)) in groups.iter().enumerate() {
+        let drawn = series.len();
         for (metric, suffix) in metrics {
             let points: Vec<(f64, f64)> = median_curve(group, metric)
                 .into_iter()
@@ -93,7 +95,8 @@ fn curve_figure(
                 .collect();
             if !points.is_empty() {
                 let name = format!("{label} {suffix}").trim().to_string();
-                series.push(Series::new(name, points));
+                let quantity = series.len() - drawn;
+                series.push(Series::new(name, points).of_group(index, quantity));
             }
         }
     }

@@ -61,14 +61,15 @@ pub fn interpolation(runs: &[Run]) -> Vec<Figure> {
     };
     let figure = |file: &str, what: &str, log: bool, metrics: [(&str, &str); 2]| {
         let mut series = Vec::new();
-        for (metric, split) in metrics {
-            for (name, points) in along(metric) {
+        for (quantity, (metric, split)) in metrics.into_iter().enumerate() {
+            for (index, (name, points)) in along(metric).into_iter().enumerate() {
                 let points: Vec<(f64, f64)> = points
                     .into_iter()
                     .filter(|(_, v)| !log || *v > 0.0)
                     .collect();
                 if !points.is_empty() {
-                    series.push(Series::new(format!("{name} {split}"), points));
+                    let name = format!("{name} {split}");
+                    series.push(Series::new(name, points).of_group(index, quantity));
                 }
             }
         }

@@ -68,6 +68,18 @@ pub struct Series {
     /// Text drawn next to each point (empty: none), e.g. a snapshot's
     /// test accuracy.
     pub notes: Vec<String>,
+    /// None: a colour of its own, by its place in the figure.
+    pub style: Option<Style>,
+}
+
+/// How a series is drawn when it belongs to a group: the series of one
+/// group (a model, a setting) share a colour, and a group's second quantity
+/// (its test split) is dashed, so that two models' train and test curves
+/// read as two colours in two strokes rather than four unrelated colours.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Style {
+    pub colour: usize,
+    pub dashed: bool,
 }
 
 impl Series {
@@ -76,6 +88,18 @@ impl Series {
             name,
             points,
             notes: Vec::new(),
+            style: None,
+        }
+    }
+
+    /// The `quantity`-th series (from 0) of the `group`-th group.
+    pub fn of_group(self, group: usize, quantity: usize) -> Self {
+        Self {
+            style: Some(Style {
+                colour: group,
+                dashed: quantity > 0,
+            }),
+            ..self
         }
     }
 }

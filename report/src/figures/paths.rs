@@ -103,6 +103,7 @@ fn path_figure(
                     _ => String::new(),
                 })
                 .collect(),
+            style: None,
         })
         .collect();
     Some(Figure {

@@ -5,10 +5,11 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use super::Figure;
+use super::{Figure, Style};
 use crate::{Error, Result};
 
 const SIZE: (u32, u32) = (960, 640);
@@ -172,6 +173,10 @@ impl Scale {
 /// Markers on every point unless a line has too many to tell apart.
 const MAX_MARKED_POINTS: usize = 60;
 
+/// A dashed line's dash and gap, and the legend's line sample, in pixels.
+const DASH: (i32, i32) = (7, 4);
+const LEGEND_LINE: i32 = 18;
+
 fn draw<DB: DrawingBackend>(
     figure: &Figure,
     root: &DrawingArea<DB, Shift>,
@@ -189,13 +194,19 @@ fn draw<DB: DrawingBackend>(
         .collect();
     let scales = (Scale::of(figure.x.log, &xs), Scale::of(figure.y.log, &ys));
     let x = range(xs.iter().copied(), scales.0 != Scale::Linear);
-    let y = range(ys.iter().copied(), scales.1 != Scale::Linear);
+    let mut y = range(ys.iter().copied(), scales.1 != Scale::Linear);
+    let mut legend = None;
+    if figure.series.len() > 1 {
+        let names: Vec<&str> = figure.series.iter().map(|s| s.name.as_str()).collect();
+        let (corner, room) = legend_place((&xs, &ys), (&x, &y), scales, LegendBox::of(&names));
+        (legend, y) = (Some(corner), room);
+    }
     let whole = |values: &[f64]| values.iter().all(|v| v.fract() == 0.0);
     let layout = Layout {
         scales,
         scientific: (scientific(&x), scientific(&y)),
         integer: (whole(&xs), whole(&ys)),
-        legend: (figure.series.len() > 1).then(|| legend_corner(&xs, &ys, (&x, &y), scales)),
+        legend,
     };
     use Scale::*;
     match scales {
@@ -240,41 +251,108 @@ struct Layout {
     legend: Option<SeriesLabelPosition>,
 }
 
-/// The corner of the plot with the fewest points, for the legend.
-fn legend_corner(
-    xs: &[f64],
-    ys: &[f64],
+/// The legend's size as shares of the plot's width and height, from its
+/// entries: a row per series, as wide as the longest name (estimated from
+/// the font's size: the plot is about 856 by 520 pixels of the image).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LegendBox {
+    width: f64,
+    height: f64,
+}
+
+impl LegendBox {
+    fn of(names: &[&str]) -> Self {
+        let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let width = 60.0 + 8.0 * longest as f64;
+        let height = 20.0 + 20.0 * names.len() as f64;
+        Self {
+            width: (width / 856.0).min(1.0),
+            height: (height / 520.0).min(1.0),
+        }
+    }
+}
+
+/// A corner of the plot, with the shares of its width and height the
+/// legend covers there.
+type Corner = (
+    SeriesLabelPosition,
+    std::ops::RangeInclusive<f64>,
+    std::ops::RangeInclusive<f64>,
+);
+
+fn corners(legend: LegendBox) -> [Corner; 4] {
+    let (right, left) = (1.0 - legend.width..=1.0, 0.0..=legend.width);
+    let (top, bottom) = (1.0 - legend.height..=1.0, 0.0..=legend.height);
+    [
+        (SeriesLabelPosition::UpperRight, right.clone(), top.clone()),
+        (SeriesLabelPosition::UpperLeft, left.clone(), top),
+        (SeriesLabelPosition::LowerRight, right, bottom.clone()),
+        (SeriesLabelPosition::LowerLeft, left, bottom),
+    ]
+}
+
+/// The points of the plot over `ranges` that a legend in `corner` covers.
+fn covered(
+    corner: &Corner,
+    (xs, ys): (&[f64], &[f64]),
+    ranges: (&std::ops::Range<f64>, &std::ops::Range<f64>),
+    scales: (Scale, Scale),
+) -> usize {
+    let (_, across, up) = corner;
+    xs.iter()
+        .zip(ys)
+        .filter(|&(&px, &py)| {
+            across.contains(&fraction(px, ranges.0, scales.0))
+                && up.contains(&fraction(py, ranges.1, scales.1))
+        })
+        .count()
+}
+
+/// Where `value` lies along `range` as drawn, from 0 to 1.
+fn fraction(value: f64, range: &std::ops::Range<f64>, scale: Scale) -> f64 {
+    let at = |v: f64| if scale == Scale::Linear { v } else { v.ln() };
+    (at(value) - at(range.start)) / (at(range.end) - at(range.start))
+}
+
+/// Where the legend goes and the y range to draw: a corner where it
+/// covers no point; when every corner would (3.4's sensitivity against
+/// batch size at full scale), the top right of a y range grown upwards
+/// until the points stay below the legend, unless the legend is so tall
+/// that it goes where it covers the fewest.
+fn legend_place(
+    (xs, ys): (&[f64], &[f64]),
     (x, y): (&std::ops::Range<f64>, &std::ops::Range<f64>),
     scales: (Scale, Scale),
-) -> SeriesLabelPosition {
-    let fraction = |value: f64, range: &std::ops::Range<f64>, scale: Scale| {
-        let at = |v: f64| if scale == Scale::Linear { v } else { v.ln() };
-        (at(value) - at(range.start)) / (at(range.end) - at(range.start))
-    };
-    // The legend covers about half the width and a third of the height.
-    let corners = [
-        (SeriesLabelPosition::UpperRight, 0.5..=1.0, 0.65..=1.0),
-        (SeriesLabelPosition::UpperLeft, 0.0..=0.5, 0.65..=1.0),
-        (SeriesLabelPosition::LowerRight, 0.5..=1.0, 0.0..=0.35),
-        (SeriesLabelPosition::LowerLeft, 0.0..=0.5, 0.0..=0.35),
-    ];
-    let crowding = |(_, across, up): &(
-        _,
-        std::ops::RangeInclusive<f64>,
-        std::ops::RangeInclusive<f64>,
-    )| {
-        xs.iter()
-            .zip(ys)
-            .filter(|&(&px, &py)| {
-                across.contains(&fraction(px, x, scales.0))
-                    && up.contains(&fraction(py, y, scales.1))
-            })
-            .count()
-    };
-    corners
+    legend: LegendBox,
+) -> (SeriesLabelPosition, std::ops::Range<f64>) {
+    let corners = corners(legend);
+    if let Some(free) = corners
         .iter()
-        .min_by_key(|corner| crowding(corner))
-        .map_or(SeriesLabelPosition::UpperRight, |corner| corner.0.clone())
+        .find(|corner| covered(corner, (xs, ys), (x, y), scales) == 0)
+    {
+        return (free.0.clone(), y.clone());
+    }
+    if legend.height > 0.5 {
+        // Room for a legend of so many entries would squash the points:
+        // it goes where it covers the fewest.
+        let fewest = corners
+            .iter()
+            .min_by_key(|corner| covered(corner, (xs, ys), (x, y), scales));
+        return (
+            fewest.map_or(SeriesLabelPosition::UpperRight, |c| c.0.clone()),
+            y.clone(),
+        );
+    }
+    // The highest point ends a little below the legend.
+    let below = (1.0 - legend.height - 0.03).max(0.2);
+    let highest = ys.iter().map(|v| fraction(*v, y, scales.1));
+    let share = highest.fold(0.0f64, f64::max) / below;
+    let grown = if scales.1 == Scale::Linear {
+        y.start..y.start + (y.end - y.start) * share
+    } else {
+        y.start..y.start * (y.end / y.start).powf(share)
+    };
+    (SeriesLabelPosition::UpperRight, grown)
 }
 
 fn draw_on<DB, X, Y>(
@@ -307,21 +385,34 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (index, series) in figure.series.iter().enumerate() {
-        let color = Palette99::pick(index).to_rgba();
+        let style = series.style.unwrap_or(Style {
+            colour: index,
+            dashed: false,
+        });
+        let color = Palette99::pick(style.colour).to_rgba();
+        let line = color.stroke_width(2);
         let data = series.points.clone();
         let marked = figure.scatter || data.len() <= MAX_MARKED_POINTS;
-        if !figure.scatter {
-            chart.draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?;
+        if !figure.scatter && style.dashed {
+            let dashed = DashedLineSeries::new(data.clone(), DASH.0, DASH.1, line);
+            chart.draw_series(dashed)?;
+        } else if !figure.scatter {
+            chart.draw_series(LineSeries::new(data.clone(), line))?;
         }
+        // The legend's sample: a solid line is one dash as long as it.
+        let (dash, gap) = if style.dashed { DASH } else { (LEGEND_LINE, 0) };
         let size = if figure.scatter { 4 } else { 3 };
+        let marker = if style.dashed { line } else { color.filled() };
         let markers = data
             .into_iter()
             .filter(|_| marked)
-            .map(move |p| Circle::new(p, size, color.filled()));
+            .map(move |p| Circle::new(p, size, marker));
         chart
             .draw_series(markers)?
             .label(&series.name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 14, y + 4)], color.filled()));
+            .legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + LEGEND_LINE, y)], dash, gap, line)
+            });
         let notes = series
             .points
             .iter()
@@ -400,6 +491,86 @@ mod tests {
         assert!(!one.contains(LEGEND_BOX), "{one}");
         let two = svg(&figure(&["train", "test"], &[1.0, 2.0, 3.0])).unwrap();
         assert!(two.contains(LEGEND_BOX), "{two}");
+    }
+
+    /// 1.2's per-epoch figures at full scale drew dnn1 train, dnn1 test,
+    /// dnn2 train and dnn2 test in four unrelated colours.
+    #[test]
+    fn a_groups_series_share_a_colour_and_its_second_is_dashed() {
+        let mut grouped = figure(
+            &["a train", "a test", "b train", "b test"],
+            &[1.0, 2.0, 3.0],
+        );
+        for (i, series) in grouped.series.iter_mut().enumerate() {
+            *series = series.clone().of_group(i / 2, i % 2);
+        }
+        let drawn = svg(&grouped).unwrap();
+        let strokes: std::collections::BTreeSet<&str> = drawn
+            .split("<polyline")
+            .skip(1)
+            .filter(|line| line.contains("stroke-width=\"2\""))
+            .filter_map(|line| line.split("stroke=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(strokes.len(), 2, "{strokes:?}");
+        // A dashed line is drawn as one polyline per dash.
+        let ungrouped = svg(&figure(&["a train", "a test"], &[1.0, 2.0, 3.0])).unwrap();
+        assert!(
+            drawn.matches("<polyline").count() > ungrouped.matches("<polyline").count() + 4,
+            "{drawn}"
+        );
+    }
+
+    /// 3.4's sensitivity against batch size at full scale: points in every
+    /// corner, and the legend drawn over one of them.
+    #[test]
+    fn a_legend_never_covers_a_point() {
+        let legend = LegendBox {
+            width: 0.5,
+            height: 0.35,
+        };
+        let placed = |ys: &[f64], y, scales| {
+            let xs = [0.0, 1.0, 0.0, 1.0, 0.5];
+            let x = range(xs.iter().copied(), false);
+            let (corner, room) = legend_place((&xs, ys), (&x, &y), scales, legend);
+            let at = corners(legend).into_iter().find(|c| c.0 == corner).unwrap();
+            (covered(&at, (&xs, ys), (&x, &room), scales), room)
+        };
+        let linear = (Scale::Linear, Scale::Linear);
+        let ys = [0.0, 0.0, 1.0, 1.0, 0.5];
+        let y = range(ys.iter().copied(), false);
+        let (under, room) = placed(&ys, y.clone(), linear);
+        assert_eq!(under, 0);
+        assert!(room.start == y.start && room.end > y.end, "{room:?}");
+        // The same on a log axis.
+        let ys = [1e-3, 1e-3, 1.0, 1.0, 0.03];
+        let y = range(ys.iter().copied(), true);
+        assert_eq!(placed(&ys, y, (Scale::Linear, Scale::Log10)).0, 0);
+        // A free corner is used as it is.
+        let ys = [0.0, 0.0, 1.0, 0.1, 0.2];
+        let y = range(ys.iter().copied(), false);
+        assert_eq!(placed(&ys, y.clone(), linear), (0, y));
+    }
+
+    /// 3.1's accuracy at full scale (train climbing to 0.96, test flat at
+    /// 0.1) grew its axis to 1.6 for a legend sized as a third of the plot;
+    /// two short entries fit above the start of the train curve.
+    #[test]
+    fn a_legend_is_as_large_as_its_entries() {
+        let small = LegendBox::of(&["dnn1 train", "dnn1 test"]);
+        assert!(small.width < 0.2 && small.height < 0.15, "{small:?}");
+        let epochs: Vec<f64> = (1..=233).map(f64::from).collect();
+        let train = epochs.iter().map(|e| 0.96 * (1.0 - (-e / 60.0).exp()));
+        let xs: Vec<f64> = epochs.iter().chain(&epochs).copied().collect();
+        let ys: Vec<f64> = train.chain(epochs.iter().map(|_| 0.1)).collect();
+        let (x, y) = (
+            range(xs.iter().copied(), false),
+            range(ys.iter().copied(), false),
+        );
+        let linear = (Scale::Linear, Scale::Linear);
+        let (corner, room) = legend_place((&xs, &ys), (&x, &y), linear, small);
+        assert_eq!((corner, room), (SeriesLabelPosition::UpperLeft, y));
+        let large = LegendBox::of(&["a"; 40]);
+        assert_eq!(large.height, 1.0);
     }
 
     /// An epoch axis ticked 1.5 and 2.5 between its epochs.

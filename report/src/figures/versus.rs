@@ -100,12 +100,14 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
     } in SUMMARIZED
     {
         let mut series = Vec::new();
-        for (group_label, group) in &groups {
+        for (index, (group_label, group)) in groups.iter().enumerate() {
+            let drawn = series.len();
             for (figure, suffix) in figures {
                 let points = setting_means(group, axis, figure);
                 if !points.is_empty() {
                     let name = format!("{group_label} {suffix}").trim().to_string();
-                    series.push(Series::new(name, points));
+                    let quantity = series.len() - drawn;
+                    series.push(Series::new(name, points).of_group(index, quantity));
                 }
             }
         }
@@ -204,6 +206,7 @@ pub fn minimal_ratio(runs: &[Run]) -> Option<Figure> {
         .map(|(label, group)| Series {
             name: label,
             notes: Vec::new(),
+            style: None,
             points: group
                 .iter()
                 .filter_map(|r| {

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use sweep_proto::{CancelOutcome, Sweep, SweepId, TaskId, TaskState};
-use sweep_spec::Submission;
+use sweep_spec::identity::KEY_LAYOUT;
 use sweep_spec::planner::spec_key;
+use sweep_spec::{Identity, Submission};
 
-use super::{INSERT_BATCH, SWEEP_COLUMNS, SqlStore, params_json, placeholders};
+use super::{INSERT_BATCH, SWEEP_COLUMNS, SqlStore, params_from_row, params_json, placeholders};
 use crate::error::{Error, Result};
 use crate::store::SweepStore;
 
@@ -44,9 +45,9 @@ impl SqlStore {
         for chunk in fresh.chunks(INSERT_BATCH) {
             let sql = format!(
                 "INSERT INTO tasks (sweep_id, ordinal, kind, params, setting, requires, priority, \
-                 state, max_attempts, created_at, dependents, dependencies, task_key) VALUES {} \
-                 RETURNING id, ordinal",
-                placeholders(chunk.len(), 13)
+                 state, max_attempts, created_at, dependents, dependencies, task_key, key_layout) \
+                 VALUES {} RETURNING id, ordinal",
+                placeholders(chunk.len(), 14)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for &index in chunk {
@@ -70,7 +71,8 @@ impl SqlStore {
                     .bind(now)
                     .bind(dependents[index])
                     .bind(task.depends_on.len() as i64)
-                    .bind(new.cache.then(|| task.params.task_key()));
+                    .bind(new.cache.then(|| task.params.task_key()))
+                    .bind(KEY_LAYOUT);
             }
             for row in query.fetch_all(&mut **tx).await? {
                 let ordinal: i64 = row.try_get("ordinal")?;
@@ -110,13 +112,12 @@ impl SqlStore {
         Ok(ids)
     }
 
-    /// The sweep's tasks by their parameters (as stored), and the next
-    /// free ordinal.
-    async fn tasks_by_params(
+    /// The sweep's tasks by their identity, and the next free ordinal.
+    async fn tasks_by_identity(
         &self,
         tx: &mut Transaction<'static, Any>,
         sweep: SweepId,
-    ) -> Result<(HashMap<String, TaskId>, i64)> {
+    ) -> Result<(HashMap<Identity, TaskId>, i64)> {
         let rows = sqlx::query("SELECT id, ordinal, params FROM tasks WHERE sweep_id = $1")
             .bind(sweep.0)
             .fetch_all(&mut **tx)
@@ -125,7 +126,8 @@ impl SqlStore {
         let mut tasks = HashMap::with_capacity(rows.len());
         for row in rows {
             next = next.max(row.try_get::<i64, _>("ordinal")? + 1);
-            tasks.insert(row.try_get("params")?, TaskId(row.try_get("id")?));
+            let task = TaskId(row.try_get("id")?);
+            tasks.insert(params_from_row(&row, task)?.identity(), task);
         }
         Ok((tasks, next))
     }
@@ -161,6 +163,50 @@ impl SqlStore {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Rewrites the keys of tasks stored under an older identity layout
+    /// (their `setting`, and their `task_key` where the sweep caches), so
+    /// that they meet the keys of tasks planned now. Runs when the store
+    /// opens, a batch at a time; a row whose parameters cannot be read
+    /// keeps its keys (it is reported, and nothing will match it).
+    pub(crate) async fn backfill_keys(&self) -> Result<()> {
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, params, task_key FROM tasks WHERE key_layout < $1 ORDER BY id LIMIT 1000",
+            )
+            .bind(KEY_LAYOUT)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            for row in &rows {
+                let task = TaskId(row.try_get("id")?);
+                let update = match params_from_row(row, task) {
+                    Ok(params) => {
+                        let cached = row.try_get::<Option<String>, _>("task_key")?.is_some();
+                        sqlx::query(
+                            "UPDATE tasks SET setting = $1, task_key = $2, key_layout = $3 \
+                             WHERE id = $4",
+                        )
+                        .bind(params.setting_key())
+                        .bind(cached.then(|| params.task_key()))
+                    }
+                    Err(err) => {
+                        tracing::warn!(task = %task, error = %err, "task keys not rewritten");
+                        sqlx::query("UPDATE tasks SET key_layout = $1 WHERE id = $2")
+                    }
+                };
+                update
+                    .bind(KEY_LAYOUT)
+                    .bind(task.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
     }
 
     /// Gives sweeps stored before spec keys existed their key, so that
@@ -270,9 +316,9 @@ impl SweepStore for SqlStore {
                 new.plan.experiment.as_str()
             )));
         }
-        let (existing, next) = self.tasks_by_params(&mut tx, id).await?;
+        let (existing, next) = self.tasks_by_identity(&mut tx, id).await?;
         let known: Vec<Option<TaskId>> = (new.plan.tasks.iter())
-            .map(|task| existing.get(&params_json(&task.params)).copied())
+            .map(|task| existing.get(&task.params.identity()).copied())
             .collect();
         let added = known.iter().filter(|id| id.is_none()).count() as u64;
         let now = self.now(&mut tx).await?;
