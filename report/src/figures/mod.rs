@@ -7,11 +7,13 @@
 //! sweep's succeeded tasks once (`runs`) and asks each family for its
 //! figures: `curves` per setting, `versus` a swept axis (and loss against
 //! minimal ratio), `interpolation` paths and optimization `paths`; each
-//! figure is left out when the sweep has nothing for it. [`pca`] projects
+//! figure is left out when the sweep has nothing for it; [`legend`] places
+//! a legend where it covers no point. [`pca`] projects
 //! weight snapshots onto their two main directions.
 
 mod curves;
 mod interpolation;
+mod legend;
 mod paths;
 pub mod pca;
 mod render;
