@@ -37,9 +37,30 @@ train = { optimizer = "adam", lr = 0.005, steps = 20, record_every = 5 }
 fit = { target = "x_cos_x", points = 100, x_min = -1.0, x_max = 10.0 }
 models = [{ name = "mlp", kind = "mlp", hidden = [8, 8] }]
 SPEC
+cat >"$check/hessian.toml" <<'SPEC'
+name = "torch-reference-check-hessian"
+experiment = "hessian"
+model = { kind = "mlp", hidden = [4] }
+train = { optimizer = "adam", lr = 1e-3, steps = 20, record_every = 5 }
+hessian = { abs_tol = 1e-6, rel_tol = 1e-6 }
+fit = { record_grad_norm = true, grad_norm_phase = { steps = 10, objective = "norm_squared", scale = 1.0, lr = 1e-4 } }
+SPEC
+cat >"$check/interpolate.toml" <<'SPEC'
+name = "torch-reference-check-interpolate"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { name = "mlp", kind = "mlp", hidden = [16] }
+train = { optimizer = "adam", lr = 1e-3, epochs = 1, record_every = 2 }
+classify = { train_subset = 256, test_subset = 128 }
+interpolate = { between = "batch_size", alpha = { from = 0.0, to = 1.0, step = 0.5 }, same_init = true }
+grid = { batch_size = [32, 64], seed = [0] }
+SPEC
+epoch=target/debug/examples/epoch
 cargo build "${features[@]}" --example epoch
-for spec in classify fit; do
-  python scripts/torch_sweep.py "$check/$spec.toml" --epoch target/debug/examples/epoch | tee "$check/out"
-  grep -q ", 0 skipped" "$check/out"
+# Every task the worker plans (dependent ones included) is run by the loop.
+for spec in classify fit hessian interpolate; do
+  python scripts/torch_sweep.py "$check/$spec.toml" --epoch "$epoch" | tee "$check/out"
+  planned=$("$epoch" "$check/$spec.toml" --tasks | grep -c .)
+  grep -q ": $planned tasks in" "$check/out"
 done
 python scripts/torch_epoch.py --model '{"kind":"mlp","input":784,"hidden":[32],"output":10}' --epochs 1

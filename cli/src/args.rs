@@ -148,16 +148,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
-    /// Serve the web dashboard over a sweep database, read-only.
+    /// Serve the web dashboard over a sweep database or a coordinator,
+    /// read-only.
     ///
     /// Sweeps, their reports, figures and tasks, and the workers, updated
     /// live while others write. A coordinator serves the same dashboard
-    /// itself, at / on its own address.
+    /// itself, at / on its own address; this one needs only its read RPCs
+    /// (--endpoint and --token), or the database.
     Dashboard {
-        /// The database: postgres://USER@HOST/DB, or sqlite://PATH (or a
-        /// plain path). It is only read: nothing is created or migrated.
-        #[arg(long, env = "SWEEP_DATABASE_URL", default_value = "sqlite://sweeps.db")]
-        database_url: String,
+        #[command(flatten)]
+        source: ReadFrom,
         /// The address to serve on; another host than this one's loopback
         /// lets anyone who reaches it read the results.
         #[arg(long, default_value = "127.0.0.1:8080")]

@@ -2,8 +2,8 @@
 //! that tasks with their keys train again (see `sweep_spec::result_key`).
 
 use serde_json::json;
-use sweep_proto::Forget;
 use sweep_proto::clock::{day_start_ms, now_ms};
+use sweep_proto::{Forget, Results};
 
 use crate::args::{CacheCommand, Endpoint, Format};
 use crate::cluster::{connect, resolve};

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::json;
 use sweep_proto::client::{Credentials, SweepsClient};
 use sweep_proto::clock::now_ms;
-use sweep_proto::{Sweep, SweepId, SweepRef, SweepState, TaskState};
+use sweep_proto::{Results, Sweep, SweepId, SweepRef, SweepState, TaskState};
 
 use crate::args::{Endpoint, Format};
 use crate::output::{Listing, Print, ago};

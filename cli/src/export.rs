@@ -4,10 +4,9 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use sweep_proto::SweepRef;
+use sweep_proto::{Results, SweepRef};
 
 use crate::args::ExportFormat;
-use crate::source::Source;
 use sweep_report::columns;
 
 /// The task, its identity columns, then the point.
@@ -20,7 +19,7 @@ fn header() -> Vec<&'static str> {
 }
 
 pub async fn export(
-    source: &Source,
+    source: &dyn Results,
     which: &SweepRef,
     format: ExportFormat,
     out: impl Write,

@@ -8,8 +8,9 @@
 //!   client; [`progress`] draws a sweep's progress.
 //! - [`report`]: per-setting mean ± std tables; [`plot`]: the report's
 //!   figures as files (both computed by `sweep_report`); [`export`]: raw
-//!   metrics for notebooks. All read from a [`source::Source`]: the
-//!   coordinator's read RPCs, or the database opened read-only.
+//!   metrics for notebooks; `sweep dashboard`. All read from a
+//!   [`sweep_proto::Results`] that [`source`] opens: the coordinator's read
+//!   RPCs, or the database opened read-only.
 //! - [`cache`]: `sweep cache stats|forget`, the result cache.
 //! - [`fetch`]: `sweep data fetch`, the full datasets from their mirrors or
 //!   a local copy.
@@ -29,10 +30,8 @@ pub mod report;
 pub mod source;
 
 use clap::CommandFactory;
-use sweep_coordinator::store::{self, Reader};
 
-use args::{Cli, Command, DataCommand};
-use source::Source;
+use args::{Cli, Command, DataCommand, ReadFrom};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -71,8 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             source,
             output,
         } => {
-            let source = Source::open(&source).await?;
-            report::report(&source, &sweep, output.format).await
+            let source = source::open(&source).await?;
+            report::report(source.as_ref(), &sweep, output.format).await
         }
         Command::Plot {
             sweep,
@@ -80,8 +79,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             source,
         } => {
-            let source = Source::open(&source).await?;
-            for path in plot::plot(&source, &sweep, &out, format).await? {
+            let source = source::open(&source).await?;
+            for path in plot::plot(source.as_ref(), &sweep, &out, format).await? {
                 println!("{}", path.display());
             }
             Ok(())
@@ -91,14 +90,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             source,
             format,
         } => {
-            let source = Source::open(&source).await?;
+            let source = source::open(&source).await?;
             let out = std::io::stdout().lock();
-            export::export(&source, &sweep, format, out).await
+            export::export(source.as_ref(), &sweep, format, out).await
         }
-        Command::Dashboard {
-            database_url,
-            listen,
-        } => dashboard(&database_url, listen).await,
+        Command::Dashboard { source, listen } => dashboard(&source, listen).await,
         Command::Data {
             command:
                 DataCommand::Fetch {
@@ -129,35 +125,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `sweep dashboard`: the coordinator's dashboard over a database opened
-/// read-only, until Ctrl-C.
-async fn dashboard(url: &str, listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    use std::sync::Arc;
+/// read-only, or over a coordinator's read RPCs, until Ctrl-C.
+async fn dashboard(from: &ReadFrom, listen: std::net::SocketAddr) -> anyhow::Result<()> {
     use sweep_coordinator::dashboard::{self, Dashboard};
-    let reader: Arc<dyn store::ResultStore> = Arc::new(open(url).await?);
-    let changes = dashboard::poll(reader.clone());
-    let lease_ttl = sweep_coordinator::Config::new(url).lease_ttl;
-    let router = dashboard::router(Dashboard::new(reader, None, changes, lease_ttl));
+    let results = source::open(from).await?;
+    // A wrong token or an unreadable database fails here, once, rather
+    // than on every page.
+    results
+        .task_counts()
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", source::describe(from)))?;
+    let changes = dashboard::poll(results.clone());
+    let router = dashboard::router(Dashboard::new(results, None, changes));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {listen}: {err}"))?;
     eprintln!(
         "dashboard: http://{}/ (reading {}; Ctrl-C stops it)",
         listener.local_addr()?,
-        store::redacted(url)
+        source::describe(from)
     );
     axum::serve(listener, router)
         .with_graceful_shutdown(sweep_process::shutdown_signal())
         .await?;
     Ok(())
-}
-
-/// The database results are read from, opened read-only: a missing SQLite
-/// file is an error, not a new empty database, and nothing is migrated.
-pub async fn open(url: &str) -> anyhow::Result<Reader> {
-    Reader::open(url).await.map_err(|err| match err {
-        sweep_coordinator::error::Error::NotFound { .. } => {
-            anyhow::anyhow!("{err}: run a sweep first (`sweep run SPEC`) or pass --database-url")
-        }
-        other => anyhow::anyhow!("cannot open the database {}: {other}", store::redacted(url)),
-    })
 }

@@ -79,8 +79,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         Some(sweep) => sweep?,
         None => return Err(Interrupted(sweep_id).into()),
     };
-    let source = crate::Source::Database(crate::open(&url).await?);
-    report::report(&source, &sweep_id.into(), args.output.format).await?;
+    let source = crate::source::database(&url).await?;
+    report::report(source.as_ref(), &sweep_id.into(), args.output.format).await?;
     for line in failures(&source.tasks(sweep_id, &[TaskState::Failed]).await?) {
         eprintln!("{line}");
     }

@@ -3,16 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use sweep_proto::SweepRef;
+use sweep_proto::{Results, SweepRef};
 use sweep_report::figures::{self, Image};
 
 use crate::args::ImageFormat;
-use crate::source::Source;
 
 /// Writes every figure the sweep's results support into `dir` and returns
 /// the files written.
 pub async fn plot(
-    source: &Source,
+    source: &dyn Results,
     which: &SweepRef,
     dir: &Path,
     format: ImageFormat,

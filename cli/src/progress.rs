@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sweep_proto::client::SweepsClient;
-use sweep_proto::{Sweep, SweepId, Task, TaskId, TaskState};
+use sweep_proto::{Results, Sweep, SweepId, Task, TaskId, TaskState};
 
 /// Follows the sweep until it is final and returns its last state.
 pub async fn follow(client: &SweepsClient, sweep: SweepId) -> anyhow::Result<Sweep> {

@@ -1,14 +1,13 @@
 //! `sweep report`: the report's rows ([`sweep_report::table`]) for a sweep,
 //! read directly or through the coordinator.
 
-use sweep_proto::SweepRef;
+use sweep_proto::{Results, SweepRef};
 use sweep_report::table::{Layout, listing};
 
 use crate::args::Format;
 use crate::output::Print;
-use crate::source::Source;
 
-pub async fn report(source: &Source, which: &SweepRef, format: Format) -> anyhow::Result<()> {
+pub async fn report(source: &dyn Results, which: &SweepRef, format: Format) -> anyhow::Result<()> {
     let sweep = source.sweep(which).await?;
     let rows = source.aggregate(sweep.id).await?;
     anyhow::ensure!(!rows.is_empty(), "sweep {} has no tasks", sweep.id);

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sweep_cli::source::Source;
 use sweep_coordinator::store::{self, NewArtifact, Store};
 use sweep_proto::{Backend, Completion, Lease, MetricPoint, Registration, SweepId, WorkerId};
 use sweep_report::figures::{self, Figure, Image};
@@ -24,15 +23,18 @@ impl Results {
         let url = format!("sqlite://{}", dir.path().join("plot.db").display());
         let store = store::connect(&url).await.unwrap();
         let worker = store
-            .register_worker(&Registration {
-                name: "w".into(),
-                host: "h".into(),
-                backend: Backend::Flex,
-                devices: Vec::new(),
-                slots: 64,
-                version: "test".into(),
-                result_version: 1,
-            })
+            .register_worker(
+                &Registration {
+                    name: "w".into(),
+                    host: "h".into(),
+                    backend: Backend::Flex,
+                    devices: Vec::new(),
+                    slots: 64,
+                    version: "test".into(),
+                    result_version: 1,
+                },
+                std::time::Duration::from_secs(60),
+            )
             .await
             .unwrap();
         Self {
@@ -93,8 +95,8 @@ impl Results {
     }
 
     async fn figures(&self, sweep: SweepId) -> HashMap<String, Figure> {
-        let reader = Source::Database(store::Reader::open(&self.url).await.unwrap());
-        let figures = figures::figures(&reader, sweep).await.unwrap();
+        let reader = sweep_cli::source::database(&self.url).await.unwrap();
+        let figures = figures::figures(reader.as_ref(), sweep).await.unwrap();
         // Every figure renders, and its SVG draws every series.
         for figure in &figures {
             let path = self.dir.path().join(format!("{}.svg", figure.file));

@@ -1,5 +1,5 @@
 //! Report aggregation against raw-metric volume: a sweep of TASKS finished
-//! tasks with POINTS metric points each, then `ResultStore::aggregate` (which
+//! tasks with POINTS metric points each, then `Results::aggregate` (which
 //! reads the summary numbers kept at completion) timed against reading every
 //! task's metrics back (what a report computed from raw metrics would scan,
 //! and what an export reads), both directly and through a coordinator's read
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sweep_coordinator::Config;
 use sweep_coordinator::store::Capabilities;
 use sweep_proto::client::SweepsClient;
-use sweep_proto::{Completion, MetricPoint, SweepId};
+use sweep_proto::{Completion, MetricPoint, Results, SweepId};
 use sweep_spec::{Summary, planner, summary};
 
 const BATCH_SIZES: [u64; 5] = [16, 32, 64, 128, 256];
@@ -163,7 +163,7 @@ async fn through_the_coordinator(db: &common::TestDb, sweep: SweepId, points: us
     let mut report_times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let rows = client.report(sweep).await.unwrap();
+        let rows = client.aggregate(sweep).await.unwrap();
         report_times.push(started.elapsed());
         assert_eq!(rows, direct, "the same report both ways");
     }

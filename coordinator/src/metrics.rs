@@ -11,9 +11,8 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use sweep_proto::{TaskState, WorkerStatus};
+use sweep_proto::{TaskState, WireError, WorkerStatus};
 
-use crate::error::Result;
 use crate::store::Store;
 
 /// Database errors of this process (any coordinator in it), counted where
@@ -114,7 +113,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the store's figures read now.
-    pub async fn render(&self, store: &dyn Store, lease_ttl: Duration) -> Result<String> {
+    pub async fn render(&self, store: &dyn Store) -> Result<String, WireError> {
         let counts = store.task_counts().await?;
         for state in TaskState::ALL {
             let n = counts.of(*state) as i64;
@@ -122,7 +121,7 @@ impl Metrics {
         }
         let workers = store.workers().await?;
         let alive = (workers.iter())
-            .filter(|w| w.status(lease_ttl) == WorkerStatus::Live)
+            .filter(|w| w.status == WorkerStatus::Live)
             .count();
         self.workers.set(alive as i64);
         let mut out = Vec::new();
@@ -141,11 +140,11 @@ impl Default for Metrics {
 
 /// The `/metrics` route, as an axum router to serve beside the gRPC
 /// services.
-pub fn router(metrics: Arc<Metrics>, store: Arc<dyn Store>, lease_ttl: Duration) -> axum::Router {
+pub fn router(metrics: Arc<Metrics>, store: Arc<dyn Store>) -> axum::Router {
     let scrape = move || {
         let (metrics, store) = (metrics.clone(), store.clone());
         async move {
-            match metrics.render(store.as_ref(), lease_ttl).await {
+            match metrics.render(store.as_ref()).await {
                 Ok(text) => (axum::http::StatusCode::OK, text),
                 Err(err) => {
                     tracing::warn!(error = %err, "metrics scrape failed");

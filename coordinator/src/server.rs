@@ -35,13 +35,15 @@ pub async fn run(
 ) -> Result<()> {
     let store = store::connect(&config.database_url).await?;
     let (stop, stopping) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new());
     let reaper = tokio::spawn(reaper::run(
         store.clone(),
+        metrics.clone(),
         config.reap_interval,
         stopping.clone(),
     ));
 
-    let routes = routes(&config, store, stopping).await?;
+    let routes = routes(&config, store, metrics, stopping).await?;
     let address = listener.local_addr().ok();
     tracing::info!(address = ?address, database = %store::redacted(&config.database_url), "coordinator serving");
     let signal = async move {
@@ -78,6 +80,7 @@ pub async fn run(
 async fn routes(
     config: &Config,
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
 ) -> Result<Routes> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -99,7 +102,6 @@ async fn routes(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|err| Error::Server(err.to_string()))?;
-    let metrics = Arc::new(Metrics::new());
     let coordinator = InterceptedService::new(
         CoordinatorServer::new(CoordinatorService::new(
             store.clone(),
@@ -123,14 +125,14 @@ async fn routes(
         .add_service(coordinator)
         .add_service(sweeps);
     let changes = store.changes();
-    let scrape = metrics::router(metrics, store.clone(), config.lease_ttl);
+    let scrape = metrics::router(metrics, store.clone());
     let mut http = grpc.into_axum_router().merge(scrape);
     if config.dashboard {
         let actions = Actions {
             sweeps: store.clone(),
             token: config.client_token.clone().filter(|t| !t.is_empty()),
         };
-        let dashboard = Dashboard::new(store, Some(actions), changes, config.lease_ttl);
+        let dashboard = Dashboard::new(store, Some(actions), changes);
         http = http.merge(dashboard::router(dashboard));
     }
     Ok(Routes::from(http))

@@ -7,6 +7,8 @@
 //!   task counts), [`sweep`] (a sweep and its tasks), [`lease`] (a lease and
 //!   what a worker reports under it), [`worker`] (registration and listing),
 //!   [`results`] (what reports, figures and exports read).
+//! - [`read`]: [`Results`], the one read interface, which the store and
+//!   the coordinator's client both implement.
 //! - [`ids`]: typed ids for sweeps, tasks and workers, checked at the wire;
 //!   [`SweepRef`] names a sweep by id or by name.
 //! - [`error`]: the error kinds that cross the gRPC hop, to and from
@@ -26,6 +28,7 @@ pub mod codec;
 pub mod error;
 pub mod ids;
 pub mod lease;
+pub mod read;
 pub mod results;
 pub mod state;
 pub mod sweep;
@@ -52,6 +55,7 @@ pub use lease::{
     Claim, Completion, Lease, LeaseCall, LeaseRef, LeaseStatus, Leased, MetricPoint, Outcomes,
     Verdict,
 };
+pub use read::{Attempt, Outcome, Results, TaskOrder, TaskPage};
 pub use results::{
     Artifact, ArtifactInfo, CHECKPOINT, CacheStats, Forget, Metric, SettingStats, Stats,
 };

@@ -1,6 +1,6 @@
 //! The report: one row per swept setting with the mean ± std over seeds of
 //! every summary number, from the aggregates the store computes in SQL
-//! (`ResultStore::aggregate`), for `sweep report` and the dashboard.
+//! (`Results::aggregate`), for `sweep report` and the dashboard.
 
 use std::collections::BTreeSet;
 

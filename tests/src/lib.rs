@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use sweep_coordinator::Config;
 use sweep_proto::client::SweepsClient;
-use sweep_proto::{Sweep, SweepId};
+use sweep_proto::{Results, Sweep, SweepId};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -5,8 +5,8 @@
 //! the worker, and a sweep's name is shown as text, never run.
 
 use serde_json::Value;
-use sweep_proto::SweepState;
 use sweep_proto::client::{Credentials, SweepsClient};
+use sweep_proto::{Results, SweepState};
 use sweep_tests::webdriver::Browser;
 use sweep_tests::{Coordinator, finished, stderr, stdout, submit, sweep, terminate, worker};
 

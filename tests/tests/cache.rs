@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sweep_coordinator::store::{Reader, ResultStore};
+use sweep_coordinator::store::reader;
 use sweep_proto::{SweepId, Task};
 use sweep_tests::{
     Coordinator, EmptyPostgres, files, finished, http, read, repo, stderr, stdout, submit, sweep,
@@ -42,7 +42,7 @@ fn run(spec: &Path, db: &Path, extra: &[&str]) -> (Value, String) {
 }
 
 async fn tasks(url: &str, sweep: SweepId) -> Vec<Task> {
-    let reader = Reader::open(url).await.unwrap();
+    let reader = reader::open(url).await.unwrap();
     reader.tasks(sweep, &[]).await.unwrap()
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, Connection};
-use sweep_proto::{SweepId, SweepState, Task};
+use sweep_proto::{Results, SweepId, SweepState, Task};
 use sweep_tests::{Coordinator, finished, submit, submit_uncached, terminate, wait_for, worker};
 
 /// One task of several seconds (9,600 steps), with `train` settings added.

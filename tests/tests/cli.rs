@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-use sweep_coordinator::store::{self, ResultStore};
+use sweep_coordinator::store::reader;
 use sweep_proto::{SweepId, TaskState};
 use sweep_tests::{
     Coordinator, EmptyPostgres, assert_fails_with, binary, repo, stderr, stdout, sweep,
@@ -218,7 +218,7 @@ seed = [0, 1]
     let sweep_id = SweepId(1);
     let started = std::time::Instant::now();
     loop {
-        if let Ok(store) = store::Reader::open(&url).await
+        if let Ok(store) = reader::open(&url).await
             && let Ok(tasks) = store.tasks(sweep_id, &[TaskState::Leased]).await
             && !tasks.is_empty()
         {
@@ -238,7 +238,7 @@ seed = [0, 1]
         err.contains("run the same command again to resume sweep 1"),
         "{err}"
     );
-    let store = store::Reader::open(&url).await.unwrap();
+    let store = reader::open(&url).await.unwrap();
     let tasks = store.tasks(sweep_id, &[]).await.unwrap();
     assert!(
         tasks.iter().all(|t| t.state != TaskState::Leased),

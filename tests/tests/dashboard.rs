@@ -1,8 +1,9 @@
 //! The web dashboard as a person's browser reaches it: served by the
-//! coordinator on its own port and by `sweep dashboard` over a database,
-//! every value escaped, and cancel only with the client token.
+//! coordinator on its own port and by `sweep dashboard` over a database or
+//! over a coordinator's read RPCs, every value escaped, and cancel only
+//! with the client token.
 
-use sweep_proto::SweepState;
+use sweep_proto::{Results, SweepState};
 use sweep_tests::{
     Coordinator, Reply, binary, finished, free_address, http, stderr, stdout, submit, sweep,
     terminate, worker,
@@ -106,42 +107,142 @@ async fn cancel_needs_the_client_token_and_the_dashboards_own_page() {
     coordinator.stop().await;
 }
 
+/// The client token of the coordinators whose dashboards are read over
+/// their endpoint.
+const TOKEN: &str = "s3cret";
+
+/// A coordinator (asking clients for [`TOKEN`]) whose QUICK sweep one
+/// worker trained and then left; the sweep's id.
+async fn finished_quick_sweep() -> (Coordinator, sweep_proto::SweepId) {
+    let coordinator = Coordinator::start(|config| config.client_token = Some(TOKEN.into())).await;
+    let client = sweep_proto::client::SweepsClient::connect(
+        &coordinator.url,
+        &sweep_proto::client::Credentials {
+            token: Some(TOKEN.into()),
+            ca: None,
+        },
+    )
+    .await
+    .unwrap();
+    let id = submit(&client, QUICK).await;
+    let mut trainer = worker(&coordinator.url, 2, &[]);
+    assert_eq!(finished(&client, id).await.state, SweepState::Succeeded);
+    assert!(terminate(&mut trainer).success());
+    (coordinator, id)
+}
+
+/// `sweep dashboard` with `source` (the flags that say what it reads),
+/// serving; its URL once it listens.
+async fn serve_dashboard(source: &[&str]) -> (sweep_tests::Process, String) {
+    let address = free_address();
+    let served = sweep_tests::Process(
+        std::process::Command::new(binary("sweep"))
+            .arg("dashboard")
+            .args(source)
+            .args(["--listen", &address])
+            .spawn()
+            .unwrap(),
+    );
+    while std::net::TcpStream::connect(&address).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    (served, format!("http://{address}"))
+}
+
 /// A finished sweep read by `sweep dashboard` from its database file: the
 /// sweep page's report has `sweep report`'s numbers, the figures draw, the
 /// workers page lists the worker, and nothing can be changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
-    let mut coordinator = Coordinator::start(|_| {}).await;
-    let client = coordinator.client().await;
-    let id = submit(&client, QUICK).await;
-    let mut trainer = worker(&coordinator.url, 2, &[]);
-    assert_eq!(finished(&client, id).await.state, SweepState::Succeeded);
-    assert!(terminate(&mut trainer).success());
+    let (mut coordinator, id) = finished_quick_sweep().await;
     let database = coordinator.database.clone();
     coordinator.stop().await;
-
     let report = sweep(&["report", "dash", "--database-url", &database]);
     assert!(report.status.success(), "{}", stderr(&report));
-    let address = free_address();
-    let mut served = sweep_tests::Process(
-        std::process::Command::new(binary("sweep"))
-            .args([
-                "dashboard",
-                "--database-url",
-                &database,
-                "--listen",
-                &address,
-            ])
-            .spawn()
-            .unwrap(),
+    let (mut served, url) = serve_dashboard(&["--database-url", &database]).await;
+    shows_the_finished_sweep_read_only(&url, id, &stdout(&report)).await;
+    assert!(terminate(&mut served).success());
+}
+
+/// The same dashboard over a coordinator's read RPCs (its address and
+/// client token, no database): the same pages, the same figures to the
+/// byte, as over the coordinator's database; a wrong token is refused when
+/// it starts, in one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_dashboard_over_an_endpoint_shows_what_the_database_holds() {
+    let (mut coordinator, id) = finished_quick_sweep().await;
+    let endpoint = ["--endpoint", &coordinator.url, "--token", TOKEN];
+    let report = sweep(&[
+        "report",
+        "dash",
+        "--endpoint",
+        &coordinator.url,
+        "--token",
+        TOKEN,
+    ]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let (mut remote, url) = serve_dashboard(&endpoint).await;
+    shows_the_finished_sweep_read_only(&url, id, &stdout(&report)).await;
+
+    let (mut local, database) = serve_dashboard(&["--database-url", &coordinator.database]).await;
+    // Every figure, and every curve of a task, byte for byte.
+    let figures = format!("/sweeps/{id}/figures");
+    let task = format!(
+        "/tasks/{}",
+        first_task(&get(&url, &format!("/sweeps/{id}")).await.body)
     );
-    let url = format!("http://{address}");
-    while std::net::TcpStream::connect(&address).is_err() {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut images = Vec::new();
+    for page in [&figures, &task] {
+        let (over_rpc, over_db) = (get(&url, page).await, get(&database, page).await);
+        assert_eq!(over_rpc.status, 200, "{page}: {}", over_rpc.body);
+        images.extend(
+            over_db
+                .body
+                .split("src=\"")
+                .skip(1)
+                .map(|src| src.split('"').next().unwrap().replace("&#38;", "&")),
+        );
+        if page == &figures {
+            assert_eq!(over_rpc.body, over_db.body, "{page}");
+        }
     }
-    let page = get(&url, &format!("/sweeps/{id}")).await;
+    assert!(images.len() > 2, "figures and curves: {images:?}");
+    for image in &images {
+        let (over_rpc, over_db) = (get(&url, image).await, get(&database, image).await);
+        assert_eq!(over_rpc.status, 200, "{image}: {}", over_rpc.body);
+        assert_eq!(over_rpc.body, over_db.body, "{image}");
+    }
+    let rows = |body: &str| report_rows(body);
+    assert_eq!(
+        rows(&get(&url, &format!("/sweeps/{id}")).await.body),
+        rows(&get(&database, &format!("/sweeps/{id}")).await.body)
+    );
+    assert!(terminate(&mut local).success());
+    assert!(terminate(&mut remote).success());
+
+    let wrong = sweep(&[
+        "dashboard",
+        "--endpoint",
+        &coordinator.url,
+        "--token",
+        "wrong",
+        "--listen",
+        &free_address(),
+    ]);
+    assert!(!wrong.status.success());
+    let err = stderr(&wrong);
+    assert!(err.contains("token"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    coordinator.stop().await;
+}
+
+/// What a read-only dashboard at `url` shows of QUICK's finished sweep
+/// `id`: `table` (what `sweep report` printed)'s rows, figures, the worker
+/// stopped, a page of tasks sorted and filtered, a task's attempts; cancel
+/// refused.
+async fn shows_the_finished_sweep_read_only(url: &str, id: sweep_proto::SweepId, table: &str) {
+    let page = get(url, &format!("/sweeps/{id}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let table = stdout(&report);
     for row in report_rows(&page.body) {
         let line = row.join(" ");
         assert!(
@@ -150,12 +251,12 @@ async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
         );
     }
     assert_eq!(report_rows(&page.body).len(), 2);
-    let figures = get(&url, &format!("/sweeps/{id}/figures")).await;
+    let figures = get(url, &format!("/sweeps/{id}/figures")).await;
     let first = figures.body.split("src=\"").nth(1).expect("a figure");
-    let svg = get(&url, first.split('"').next().unwrap()).await;
+    let svg = get(url, first.split('"').next().unwrap()).await;
     assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
     assert!(svg.body.contains("<svg"), "{}", svg.body);
-    let workers = get(&url, "/workers").await;
+    let workers = get(url, "/workers").await;
     assert_eq!(workers.body.matches("<tr class=\"worker\">").count(), 1);
     assert!(
         workers
@@ -164,7 +265,7 @@ async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
         "a worker stopped cleanly is not lost: {}",
         workers.body
     );
-    let sorted = get(&url, &format!("/sweeps/{id}?sort=duration&state=succeeded")).await;
+    let sorted = get(url, &format!("/sweeps/{id}?sort=duration&state=succeeded")).await;
     assert_eq!(sorted.status, 200, "{}", sorted.body);
     assert!(
         sorted
@@ -177,19 +278,14 @@ async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
         sorted.body.matches("<tr class=\"task succeeded\">").count(),
         4
     );
-    let bad = get(&url, &format!("/sweeps/{id}?sort=fastest")).await;
+    let bad = get(url, &format!("/sweeps/{id}?sort=fastest")).await;
     assert_eq!(bad.status, 400);
     assert!(
         bad.body.contains("sort: no such order &#34;fastest&#34;"),
         "{}",
         bad.body
     );
-    let task = sorted
-        .body
-        .split("<a href=\"/tasks/")
-        .nth(1)
-        .expect("a task link");
-    let task = get(&url, &format!("/tasks/{}", task.split('"').next().unwrap())).await;
+    let task = get(url, &format!("/tasks/{}", first_task(&sorted.body))).await;
     let attempts: Vec<&str> = task.body.split("<tr class=\"attempt\">").skip(1).collect();
     assert_eq!(attempts.len(), 1, "{}", task.body);
     assert!(
@@ -197,9 +293,11 @@ async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
         "{}",
         attempts[0]
     );
+    let missing = get(url, "/tasks/424242").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let cancel = http(
-        &url,
+        url,
         "POST",
         &format!("/sweeps/{id}/cancel"),
         &form,
@@ -207,7 +305,12 @@ async fn sweep_dashboard_shows_the_report_of_a_database_read_only() {
     )
     .await;
     assert_eq!(cancel.status, 403, "read-only: {}", cancel.body);
-    assert!(terminate(&mut served).success());
+}
+
+/// The id of the first task a sweep page links to.
+fn first_task(page: &str) -> &str {
+    let link = page.split("<a href=\"/tasks/").nth(1).expect("a task link");
+    link.split('"').next().unwrap()
 }
 
 /// The cells of the sweep page's report table, row by row.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sweep_proto::{SweepState, TaskState};
+use sweep_proto::{Results, SweepState, TaskState};
 use sweep_tests::{
     Coordinator, Postgres, Process, binary, client, finished, free_address, stderr, stdout, submit,
     sweep, terminate, wait_for, worker,

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use sweep_proto::client::{Credentials, SweepsClient};
-use sweep_proto::{SweepId, SweepState, TaskId};
+use sweep_proto::{Results, SweepId, SweepState, TaskId};
 use sweep_tests::{Coordinator, EmptyPostgres, files, finished, read, sweep, worker};
 
 /// Trained models with weight snapshots (the PCA paths), two batch sizes
@@ -109,7 +109,7 @@ async fn same_both_ways(coordinator: &Coordinator, sweep: SweepId) {
 /// refused; an unknown task or sweep is NOT_FOUND in one line.
 async fn guarded(coordinator: &Coordinator, id: SweepId) {
     let as_worker = connect(&coordinator.url, WORKER_TOKEN).await;
-    let refused = as_worker.report(id).await.unwrap_err();
+    let refused = as_worker.aggregate(id).await.unwrap_err();
     assert_eq!(
         refused.kind,
         sweep_proto::ErrorKind::Unauthenticated,

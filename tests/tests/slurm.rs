@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sweep_proto::{SweepState, TaskState};
+use sweep_proto::{Results, SweepState, TaskState};
 use sweep_tests::{Coordinator, binary, finished, repo, submit, wait_for};
 
 /// Six tasks of a few seconds each on one thread.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sweep_coordinator::store::{self, Store};
 use sweep_proto::client::SweepsClient;
-use sweep_proto::{SweepState, TaskState, WorkerInfo};
+use sweep_proto::{Results, SweepState, TaskState, WorkerInfo};
 use sweep_spec::{ExperimentKind, metric, summary, weights};
 use sweep_tests::{Coordinator, finished, submit, terminate, wait_for, worker};
 

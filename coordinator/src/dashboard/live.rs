@@ -11,7 +11,7 @@ use futures::Stream;
 use tokio::sync::watch;
 
 use super::Dashboard;
-use crate::store::ResultStore;
+use crate::store::Results;
 
 /// The least time between two events: a sweep finishing a thousand tasks a
 /// second should not make every page fetch itself a thousand times.
@@ -34,10 +34,10 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// A change signal for a store read from outside (a database another
-/// process writes): it moves whenever the task counts do, looked at every
+/// A change signal for results read from outside (a database another
+/// process writes, a coordinator's read RPCs): it moves whenever the task counts do, looked at every
 /// [`POLL`], until every receiver is gone.
-pub fn poll(results: Arc<dyn ResultStore>) -> watch::Receiver<u64> {
+pub fn poll(results: Arc<dyn Results>) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0);
     tokio::spawn(async move {
         let mut last = None;

@@ -1,8 +1,8 @@
 //! The web dashboard: server-rendered pages over the same read path as
-//! `sweep report` (the store's [`ResultStore`], whose aggregation the report
-//! uses too), served by the coordinator on its gRPC port (beside
-//! `/metrics`), by `sweep dashboard` over a database opened read-only, and
-//! by `sweep run` while it runs.
+//! `sweep report` ([`Results`], whose aggregation the report uses too),
+//! served by the coordinator on its gRPC port (beside `/metrics`), by
+//! `sweep dashboard` over a database opened read-only or over a
+//! coordinator's read RPCs, and by `sweep run` while it runs.
 //!
 //! - [`pages`]: the sweeps list, a sweep (report table, figures, tasks), a
 //!   task (parameters, metric curves, artifacts) and the workers, rendered
@@ -21,7 +21,6 @@ mod pages;
 mod view;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -31,20 +30,18 @@ use sweep_proto::{ErrorKind, WireError};
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::store::{ResultStore, SweepStore};
+use crate::store::{Results, SweepStore};
 
 pub use live::poll;
 
 /// What the dashboard reads, and what it may change.
 #[derive(Clone)]
 pub struct Dashboard {
-    results: Arc<dyn ResultStore>,
+    results: Arc<dyn Results>,
     /// Cancel and retry: none for a read-only dashboard.
     actions: Option<Actions>,
     /// Moves whenever the store changes.
     changes: watch::Receiver<u64>,
-    /// A worker silent for longer is shown as lost.
-    lease_ttl: Duration,
     figures: pages::FigureCache,
 }
 
@@ -58,16 +55,14 @@ pub struct Actions {
 
 impl Dashboard {
     pub fn new(
-        results: Arc<dyn ResultStore>,
+        results: Arc<dyn Results>,
         actions: Option<Actions>,
         changes: watch::Receiver<u64>,
-        lease_ttl: Duration,
     ) -> Self {
         Self {
             results,
             actions,
             changes,
-            lease_ttl,
             figures: pages::FigureCache::default(),
         }
     }
@@ -118,12 +113,7 @@ pub enum PageError {
 /// goes to the log, never to the page.
 impl From<Error> for PageError {
     fn from(err: Error) -> Self {
-        let WireError { kind, message } = WireError::from(err);
-        match kind {
-            ErrorKind::NotFound => Self::NotFound(message),
-            ErrorKind::InvalidArgument | ErrorKind::FailedPrecondition => Self::BadRequest(message),
-            _ => Self::Failed(message),
-        }
+        WireError::from(err).into()
     }
 }
 
@@ -133,9 +123,25 @@ impl From<askama::Error> for PageError {
     }
 }
 
+/// As a client sees it: the store's errors are converted once, where they
+/// are made.
+impl From<WireError> for PageError {
+    fn from(WireError { kind, message }: WireError) -> Self {
+        match kind {
+            ErrorKind::NotFound => Self::NotFound(message),
+            ErrorKind::InvalidArgument | ErrorKind::FailedPrecondition => Self::BadRequest(message),
+            ErrorKind::Unauthenticated => Self::Forbidden(message),
+            _ => Self::Failed(message),
+        }
+    }
+}
+
 impl From<sweep_report::Error> for PageError {
     fn from(err: sweep_report::Error) -> Self {
-        Self::Failed(err.to_string())
+        match err {
+            sweep_report::Error::Read(err) => err.into(),
+            err => Self::Failed(err.to_string()),
+        }
     }
 }
 

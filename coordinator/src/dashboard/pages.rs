@@ -1,24 +1,22 @@
-//! The pages, each a handler that reads the store and fills a template.
+//! The pages, each a handler that reads results and fills a template.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use askama::Template;
-use async_trait::async_trait;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use sweep_proto::clock::now_ms;
-use sweep_proto::{Artifact, Metric, SweepId, SweepRef, SweepState, Task, TaskId, TaskState};
+use sweep_proto::{SweepId, SweepRef, SweepState, Task, TaskId, TaskOrder, TaskPage, TaskState};
 use sweep_report::columns::{IDENTITY, identity};
 use sweep_report::figures::{self, Axis, Figure, Series};
 use sweep_report::table::{Layout, listing};
-use sweep_report::{Listing, Results, text};
+use sweep_report::{Listing, text};
 
 use super::view::{AttemptRow, SweepRow, WorkerRow, duration};
 use super::{Dashboard, PageError};
-use crate::store::{self, ResultStore, TaskOrder};
 
 /// The most sweeps the list shows.
 const SWEEPS: u32 = 500;
@@ -134,7 +132,7 @@ pub struct TaskRow {
 }
 
 impl TaskTable {
-    fn new(page: store::TaskPage, state: Option<TaskState>, order: TaskOrder, from: u64) -> Self {
+    fn new(page: TaskPage, state: Option<TaskState>, order: TaskOrder, from: u64) -> Self {
         let now = now_ms();
         let rows: Vec<TaskRow> = page.tasks.iter().map(|t| task_row(t, now)).collect();
         let filter = state.map_or(String::new(), |s| format!("&state={s}"));
@@ -270,8 +268,7 @@ impl FigureCache {
         if let Some(drawn) = cached.filter(|drawn| drawn.version == version) {
             return Ok(drawn);
         }
-        let source = StoreResults(d.results.as_ref());
-        let svgs = figures::figures(&source, sweep)
+        let svgs = figures::figures(d.results.as_ref(), sweep)
             .await?
             .iter()
             .map(|figure| Ok((figure.file.clone(), figures::svg(figure)?)))
@@ -326,28 +323,6 @@ pub async fn figure(
 
 fn svg_response(svg: String) -> Response {
     ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
-}
-
-/// The store as the figures read it.
-struct StoreResults<'a>(&'a dyn ResultStore);
-
-#[async_trait]
-impl Results for StoreResults<'_> {
-    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> sweep_report::Result<Vec<Task>> {
-        self.0.tasks(sweep, states).await.map_err(read)
-    }
-
-    async fn metrics(&self, task: TaskId) -> sweep_report::Result<Vec<Metric>> {
-        self.0.metrics(task).await.map_err(read)
-    }
-
-    async fn artifact(&self, task: TaskId, name: &str) -> sweep_report::Result<Artifact> {
-        self.0.artifact(task, name).await.map_err(read)
-    }
-}
-
-fn read(err: crate::error::Error) -> sweep_report::Error {
-    sweep_report::Error::Read(err.to_string())
 }
 
 /// A task as its page shows it.
@@ -471,7 +446,7 @@ struct WorkersPage {
 pub async fn workers(State(d): State<Dashboard>) -> Page {
     let now = now_ms();
     let rows = (d.results.workers().await?.iter())
-        .map(|worker| WorkerRow::of(&worker.info(d.lease_ttl), now))
+        .map(|worker| WorkerRow::of(worker, now))
         .collect();
     html(WorkersPage { rows })
 }

@@ -162,7 +162,9 @@ impl Coordinator for CoordinatorService {
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::RegisterResponse>, Status> {
         let worker = Registration::try_from(request.into_inner())?;
-        let id = self.store.register_worker(&worker).await?;
+        let id = (self.store)
+            .register_worker(&worker, self.config.lease_ttl)
+            .await?;
         tracing::info!(worker = %id, name = %worker.name, host = %worker.host, "worker registered");
         let registered = Registered {
             worker_id: id,

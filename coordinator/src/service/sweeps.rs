@@ -6,7 +6,9 @@ use std::sync::Arc;
 use futures::Stream;
 use sweep_proto::v1::sweeps_server::Sweeps;
 use sweep_proto::v1::{self};
-use sweep_proto::{Forget, Sweep, SweepId, SweepRef, TaskId, TaskState, WireError, text};
+use sweep_proto::{
+    Forget, Sweep, SweepId, SweepRef, TaskId, TaskOrder, TaskState, WireError, text,
+};
 use sweep_spec::planner::{self, Limits};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -16,7 +18,7 @@ use super::poll::LongPoll;
 use super::{DownloadStream, reads};
 use crate::config::Config;
 use crate::error::Error;
-use crate::store::{Store, TaskOrder};
+use crate::store::Store;
 
 const DEFAULT_LIST: u32 = 50;
 const MAX_LIST: u32 = 1000;
@@ -226,9 +228,10 @@ impl Sweeps for SweepsService {
             0 => TASK_PAGE,
             n => n.min(TASK_PAGE),
         };
+        let order = TaskOrder::from_wire(req.order)?;
         let page = self
             .store
-            .task_page(id, &states, TaskOrder::Grid, from, limit)
+            .task_page(id, &states, order, from, limit)
             .await?;
         Ok(Response::new(v1::ListTasksResponse {
             tasks: page.tasks.iter().map(Into::into).collect(),
@@ -303,10 +306,33 @@ impl Sweeps for SweepsService {
     ) -> Result<Response<v1::ListWorkersResponse>, Status> {
         let workers = self.store.workers().await?;
         Ok(Response::new(v1::ListWorkersResponse {
-            workers: workers
-                .iter()
-                .map(|w| v1::WorkerInfo::from(&w.info(self.config.lease_ttl)))
-                .collect(),
+            workers: workers.iter().map(v1::WorkerInfo::from).collect(),
         }))
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<v1::TaskRequest>,
+    ) -> Result<Response<v1::TaskInfo>, Status> {
+        let task = TaskId::from_wire(request.into_inner().task_id)?;
+        Ok(Response::new((&self.store.task(task).await?).into()))
+    }
+
+    async fn list_attempts(
+        &self,
+        request: Request<v1::TaskRequest>,
+    ) -> Result<Response<v1::ListAttemptsResponse>, Status> {
+        let task = TaskId::from_wire(request.into_inner().task_id)?;
+        let attempts = self.store.attempts(task).await?;
+        Ok(Response::new(v1::ListAttemptsResponse {
+            attempts: attempts.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn count_tasks(
+        &self,
+        _request: Request<v1::CountTasksRequest>,
+    ) -> Result<Response<v1::TaskCounts>, Status> {
+        Ok(Response::new((&self.store.task_counts().await?).into()))
     }
 }

@@ -3,8 +3,10 @@
 //! sweeps), [`WorkerStore`] (registered workers), [`QueueStore`] (leases and
 //! everything a worker reports under one), [`CheckpointStore`] (the newest
 //! checkpoint of each task), [`CacheStore`] (result keys claimed and
-//! forgotten) and [`ResultStore`] (read-only views for reports, plots and
-//! listings). Two backends implement them with
+//! forgotten) and [`Results`] (what reports, plots, listings and the
+//! dashboard read: the protocol's one read trait, which the coordinator's
+//! client implements too). [`reader`] opens a database only to read it.
+//! Two backends implement them with
 //! the same SQL ([`sql`]): [`postgres`] for a cluster and [`sqlite`] (a file,
 //! the embedded default) for one machine; they differ only where the
 //! databases do (see [`sql::Dialect`]) and pass the same test suite.
@@ -16,7 +18,7 @@
 mod migrations;
 mod model;
 pub mod postgres;
-mod reader;
+pub mod reader;
 mod retrying;
 mod signal;
 mod sql;
@@ -26,17 +28,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use sweep_proto::Results;
 use sweep_proto::{
-    CacheStats, CancelOutcome, Claim, Completion, Forget, Lease, LeaseCall, LeaseRef, LeaseStatus,
-    MetricPoint, Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState,
-    WorkerId,
+    CancelOutcome, Claim, Completion, Forget, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint,
+    Registration, Sweep, SweepId, TaskState, WorkerId,
 };
 use sweep_spec::Submission;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 pub use model::*;
-pub use reader::Reader;
 pub use retrying::Retrying;
 
 /// The catalog of sweeps. Every method is atomic.
@@ -74,8 +75,10 @@ pub trait SweepStore: Send + Sync + 'static {
 /// The workers that registered.
 #[async_trait]
 pub trait WorkerStore: Send + Sync + 'static {
-    /// Records a worker; a restarted worker registers again and gets a new id.
-    async fn register_worker(&self, worker: &Registration) -> Result<WorkerId>;
+    /// Records a worker; a restarted worker registers again and gets a new
+    /// id. Its leases live `lease_ttl`: silent for longer, it is lost.
+    async fn register_worker(&self, worker: &Registration, lease_ttl: Duration)
+    -> Result<WorkerId>;
 
     /// Records that the worker stopped cleanly (listings show it stopped,
     /// not lost). Leases it still holds are left to expire: a worker hands
@@ -210,7 +213,7 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
 /// The result cache: a task's result key claimed before it trains, and
 /// results forgotten on request (see [`sweep_spec::result_key`]). What the
-/// cache holds is a read: [`ResultStore::cache_stats`].
+/// cache holds is a read: [`Results::cache_stats`].
 #[async_trait]
 pub trait CacheStore: Send + Sync + 'static {
     /// Completes the result key of the cacheable task `lease` names (see
@@ -240,83 +243,14 @@ pub trait CacheStore: Send + Sync + 'static {
     async fn forget_results(&self, which: Forget) -> Result<u64>;
 }
 
-/// What sweeps produced, read-only: what `sweep report`, `plot` and
-/// `export` read, and what the listings show.
-#[async_trait]
-pub trait ResultStore: Send + Sync + 'static {
-    /// All registered workers with the tasks they hold, newest first.
-    async fn workers(&self) -> Result<Vec<Worker>>;
-
-    /// The newest sweeps first, at most `limit`.
-    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>>;
-
-    /// The sweep with its task counts, by id or by name (the newest of that
-    /// name), or [`Error::NotFound`].
-    async fn sweep(&self, which: &SweepRef) -> Result<Sweep>;
-
-    /// The sweep's tasks in grid order, only those in `states` unless it is
-    /// empty. [`Error::NotFound`] for an unknown sweep.
-    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>>;
-
-    /// Like [`ResultStore::tasks`], a page at a time and in `order`: at
-    /// most `limit` tasks from `from` on (0 for the first page; the previous
-    /// page's `next` after that). The filter and the order run in the
-    /// database; in grid order a page costs the same wherever it is in the
-    /// sweep, in the others it sorts the sweep's matching tasks.
-    async fn task_page(
-        &self,
-        sweep: SweepId,
-        states: &[TaskState],
-        order: TaskOrder,
-        from: u64,
-        limit: u32,
-    ) -> Result<TaskPage>;
-
-    /// One task, or [`Error::NotFound`].
-    async fn task(&self, id: TaskId) -> Result<Task>;
-
-    /// The task's attempts, oldest first: every one that ended without
-    /// success as it was when it ended, then the latest if it is running or
-    /// succeeded. None for a task never leased. [`Error::NotFound`] for an
-    /// unknown task.
-    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>>;
-
-    /// The metric points of the task's latest attempt (of its source's, for
-    /// a task whose results came from the cache), by name and step.
-    /// [`Error::NotFound`] for an unknown task (never an empty list).
-    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>>;
-
-    /// The named artifact of the task's latest attempt (of its source's, for
-    /// a task whose results came from the cache), or [`Error::NotFound`].
-    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact>;
-
-    /// What artifacts the task's latest attempt (its source's, for a task
-    /// whose results came from the cache) stored, by name, without
-    /// their bytes. [`Error::NotFound`] for an unknown task.
-    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>>;
-
-    /// What the result cache holds.
-    async fn cache_stats(&self) -> Result<CacheStats>;
-
-    /// How many tasks of all sweeps are in each state.
-    async fn task_counts(&self) -> Result<TaskCounts>;
-
-    /// The sweep's swept settings in grid order, each with its task counts
-    /// and the mean ± std over seeds of every number its succeeded tasks'
-    /// summaries hold. Reads the numbers kept at completion, never the raw
-    /// metrics, so it stays fast however many metric points there are.
-    /// [`Error::NotFound`] for an unknown sweep.
-    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>>;
-}
-
 /// Everything the coordinator keeps.
 pub trait Store:
-    SweepStore + WorkerStore + QueueStore + CheckpointStore + CacheStore + ResultStore
+    SweepStore + WorkerStore + QueueStore + CheckpointStore + CacheStore + Results
 {
 }
 
 impl<T> Store for T where
-    T: SweepStore + WorkerStore + QueueStore + CheckpointStore + CacheStore + ResultStore
+    T: SweepStore + WorkerStore + QueueStore + CheckpointStore + CacheStore + Results
 {
 }
 

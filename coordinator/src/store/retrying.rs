@@ -12,13 +12,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sweep_proto::{
     CacheStats, CancelOutcome, Claim, Forget, Lease, LeaseRef, LeaseStatus, MetricPoint,
-    Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WorkerId,
+    Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WireError,
+    WorkerId, WorkerInfo,
 };
 use sweep_spec::Submission;
 use tokio::sync::watch;
 
 use super::*;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long a call keeps trying: a database restart takes seconds.
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -26,11 +27,30 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// Any store, made patient with passing failures.
 pub struct Retrying<S>(pub S);
 
+/// An error that says whether the same call may succeed later.
+trait Transient: std::fmt::Display {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for Error {
+    fn is_transient(&self) -> bool {
+        Error::is_transient(self)
+    }
+}
+
+/// A read's error: the store's, as a client sees it.
+impl Transient for WireError {
+    fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
 /// Runs `call` until it succeeds, fails for good, or [`PATIENCE`] is over.
-async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+async fn retry<T, E, F, Fut>(what: &str, mut call: F) -> Result<T, E>
 where
+    E: Transient,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let started = tokio::time::Instant::now();
     let mut wait = Duration::from_millis(50);
@@ -71,8 +91,15 @@ impl<S: SweepStore> SweepStore for Retrying<S> {
 
 #[async_trait]
 impl<S: WorkerStore> WorkerStore for Retrying<S> {
-    async fn register_worker(&self, worker: &Registration) -> Result<WorkerId> {
-        retry("register_worker", || self.0.register_worker(worker)).await
+    async fn register_worker(
+        &self,
+        worker: &Registration,
+        lease_ttl: Duration,
+    ) -> Result<WorkerId> {
+        retry("register_worker", || {
+            self.0.register_worker(worker, lease_ttl)
+        })
+        .await
     }
 
     async fn leave(&self, worker: WorkerId) -> Result<()> {
@@ -179,20 +206,20 @@ impl<S: CacheStore> CacheStore for Retrying<S> {
 }
 
 #[async_trait]
-impl<S: ResultStore> ResultStore for Retrying<S> {
-    async fn workers(&self) -> Result<Vec<Worker>> {
+impl<S: Results> Results for Retrying<S> {
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, WireError> {
         retry("workers", || self.0.workers()).await
     }
 
-    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>> {
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>, WireError> {
         retry("sweeps", || self.0.sweeps(limit)).await
     }
 
-    async fn sweep(&self, which: &SweepRef) -> Result<Sweep> {
+    async fn sweep(&self, which: &SweepRef) -> Result<Sweep, WireError> {
         retry("sweep", || self.0.sweep(which)).await
     }
 
-    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>> {
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>, WireError> {
         retry("tasks", || self.0.tasks(sweep, states)).await
     }
 
@@ -203,42 +230,42 @@ impl<S: ResultStore> ResultStore for Retrying<S> {
         order: TaskOrder,
         from: u64,
         limit: u32,
-    ) -> Result<TaskPage> {
+    ) -> Result<TaskPage, WireError> {
         retry("task_page", || {
             self.0.task_page(sweep, states, order, from, limit)
         })
         .await
     }
 
-    async fn task(&self, id: TaskId) -> Result<Task> {
+    async fn task(&self, id: TaskId) -> Result<Task, WireError> {
         retry("task", || self.0.task(id)).await
     }
 
-    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>> {
+    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>, WireError> {
         retry("attempts", || self.0.attempts(task)).await
     }
 
-    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>> {
+    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>, WireError> {
         retry("metrics", || self.0.metrics(task)).await
     }
 
-    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact> {
+    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact, WireError> {
         retry("artifact", || self.0.artifact(task, name)).await
     }
 
-    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>> {
+    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>, WireError> {
         retry("artifacts", || self.0.artifacts(task)).await
     }
 
-    async fn cache_stats(&self) -> Result<CacheStats> {
+    async fn cache_stats(&self) -> Result<CacheStats, WireError> {
         retry("cache_stats", || self.0.cache_stats()).await
     }
 
-    async fn task_counts(&self) -> Result<TaskCounts> {
+    async fn task_counts(&self) -> Result<TaskCounts, WireError> {
         retry("task_counts", || self.0.task_counts()).await
     }
 
-    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>> {
+    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>, WireError> {
         retry("aggregate", || self.0.aggregate(sweep)).await
     }
 }
@@ -248,7 +275,6 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::error::Error;
 
     #[tokio::test]
     async fn passing_failures_are_tried_again_and_others_are_not() {

@@ -162,22 +162,31 @@ macro_rules! store_suite {
     };
 }
 
-/// Registers a worker with one CPU device and two slots.
+/// Registers a worker with one CPU device and two slots, whose leases live
+/// a minute.
 pub async fn worker(store: &Arc<dyn Store>, name: &str) -> WorkerId {
+    worker_with_ttl(store, name, Duration::from_secs(60)).await
+}
+
+/// [`worker`], whose leases live `lease_ttl`.
+pub async fn worker_with_ttl(store: &Arc<dyn Store>, name: &str, lease_ttl: Duration) -> WorkerId {
     store
-        .register_worker(&Registration {
-            name: name.into(),
-            host: "localhost".into(),
-            backend: Backend::Flex,
-            devices: vec![Device {
-                kind: DeviceKind::Cpu,
-                name: "test cpu".into(),
-                memory_bytes: 1 << 30,
-            }],
-            slots: 2,
-            version: "test".into(),
-            result_version: 1,
-        })
+        .register_worker(
+            &Registration {
+                name: name.into(),
+                host: "localhost".into(),
+                backend: Backend::Flex,
+                devices: vec![Device {
+                    kind: DeviceKind::Cpu,
+                    name: "test cpu".into(),
+                    memory_bytes: 1 << 30,
+                }],
+                slots: 2,
+                version: "test".into(),
+                result_version: 1,
+            },
+            lease_ttl,
+        )
         .await
         .expect("register worker")
 }

@@ -57,9 +57,18 @@ async fn bad_requests_get_clear_codes_and_change_nothing() {
         states: vec![],
         limit: 10,
         page_token: "next, please".into(),
+        order: 0,
     };
     let err = sweeps.list_tasks(request).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    let request = v1::ListTasksRequest {
+        sweep_id: 1,
+        order: 42,
+        ..Default::default()
+    };
+    let err = sweeps.list_tasks(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert!(err.message().contains("task order 42"), "{}", err.message());
     let err = workers.lease(lease_request(999, 1, 0)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 

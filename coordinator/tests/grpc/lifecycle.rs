@@ -432,3 +432,33 @@ async fn a_lease_carries_completions_and_answers_them_at_once() {
     assert_eq!(counts(&mut sweeps, sweep_id).await, before);
     server.stop().await;
 }
+
+/// Every ending reaches `sweep_task_endings_total`, the README's
+/// throughput: one the reaper ends (a worker that stopped heartbeating) as
+/// well as a worker's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_attempt_is_counted_among_the_endings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir);
+    config.lease_ttl = Duration::from_secs(1);
+    config.reap_interval = Duration::from_millis(100);
+    let server = Server::start(config).await;
+    let (mut workers, mut sweeps) = server.clients().await;
+    let (sweep, worker) = submit_and_register(&mut workers, &mut sweeps).await;
+    let leases = workers
+        .lease(lease_request(worker, 1, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .leases;
+    assert_eq!(leases.len(), 1);
+    let started = Instant::now();
+    while counts(&mut sweeps, sweep).await.queued < 2 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never reaped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = http_get(server.addr, "/metrics").await;
+    let line = "sweep_task_endings_total{state=\"queued\"} 1";
+    assert!(metrics.contains(line), "{line:?} missing from:\n{metrics}");
+    server.stop().await;
+}

@@ -27,19 +27,22 @@ async fn worker_on(
     result_version: u32,
 ) -> WorkerId {
     store
-        .register_worker(&Registration {
-            name: "w".into(),
-            host: "localhost".into(),
-            backend,
-            devices: vec![Device {
-                kind,
-                name: "test cpu".into(),
-                memory_bytes: 1 << 30,
-            }],
-            slots: 8,
-            version: "test".into(),
-            result_version,
-        })
+        .register_worker(
+            &Registration {
+                name: "w".into(),
+                host: "localhost".into(),
+                backend,
+                devices: vec![Device {
+                    kind,
+                    name: "test cpu".into(),
+                    memory_bytes: 1 << 30,
+                }],
+                slots: 8,
+                version: "test".into(),
+                result_version,
+            },
+            TTL,
+        )
         .await
         .unwrap()
 }

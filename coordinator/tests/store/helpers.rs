@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use sweep_coordinator::error::Error;
 use sweep_coordinator::store::*;
-use sweep_proto::WorkerId;
-use sweep_proto::{Completion, Lease, LeaseRef, MetricPoint, SweepId};
+use sweep_proto::{
+    Completion, ErrorKind, Lease, LeaseRef, MetricPoint, SweepId, WireError, WorkerId,
+};
 use sweep_spec::Summary;
 use sweep_spec::planner::{self};
 
@@ -37,7 +38,7 @@ pub(crate) async fn submit(store: &Arc<dyn Store>, spec: &str) -> SweepId {
 pub(crate) async fn get_sweep(
     store: &Arc<dyn Store>,
     id: SweepId,
-) -> Result<sweep_proto::Sweep, Error> {
+) -> Result<sweep_proto::Sweep, WireError> {
     store.sweep(&id.into()).await
 }
 
@@ -70,9 +71,27 @@ pub(crate) fn assert_stale(result: Result<impl std::fmt::Debug, Error>) {
     }
 }
 
-pub(crate) fn assert_not_found(result: Result<impl std::fmt::Debug, Error>) {
+/// An error of the store's writes ([`Error`]) or of its reads (as a
+/// client sees them, [`WireError`]) that says a thing does not exist.
+pub(crate) trait NotFound: std::fmt::Debug {
+    fn is_not_found(&self) -> bool;
+}
+
+impl NotFound for Error {
+    fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}
+
+impl NotFound for WireError {
+    fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+}
+
+pub(crate) fn assert_not_found(result: Result<impl std::fmt::Debug, impl NotFound>) {
     match result {
-        Err(Error::NotFound { .. }) => {}
+        Err(err) if err.is_not_found() => {}
         other => panic!("expected not found, got {other:?}"),
     }
 }

@@ -225,18 +225,35 @@ async fn workers_are_listed_with_their_tasks(db: &mut TestDb) {
     assert_eq!(find(busy).running, vec![lease.task_id]);
     assert!(find(idle).running.is_empty());
     assert_eq!(find(busy).registration.devices[0].kind, DeviceKind::Cpu);
-    assert!(find(busy).silent_for < Duration::from_secs(30));
-    assert_eq!(find(idle).status(TTL), WorkerStatus::Live);
+    assert_eq!(find(idle).status, WorkerStatus::Live);
 
     // One that says it stops is stopped, however recently it was heard.
     store.leave(idle).await.unwrap();
     let workers = store.workers().await.unwrap();
     let idle = workers.iter().find(|w| w.id == idle).unwrap();
-    assert_eq!(idle.status(TTL), WorkerStatus::Stopped);
-    assert_eq!(idle.status(Duration::ZERO), WorkerStatus::Stopped);
+    assert_eq!(idle.status, WorkerStatus::Stopped);
     let busy = workers.iter().find(|w| w.id == busy).unwrap();
-    assert_eq!(busy.status(TTL), WorkerStatus::Live);
+    assert_eq!(busy.status, WorkerStatus::Live);
     assert_not_found(store.leave(WorkerId(424_242)).await);
+}
+
+/// Liveness is judged by the lease TTL each worker registered with, so a
+/// reader of the database needs no coordinator config to tell a lost
+/// worker from a live one.
+async fn a_worker_silent_past_its_own_lease_ttl_is_lost(db: &mut TestDb) {
+    let store = &db.store;
+    let brief = worker_with_ttl(store, "brief", Duration::from_millis(50)).await;
+    let patient = worker(store, "patient").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let workers = store.workers().await.unwrap();
+    let status = |id| workers.iter().find(|w| w.id == id).unwrap().status;
+    assert_eq!(status(brief), WorkerStatus::Lost);
+    assert_eq!(status(patient), WorkerStatus::Live);
+    // A heartbeat makes it live again.
+    store.heartbeat(brief, &[], TTL).await.unwrap();
+    let workers = store.workers().await.unwrap();
+    let status = |id| workers.iter().find(|w| w.id == id).unwrap().status;
+    assert_eq!(status(brief), WorkerStatus::Live);
 }
 
 async fn unknown_ids_are_not_found(db: &mut TestDb) {
@@ -264,5 +281,6 @@ crate::store_suite!(
     cancel_stops_queued_tasks_and_tells_the_holders,
     retry_requeues_only_failed_tasks,
     workers_are_listed_with_their_tasks,
+    a_worker_silent_past_its_own_lease_ttl_is_lost,
     unknown_ids_are_not_found,
 );

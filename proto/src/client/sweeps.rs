@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tonic::Streaming;
 
 use super::{Channel, Connection, Credentials, Target, chain};
 use crate::MAX_MESSAGE_BYTES;
 use crate::error::WireError;
 use crate::ids::{SweepId, SweepRef, TaskId};
+use crate::read::{Attempt, Results, TaskOrder, TaskPage};
 use crate::results::{Artifact, ArtifactInfo, CacheStats, Forget, Metric, SettingStats};
-use crate::state::TaskState;
+use crate::state::{TaskCounts, TaskState};
 use crate::sweep::{CancelOutcome, Sweep, Task};
 use crate::v1;
 use crate::v1::sweeps_client::SweepsClient as Generated;
@@ -111,34 +113,6 @@ impl SweepsClient {
         Ok(response.task_count)
     }
 
-    /// One sweep, by id or by name (the newest of that name), with its spec.
-    pub async fn sweep(&self, which: &SweepRef) -> Result<Sweep, WireError> {
-        let request = match which {
-            SweepRef::Id(id) => v1::GetSweepRequest {
-                sweep_id: id.to_wire(),
-                name: String::new(),
-            },
-            SweepRef::Name(name) => v1::GetSweepRequest {
-                sweep_id: 0,
-                name: name.clone(),
-            },
-        };
-        let response = (self.0)
-            .call(request, |mut c, r| async move { c.get(r).await })
-            .await?;
-        Sweep::try_from(response)
-    }
-
-    /// The newest sweeps first; `limit` 0 is the coordinator's default.
-    pub async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>, WireError> {
-        let response = (self.0)
-            .call(v1::ListSweepsRequest { limit }, |mut c, r| async move {
-                c.list(r).await
-            })
-            .await?;
-        response.sweeps.into_iter().map(Sweep::try_from).collect()
-    }
-
     pub async fn cancel(&self, sweep: SweepId) -> Result<CancelOutcome, WireError> {
         let request = v1::CancelSweepRequest {
             sweep_id: sweep.to_wire(),
@@ -177,114 +151,6 @@ impl SweepsClient {
         })
     }
 
-    /// The sweep's tasks in grid order, only those in `states` unless empty,
-    /// read page by page however many there are.
-    pub async fn tasks(
-        &self,
-        sweep: SweepId,
-        states: &[TaskState],
-    ) -> Result<Vec<Task>, WireError> {
-        let states: Vec<i32> = states
-            .iter()
-            .map(|s| v1::TaskState::from(*s) as i32)
-            .collect();
-        let mut tasks = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let request = v1::ListTasksRequest {
-                sweep_id: sweep.to_wire(),
-                states: states.clone(),
-                limit: 0,
-                page_token,
-            };
-            let page = (self.0)
-                .call(request, |mut c, r| async move { c.list_tasks(r).await })
-                .await?;
-            for task in page.tasks {
-                tasks.push(Task::try_from(task)?);
-            }
-            if page.next_page_token.is_empty() {
-                return Ok(tasks);
-            }
-            page_token = page.next_page_token;
-        }
-    }
-
-    /// The sweep's report: one entry per swept setting, in grid order, as
-    /// the coordinator's database aggregates it.
-    pub async fn report(&self, sweep: SweepId) -> Result<Vec<SettingStats>, WireError> {
-        let request = v1::GetSweepRequest {
-            sweep_id: sweep.to_wire(),
-            name: String::new(),
-        };
-        let mut pages = (self.0)
-            .call(request, |mut c, r| async move { c.report(r).await })
-            .await?;
-        let mut settings = Vec::new();
-        while let Some(page) = self.page(&mut pages).await? {
-            for setting in page.settings {
-                settings.push(SettingStats::try_from(setting)?);
-            }
-        }
-        Ok(settings)
-    }
-
-    /// The metric points of the task's latest attempt, by name and step.
-    pub async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>, WireError> {
-        let request = v1::TaskRequest {
-            task_id: task.to_wire(),
-        };
-        let mut pages = (self.0)
-            .call(request, |mut c, r| async move { c.task_metrics(r).await })
-            .await?;
-        let mut metrics = Vec::new();
-        while let Some(page) = self.page(&mut pages).await? {
-            for metric in page.metrics {
-                metrics.push(Metric::try_from(metric)?);
-            }
-        }
-        Ok(metrics)
-    }
-
-    /// The artifacts of the task's latest attempt, by name.
-    pub async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>, WireError> {
-        let request = v1::TaskRequest {
-            task_id: task.to_wire(),
-        };
-        let response = (self.0)
-            .call(request, |mut c, r| async move { c.list_artifacts(r).await })
-            .await?;
-        response
-            .artifacts
-            .into_iter()
-            .map(ArtifactInfo::try_from)
-            .collect()
-    }
-
-    /// The named artifact of the task's latest attempt, whole.
-    pub async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact, WireError> {
-        let request = v1::GetArtifactRequest {
-            task_id: task.to_wire(),
-            name: name.to_string(),
-        };
-        let mut parts = (self.0)
-            .call(request, |mut c, r| async move { c.get_artifact(r).await })
-            .await?;
-        Artifact::from_wire(&mut parts)
-            .await
-            .map_err(|status| self.0.target.explain(status))
-    }
-
-    /// What the result cache holds.
-    pub async fn cache_stats(&self) -> Result<CacheStats, WireError> {
-        let response = (self.0)
-            .call(v1::CacheStatsRequest {}, |mut c, r| async move {
-                c.cache_stats(r).await
-            })
-            .await?;
-        Ok(response.into())
-    }
-
     /// Forgets the results `which` names; answers how many.
     pub async fn forget_results(&self, which: Forget) -> Result<u64, WireError> {
         let request = v1::ForgetResultsRequest::from(which);
@@ -301,8 +167,11 @@ impl SweepsClient {
             .await
             .map_err(|status| self.0.target.explain(status))
     }
+}
 
-    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, WireError> {
+#[async_trait]
+impl Results for SweepsClient {
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, WireError> {
         let response = (self.0)
             .call(v1::ListWorkersRequest {}, |mut c, r| async move {
                 c.list_workers(r).await
@@ -313,5 +182,202 @@ impl SweepsClient {
             .into_iter()
             .map(WorkerInfo::try_from)
             .collect()
+    }
+
+    /// `limit` 0 is the coordinator's default.
+    async fn sweeps(&self, limit: u32) -> Result<Vec<Sweep>, WireError> {
+        let response = (self.0)
+            .call(v1::ListSweepsRequest { limit }, |mut c, r| async move {
+                c.list(r).await
+            })
+            .await?;
+        response.sweeps.into_iter().map(Sweep::try_from).collect()
+    }
+
+    /// With its spec.
+    async fn sweep(&self, which: &SweepRef) -> Result<Sweep, WireError> {
+        let response = (self.0)
+            .call(
+                sweep_request(which),
+                |mut c, r| async move { c.get(r).await },
+            )
+            .await?;
+        Sweep::try_from(response)
+    }
+
+    /// Read page by page however many there are.
+    async fn tasks(&self, sweep: SweepId, states: &[TaskState]) -> Result<Vec<Task>, WireError> {
+        let mut tasks = Vec::new();
+        let mut from = 0;
+        loop {
+            // Limit 0: the coordinator's page size.
+            let page = self
+                .task_page(sweep, states, TaskOrder::Grid, from, 0)
+                .await?;
+            tasks.extend(page.tasks);
+            match page.next {
+                Some(next) => from = next,
+                None => return Ok(tasks),
+            }
+        }
+    }
+
+    async fn task_page(
+        &self,
+        sweep: SweepId,
+        states: &[TaskState],
+        order: TaskOrder,
+        from: u64,
+        limit: u32,
+    ) -> Result<TaskPage, WireError> {
+        let request = v1::ListTasksRequest {
+            sweep_id: sweep.to_wire(),
+            states: states
+                .iter()
+                .map(|s| v1::TaskState::from(*s) as i32)
+                .collect(),
+            limit,
+            page_token: if from == 0 {
+                String::new()
+            } else {
+                from.to_string()
+            },
+            order: v1::TaskOrder::from(order) as i32,
+        };
+        let page = (self.0)
+            .call(request, |mut c, r| async move { c.list_tasks(r).await })
+            .await?;
+        let next = match page.next_page_token.as_str() {
+            "" => None,
+            token => Some(token.parse().map_err(|_| {
+                WireError::invalid(format!("the coordinator sent page token {token:?}"))
+            })?),
+        };
+        Ok(TaskPage {
+            tasks: page
+                .tasks
+                .into_iter()
+                .map(Task::try_from)
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Task, WireError> {
+        let response = (self.0)
+            .call(
+                task_request(id),
+                |mut c, r| async move { c.get_task(r).await },
+            )
+            .await?;
+        Task::try_from(response)
+    }
+
+    async fn attempts(&self, task: TaskId) -> Result<Vec<Attempt>, WireError> {
+        let response = (self.0)
+            .call(task_request(task), |mut c, r| async move {
+                c.list_attempts(r).await
+            })
+            .await?;
+        response
+            .attempts
+            .into_iter()
+            .map(Attempt::try_from)
+            .collect()
+    }
+
+    async fn metrics(&self, task: TaskId) -> Result<Vec<Metric>, WireError> {
+        let mut pages = (self.0)
+            .call(task_request(task), |mut c, r| async move {
+                c.task_metrics(r).await
+            })
+            .await?;
+        let mut metrics = Vec::new();
+        while let Some(page) = self.page(&mut pages).await? {
+            for metric in page.metrics {
+                metrics.push(Metric::try_from(metric)?);
+            }
+        }
+        Ok(metrics)
+    }
+
+    /// Whole, however many chunks its bytes came in.
+    async fn artifact(&self, task: TaskId, name: &str) -> Result<Artifact, WireError> {
+        let request = v1::GetArtifactRequest {
+            task_id: task.to_wire(),
+            name: name.to_string(),
+        };
+        let mut parts = (self.0)
+            .call(request, |mut c, r| async move { c.get_artifact(r).await })
+            .await?;
+        Artifact::from_wire(&mut parts)
+            .await
+            .map_err(|status| self.0.target.explain(status))
+    }
+
+    async fn artifacts(&self, task: TaskId) -> Result<Vec<ArtifactInfo>, WireError> {
+        let response = (self.0)
+            .call(task_request(task), |mut c, r| async move {
+                c.list_artifacts(r).await
+            })
+            .await?;
+        response
+            .artifacts
+            .into_iter()
+            .map(ArtifactInfo::try_from)
+            .collect()
+    }
+
+    async fn cache_stats(&self) -> Result<CacheStats, WireError> {
+        let response = (self.0)
+            .call(v1::CacheStatsRequest {}, |mut c, r| async move {
+                c.cache_stats(r).await
+            })
+            .await?;
+        Ok(response.into())
+    }
+
+    async fn task_counts(&self) -> Result<TaskCounts, WireError> {
+        let response = (self.0)
+            .call(v1::CountTasksRequest {}, |mut c, r| async move {
+                c.count_tasks(r).await
+            })
+            .await?;
+        Ok(response.into())
+    }
+
+    /// Read in pages, as the coordinator's database aggregates it.
+    async fn aggregate(&self, sweep: SweepId) -> Result<Vec<SettingStats>, WireError> {
+        let request = sweep_request(&SweepRef::Id(sweep));
+        let mut pages = (self.0)
+            .call(request, |mut c, r| async move { c.report(r).await })
+            .await?;
+        let mut settings = Vec::new();
+        while let Some(page) = self.page(&mut pages).await? {
+            for setting in page.settings {
+                settings.push(SettingStats::try_from(setting)?);
+            }
+        }
+        Ok(settings)
+    }
+}
+
+/// A request naming the sweep by id or by name.
+fn sweep_request(which: &SweepRef) -> v1::GetSweepRequest {
+    match which {
+        SweepRef::Id(id) => v1::GetSweepRequest {
+            sweep_id: id.to_wire(),
+            name: String::new(),
+        },
+        SweepRef::Name(name) => v1::GetSweepRequest {
+            sweep_id: 0,
+            name: name.clone(),
+        },
+    }
+}
+
+fn task_request(task: TaskId) -> v1::TaskRequest {
+    v1::TaskRequest {
+        task_id: task.to_wire(),
     }
 }

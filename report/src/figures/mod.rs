@@ -20,9 +20,9 @@ mod render;
 mod runs;
 mod versus;
 
-use sweep_proto::SweepId;
+use sweep_proto::{Results, SweepId};
 
-use crate::{Result, Results};
+use crate::Result;
 
 pub use render::{Image, render, svg};
 use versus::Versus;

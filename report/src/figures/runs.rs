@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use sweep_proto::Metric;
-use sweep_proto::{SweepId, TaskId, TaskState};
+use sweep_proto::{Metric, Results, SweepId, TaskId, TaskState};
 use sweep_spec::{Summary, TaskParams, weights};
 
 use crate::columns::setting_labels;
-use crate::{Error, Result, Results};
+use crate::{Error, Result};
 
 /// A succeeded task with what the figures read from it.
 pub struct Run {

@@ -7,9 +7,12 @@
 //! - [`hessian`]: the Hessian's spectrum at the flattest point of 2.2's
 //!   schedule (2.3).
 //! - [`interpolate`]: loss and accuracy along θ(α) = (1-α)·θ₁ + α·θ₂ (3.3).
+//! - `flat_optimizer`: Adam and SGD over a flat f64 vector, for what trains
+//!   without burn.
 
 pub mod classify;
 pub mod fit;
+mod flat_optimizer;
 pub mod hessian;
 pub mod interpolate;
 

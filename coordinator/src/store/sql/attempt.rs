@@ -1,6 +1,7 @@
 //! Attempts: what every fenced call shares (checking that a lease is the
-//! task's current one, ending an attempt with what that does to the task's
-//! dependents) and the history of a task's attempts.
+//! task's current one), how an attempt ends ([`SqlStore::settle`], which
+//! every ending goes through: succeeded, succeeded from the cache, failed,
+//! expired, handed back, cancelled) and the history of a task's attempts.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -66,7 +67,58 @@ impl<'a> AttemptEnd<'a> {
     }
 }
 
+/// A task whose attempt just ended, as its row's update left it.
+pub(super) struct Ended {
+    pub(super) task: TaskId,
+    /// Its new state.
+    pub(super) state: TaskState,
+    /// Whether other tasks depend on it.
+    pub(super) dependents: bool,
+    /// Whether it has a checkpoint.
+    pub(super) checkpoint: bool,
+}
+
+impl Ended {
+    /// From a row that returned `dependents` and `checkpoint_step`.
+    pub(super) fn from_row(task: TaskId, state: TaskState, row: &AnyRow) -> Result<Self> {
+        Ok(Self {
+            task,
+            state,
+            dependents: row.try_get::<i64, _>("dependents")? > 0,
+            checkpoint: row.try_get::<Option<i64>, _>("checkpoint_step")?.is_some(),
+        })
+    }
+}
+
 impl SqlStore {
+    /// The one way an attempt ends, once its task's row holds the new
+    /// state, whatever ended it: a succeeded task's dependents whose
+    /// dependencies have now all succeeded are queued and its checkpoint is
+    /// dropped (no attempt will resume from it); a failed task's dependents
+    /// fail with it. A task queued again or cancelled keeps its checkpoint
+    /// and leaves its dependents blocked. Answers the new state.
+    pub(super) async fn settle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ended: Ended,
+    ) -> Result<TaskState> {
+        match ended.state {
+            TaskState::Succeeded => {
+                if ended.dependents {
+                    self.unblock_dependents(tx, ended.task).await?;
+                }
+                if ended.checkpoint {
+                    self.drop_checkpoint(tx, ended.task).await?;
+                }
+            }
+            TaskState::Failed if ended.dependents => {
+                self.fail_dependents(tx, ended.task).await?;
+            }
+            _ => {}
+        }
+        Ok(ended.state)
+    }
+
     /// Checks that `lease` is the task's current lease and locks the task's
     /// row until the transaction ends, so the lease cannot change under the
     /// caller. The error tells an unknown task from a stale lease.
@@ -109,16 +161,17 @@ impl SqlStore {
     }
 
     /// Ends the attempt that `lease` names without success, fenced like
-    /// [`SqlStore::fence`] (each statement checks the lease, so a caller that
-    /// only ends an attempt needs no separate fence): records it among the task's past attempts, moves the
-    /// task on, then fails the task's dependents if the task failed.
-    /// Successes end in `complete_many`, a batch at a time.
+    /// [`SqlStore::fence`] (each statement checks the lease, so a caller
+    /// that only ends an attempt needs no separate fence): records it among
+    /// the task's past attempts, moves the task on and [settles](Self::settle)
+    /// it. Successes end in `complete.rs`, a batch at a time, and
+    /// `cache.rs`.
     pub(super) async fn end_attempt(
         &self,
         tx: &mut Transaction<'static, Any>,
         lease: &LeaseRef,
         end: AttemptEnd<'_>,
-    ) -> Result<()> {
+    ) -> Result<TaskState> {
         let recorded = sqlx::query(self.sql(
             "INSERT INTO attempts (task_id, attempt, worker_id, started_at, ended_at, outcome, error, \
                resumed_from) \
@@ -137,11 +190,12 @@ impl SqlStore {
         if recorded == 0 {
             return Err(self.not_leased(tx, lease.task_id).await);
         }
-        let dependents: i64 = sqlx::query_scalar(self.sql(
+        let row = sqlx::query(self.sql(
             "UPDATE tasks SET state = $3, error = COALESCE($4, error), handbacks = handbacks + $5, \
              finished_at = CASE WHEN $6 = 1 THEN {now} ELSE NULL END, \
              lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND state = {leased} AND lease_token = $2 RETURNING dependents",
+             WHERE id = $1 AND state = {leased} AND lease_token = $2 \
+             RETURNING dependents, checkpoint_step",
         ))
         .bind(lease.task_id.0)
         .bind(lease.token.clone())
@@ -151,13 +205,11 @@ impl SqlStore {
         .bind(i64::from(end.state.is_final()))
         .fetch_one(&mut **tx)
         .await?;
-        if dependents > 0 && end.state == TaskState::Failed {
-            self.fail_dependents(tx, lease.task_id).await?;
-        }
-        Ok(())
+        let ended = Ended::from_row(lease.task_id, end.state, &row)?;
+        self.settle(tx, ended).await
     }
 
-    /// [`ResultStore::attempts`](crate::store::ResultStore::attempts): the
+    /// [`Results::attempts`](crate::store::Results::attempts): the
     /// past attempts as recorded, then the latest from the task's row.
     pub(super) async fn attempt_history(&self, task: TaskId) -> Result<Vec<Attempt>> {
         let mut tx = self.pool.begin().await?;

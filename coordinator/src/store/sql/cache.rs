@@ -14,6 +14,7 @@ use sqlx::{Any, Row, Transaction};
 use sweep_proto::{CacheStats, Claim, Device, Forget, LeaseRef, TaskId, TaskState};
 use sweep_spec::result_key::{KeyParts, result_key};
 
+use super::attempt::Ended;
 use super::{SqlStore, parse_state};
 use crate::error::{Error, Result};
 use crate::store::CacheStore;
@@ -230,6 +231,7 @@ impl SqlStore {
         .bind(key.to_string())
         .fetch_one(&mut **tx)
         .await?;
+        let ended = Ended::from_row(lease.task_id, TaskState::Succeeded, &row)?;
         sqlx::query(
             "INSERT INTO summary_values (task_id, name, value) \
              SELECT $1, name, value FROM summary_values WHERE task_id = $2 \
@@ -239,16 +241,11 @@ impl SqlStore {
         .bind(source.0)
         .execute(&mut **tx)
         .await?;
-        if row.try_get::<i64, _>("dependents")? > 0 {
-            self.unblock_dependents(tx, lease.task_id).await?;
-        }
-        if row.try_get::<Option<i64>, _>("checkpoint_step")?.is_some() {
-            self.drop_checkpoint(tx, lease.task_id).await?;
-        }
+        self.settle(tx, ended).await?;
         Ok(())
     }
 
-    /// [`ResultStore::cache_stats`](crate::store::ResultStore::cache_stats).
+    /// [`Results::cache_stats`](crate::store::Results::cache_stats).
     pub(super) async fn stats(&self) -> Result<CacheStats> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(self.sql(

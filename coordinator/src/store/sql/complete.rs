@@ -9,9 +9,10 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{Completion, TaskId};
+use sweep_proto::{Completion, TaskId, TaskState};
 
 use super::SqlStore;
+use super::attempt::Ended;
 use super::points::{POINT_COLUMNS, PointRow, finite, to_json};
 use crate::error::{Error, Result};
 
@@ -92,12 +93,8 @@ impl SqlStore {
         for row in ended {
             let task = TaskId(row.try_get("id")?);
             attempts.insert(task, row.try_get::<i64, _>("attempt")?);
-            if row.try_get::<i64, _>("dependents")? > 0 {
-                self.unblock_dependents(tx, task).await?;
-            }
-            if row.try_get::<Option<i64>, _>("checkpoint_step")?.is_some() {
-                self.drop_checkpoint(tx, task).await?;
-            }
+            let ended = Ended::from_row(task, TaskState::Succeeded, &row)?;
+            self.settle(tx, ended).await?;
         }
         let succeeded: Vec<&Completion> = batch
             .iter()

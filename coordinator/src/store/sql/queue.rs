@@ -132,7 +132,7 @@ impl QueueStore for SqlStore {
         let fenced = self.fence(&mut tx, lease).await?;
         let state = fenced.after_failure(retryable);
         let end = AttemptEnd::new(state, Outcome::Failed, Some(error));
-        self.end_attempt(&mut tx, lease, end).await?;
+        let state = self.end_attempt(&mut tx, lease, end).await?;
         self.commit_change(tx).await?;
         Ok(state)
     }
@@ -146,7 +146,7 @@ impl QueueStore for SqlStore {
             TaskState::Queued
         };
         let end = AttemptEnd::new(state, Outcome::HandedBack, None);
-        self.end_attempt(&mut tx, lease, end).await?;
+        let state = self.end_attempt(&mut tx, lease, end).await?;
         self.commit_change(tx).await?;
         Ok(state)
     }
@@ -177,7 +177,7 @@ impl QueueStore for SqlStore {
             );
             let state = fenced.after_failure(true);
             let end = AttemptEnd::new(state, Outcome::Expired, Some(&error));
-            self.end_attempt(&mut tx, &lease, end).await?;
+            let state = self.end_attempt(&mut tx, &lease, end).await?;
             tracing::info!(task = %task, sweep = %fenced.sweep_id, %state, "reaped an expired lease");
             match state {
                 TaskState::Queued => outcome.requeued.push(task),

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
-use sweep_proto::{Backend, Registration, TaskId, WorkerId};
+use sweep_proto::{Backend, Registration, TaskId, WorkerId, WorkerInfo, WorkerStatus};
 
 use super::SqlStore;
 use crate::error::{Error, Result};
-use crate::store::{Worker, WorkerStore};
+use crate::store::WorkerStore;
 
 impl SqlStore {
     /// Marks the worker as alive; [`Error::NotFound`] for an unknown one.
@@ -33,13 +33,17 @@ impl SqlStore {
 
 #[async_trait]
 impl WorkerStore for SqlStore {
-    async fn register_worker(&self, worker: &Registration) -> Result<WorkerId> {
+    async fn register_worker(
+        &self,
+        worker: &Registration,
+        lease_ttl: Duration,
+    ) -> Result<WorkerId> {
         let devices = serde_json::to_string(&worker.devices)
             .map_err(|err| Error::Corrupt(format!("devices: {err}")))?;
         let id: i64 = sqlx::query_scalar(self.sql(
             "INSERT INTO workers (name, host, backend, devices, slots, version, result_version, \
-             registered_at, last_heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, {now}, {now}) \
-             RETURNING id",
+             lease_ttl_ms, registered_at, last_heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}, {now}) RETURNING id",
         ))
         .bind(worker.name.clone())
         .bind(worker.host.clone())
@@ -48,6 +52,7 @@ impl WorkerStore for SqlStore {
         .bind(i64::from(worker.slots))
         .bind(worker.version.clone())
         .bind(i64::from(worker.result_version))
+        .bind(i64::try_from(lease_ttl.as_millis()).unwrap_or(i64::MAX))
         .fetch_one(&self.pool)
         .await?;
         Ok(WorkerId(id))
@@ -67,12 +72,15 @@ impl WorkerStore for SqlStore {
 }
 
 impl SqlStore {
-    /// [`ResultStore::workers`](crate::store::ResultStore::workers).
-    pub(super) async fn list_workers(&self) -> Result<Vec<Worker>> {
+    /// [`Results::workers`](crate::store::Results::workers): each stopped
+    /// once it said so, else lost once silent for longer than its leases
+    /// live, by the database's clock.
+    pub(super) async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(self.sql(
-            "SELECT id, name, host, backend, devices, slots, version, result_version, registered_at, \
-             last_heartbeat_at, stopped_at, {now} AS now FROM workers ORDER BY id DESC",
+            "SELECT id, name, host, backend, devices, slots, version, result_version, \
+             lease_ttl_ms, last_heartbeat_at, stopped_at, {now} AS now FROM workers \
+             ORDER BY id DESC",
         ))
         .fetch_all(&mut *tx)
         .await?;
@@ -99,7 +107,14 @@ impl SqlStore {
                 let backend: String = row.try_get("backend")?;
                 let last: i64 = row.try_get("last_heartbeat_at")?;
                 let now: i64 = row.try_get("now")?;
-                Ok(Worker {
+                let stopped: Option<i64> = row.try_get("stopped_at")?;
+                let ttl: i64 = row.try_get("lease_ttl_ms")?;
+                let status = match stopped {
+                    Some(_) => WorkerStatus::Stopped,
+                    None if now - last <= ttl => WorkerStatus::Live,
+                    None => WorkerStatus::Lost,
+                };
+                Ok(WorkerInfo {
                     id: WorkerId(id),
                     registration: Registration {
                         name: row.try_get("name")?,
@@ -113,10 +128,8 @@ impl SqlStore {
                         version: row.try_get("version")?,
                         result_version: row.try_get::<i64, _>("result_version")? as u32,
                     },
-                    registered_at: row.try_get("registered_at")?,
                     last_heartbeat_at: last,
-                    stopped_at: row.try_get("stopped_at")?,
-                    silent_for: Duration::from_millis((now - last).max(0) as u64),
+                    status,
                     running: running.remove(&id).unwrap_or_default(),
                 })
             })
