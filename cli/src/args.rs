@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sweep_proto::SweepRef;
+use sweep_report::stats::Interval;
 
 /// Run parameter, batch-size and seed sweeps on one machine or a cluster,
 /// and turn their metrics into the report's tables and figures.
@@ -106,14 +107,50 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// One row per swept setting: mean ± std over seeds of every summary number.
+    /// One row per swept setting: every summary number's mean over seeds
+    /// and how well it is known.
     ///
     /// Final losses, accuracies and the experiment's own numbers (minimal
     /// ratio, sensitivity, ...), aggregated in the database. The table hides
-    /// bookkeeping numbers; CSV and JSON have them all.
+    /// bookkeeping numbers and shows `mean ± --interval`; CSV and JSON have
+    /// every number with its n, mean, std, se and 95% interval.
     Report {
         /// The sweep's id or name (`sweep status` lists them).
         sweep: SweepRef,
+        #[command(flatten)]
+        style: ReportStyle,
+        #[command(flatten)]
+        source: ReadFrom,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Which of two settings is better, and how sure that is.
+    ///
+    /// Every two settings of the sweep that differ only in --by, compared
+    /// over their seeds: Welch's t on the means (the difference with its
+    /// 95% interval), and Mann-Whitney's U on P(a > b), the chance that a
+    /// seed of one beats a seed of the other, which a collapsed seed cannot
+    /// swamp the way it swamps a mean. All the tests are Holm-corrected
+    /// together; each pair gets a verdict naming the test that decided it.
+    Compare {
+        /// The sweep's id or name (`sweep status` lists them).
+        sweep: SweepRef,
+        /// The parameter the settings differ in: model, params, batch_size,
+        /// width, lr, or any column `sweep report` shows.
+        #[arg(long)]
+        by: String,
+        /// The summary number compared [default: test_acc, else final_loss].
+        #[arg(long)]
+        metric: Option<String>,
+        /// Compare every other level of --by with this one only.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// The chance of any false verdict among all the pairs.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Pair the seeds both settings ran (paired t and sign test).
+        #[arg(long)]
+        paired: bool,
         #[command(flatten)]
         source: ReadFrom,
         #[command(flatten)]
@@ -271,6 +308,8 @@ pub struct RunArgs {
     #[arg(long, env = "SWEEP_CHECKPOINT_EVERY", value_parser = sweep_spec::duration::parse, default_value = sweep_worker::CHECKPOINT_EVERY)]
     pub checkpoint_every: std::time::Duration,
     #[command(flatten)]
+    pub style: ReportStyle,
+    #[command(flatten)]
     pub output: Output,
 }
 
@@ -337,4 +376,22 @@ pub enum ExportFormat {
 pub enum ImageFormat {
     Svg,
     Png,
+}
+
+/// How `sweep report` and the end of `sweep run` write each summary number.
+#[derive(Debug, Args)]
+pub struct ReportStyle {
+    /// What the table's `±` is: ci95, half the 95% confidence interval of
+    /// the mean (Student's t with n-1 degrees of freedom, what a comparison
+    /// of settings needs); std, the spread of the seeds; or se, the
+    /// standard error of the mean. CSV and JSON have all of them.
+    #[arg(long, value_parser = interval, default_value = "ci95")]
+    pub interval: Interval,
+}
+
+fn interval(text: &str) -> Result<Interval, String> {
+    Interval::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Interval::ALL.iter().map(|i| i.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }

@@ -6,7 +6,8 @@
 //! - [`cluster`]: the verbs against a running coordinator (submit, status,
 //!   watch, cancel, retry, workers, tasks) through `sweep_proto`'s typed
 //!   client; [`progress`] draws a sweep's progress.
-//! - [`report`]: per-setting mean ± std tables; [`plot`]: the report's
+//! - [`report`]: per-setting tables (mean ± interval) and `sweep compare`'s
+//!   verdicts between settings; [`plot`]: the report's
 //!   figures as files (both computed by `sweep_report`); [`export`]: raw
 //!   metrics for notebooks; `sweep dashboard`. All read from a
 //!   [`sweep_proto::Results`] that [`source`] opens: the coordinator's read
@@ -67,11 +68,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => cluster::tasks(&sweep, &state, &endpoint, output.format).await,
         Command::Report {
             sweep,
+            style,
             source,
             output,
         } => {
             let source = source::open(&source).await?;
-            report::report(source.as_ref(), &sweep, output.format).await
+            report::report(source.as_ref(), &sweep, style.interval, output.format).await
+        }
+        Command::Compare {
+            sweep,
+            by,
+            metric,
+            baseline,
+            alpha,
+            paired,
+            source,
+            output,
+        } => {
+            let question = sweep_report::compare::Question {
+                axis: by,
+                metric,
+                baseline,
+                alpha,
+                paired,
+            };
+            let source = source::open(&source).await?;
+            report::compare(source.as_ref(), &sweep, &question, output.format).await
         }
         Command::Plot {
             sweep,

@@ -80,7 +80,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         None => return Err(Interrupted(sweep_id).into()),
     };
     let source = crate::source::database(&url).await?;
-    report::report(source.as_ref(), &sweep_id.into(), args.output.format).await?;
+    let (interval, format) = (args.style.interval, args.output.format);
+    report::report(source.as_ref(), &sweep_id.into(), interval, format).await?;
     for line in failures(&source.tasks(sweep_id, &[TaskState::Failed]).await?) {
         eprintln!("{line}");
     }

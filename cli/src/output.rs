@@ -21,7 +21,12 @@ impl Print for Listing {
     fn print(&self, format: Format) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         match format {
-            Format::Table => writeln!(out, "{}", self.table())?,
+            Format::Table => {
+                writeln!(out, "{}", self.table())?;
+                if let Some(note) = &self.note {
+                    writeln!(out, "{note}")?;
+                }
+            }
             Format::Csv => self.csv(&mut out)?,
             Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&self.json())?)?,
         }

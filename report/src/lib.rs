@@ -7,13 +7,19 @@
 //!
 //! - [`table`]: the report's rows, one per swept setting, from the
 //!   aggregates the store computes in SQL, as a [`Listing`].
+//! - [`compare`]: which of two settings that differ on one axis is better,
+//!   by Welch's t and Mann-Whitney's U, Holm-corrected, with a verdict.
+//! - [`stats`]: what a setting's seeds say about its mean (standard error,
+//!   Student's t interval) and the distributions that needs.
 //! - [`columns`]: task parameters as columns and labels.
 //! - [`figures`]: the report's figures as data ([`figures::Figure`]), and
 //!   [`figures::render`] draws them as SVG or PNG.
 
 pub mod columns;
+pub mod compare;
 pub mod figures;
 mod listing;
+pub mod stats;
 pub mod table;
 
 use sweep_proto::{TaskId, WireError};
@@ -28,6 +34,12 @@ pub enum Error {
     Read(#[from] WireError),
     #[error("task {task}: snapshot of epoch {epoch} is not whole f32 values")]
     Snapshot { task: TaskId, epoch: u64 },
+    /// A question the results cannot answer, named by the flag that asked.
+    #[error("{field}: {message}")]
+    Input {
+        field: &'static str,
+        message: String,
+    },
     #[error("cannot draw {what}: {message}")]
     Draw { what: String, message: String },
 }

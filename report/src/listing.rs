@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 pub struct Listing {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+    /// A line for people under the table (what its cells mean); CSV and
+    /// JSON, whose columns say it, leave it out.
+    pub note: Option<String>,
 }
 
 impl Listing {
@@ -16,6 +19,7 @@ impl Listing {
         Self {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
+            note: None,
         }
     }
 

@@ -1,27 +1,36 @@
-//! The report: one row per swept setting with the mean ± std over seeds of
-//! every summary number, from the aggregates the store computes in SQL
-//! (`Results::aggregate`), for `sweep report` and the dashboard.
+//! The report: one row per swept setting with, for every summary number,
+//! its mean over seeds and how well that mean is known ([`Spread`]), from
+//! the aggregates the store computes in SQL (`Results::aggregate`), for
+//! `sweep report` and the dashboard.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use sweep_proto::{SettingStats, Stats};
+use sweep_proto::SettingStats;
 use sweep_spec::summary::*;
 
 use crate::Listing;
 use crate::columns::{flatten, varying};
+use crate::stats::{Interval, Spread};
 
 /// How the numbers are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// For people: `mean ± std` cells, bookkeeping left out.
-    Table,
-    /// For scripts: separate mean and std columns, every number.
+    /// For people: `mean ± interval` cells, bookkeeping left out, and a
+    /// note saying what the `±` is.
+    Table(Interval),
+    /// For scripts: every number of every summary, each in a column of its
+    /// own ([`SPREAD_COLUMNS`]).
     Full,
 }
 
+/// The columns of each summary number in the full layout, after its name:
+/// seeds, mean, standard deviation, standard error and the ends of the 95%
+/// confidence interval of the mean.
+pub const SPREAD_COLUMNS: [&str; 6] = ["n", "mean", "std", "se", "ci95_low", "ci95_high"];
+
 /// Numbers shown first, in this order, when a sweep has them.
-const LEADING: &[&str] = &[TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC, FINAL_LOSS];
+pub(crate) const LEADING: &[&str] = &[TRAIN_LOSS, TRAIN_ACC, TEST_LOSS, TEST_ACC, FINAL_LOSS];
 
 /// Numbers the table leaves out to stay readable: bookkeeping, and details
 /// next to the number that matters (CSV and JSON keep them all).
@@ -48,30 +57,37 @@ const BOOKKEEPING: &[&str] = &[
     TRAIN_LOSS_AT_1,
 ];
 
-/// The report as a listing: the table shows `mean ± std` cells and hides
-/// bookkeeping; CSV and JSON get separate mean and std columns for all.
+/// The report as a listing: the table shows `mean ± interval` cells and
+/// hides bookkeeping; CSV and JSON get every number of every summary.
 pub fn listing(rows: &[SettingStats], layout: Layout) -> Listing {
     let params: Vec<_> = rows.iter().map(|row| flatten(&row.params)).collect();
     let varying = varying(&params);
-    let names = summary_names(rows, layout == Layout::Table);
+    let interval = match layout {
+        Layout::Table(interval) => Some(interval),
+        Layout::Full => None,
+    };
+    let names = summary_names(rows, interval.is_some());
 
     let mut columns: Vec<String> = vec!["model".into(), "params".into()];
     columns.extend(varying.iter().cloned());
     columns.extend(["seeds".into(), "failed".into()]);
     for name in &names {
-        if layout == Layout::Table {
-            columns.push(name.clone());
-        } else {
-            columns.extend([format!("{name}_mean"), format!("{name}_std")]);
+        match interval {
+            Some(_) => columns.push(name.clone()),
+            None => columns.extend(SPREAD_COLUMNS.iter().map(|c| format!("{name}_{c}"))),
         }
     }
     let notations: Vec<Notation> = names
         .iter()
-        .map(|name| Notation::of(rows.iter().filter_map(|row| row.summary.get(name))))
+        .map(|name| {
+            let spreads = rows.iter().filter_map(|row| row.summary.get(name));
+            Notation::of(spreads.map(Spread::of), interval.unwrap_or(Interval::Std))
+        })
         .collect();
     let mut listing = Listing {
         columns,
         rows: Vec::new(),
+        note: interval.map(|interval| interval.meaning().to_string()),
     };
     for (row, params) in rows.iter().zip(&params) {
         let mut cells = vec![json!(row.params.model_name), json!(row.params.param_count)];
@@ -80,28 +96,40 @@ pub fn listing(rows: &[SettingStats], layout: Layout) -> Listing {
                 .iter()
                 .map(|key| params.get(key).cloned().unwrap_or(Value::Null)),
         );
-        let seeds = if layout == Layout::Table {
-            json!(format!("{}/{}", row.succeeded, row.tasks))
-        } else {
-            json!(row.succeeded)
+        let seeds = match interval {
+            Some(_) => json!(format!("{}/{}", row.succeeded, row.tasks)),
+            None => json!(row.succeeded),
         };
         cells.extend([seeds, json!(row.failed)]);
         for (name, notation) in names.iter().zip(&notations) {
-            let stats = row.summary.get(name);
-            if layout == Layout::Table {
-                cells.push(stats.map_or(Value::Null, |s| json!(notation.cell(s.mean, s.std))));
-            } else {
-                cells.push(stats.map_or(Value::Null, |s| json!(s.mean)));
-                cells.push(
-                    stats
-                        .and_then(|s| s.std)
-                        .map_or(Value::Null, |std| json!(std)),
-                );
+            let spread = row.summary.get(name).map(Spread::of);
+            match interval {
+                Some(interval) => cells.push(spread.map_or(Value::Null, |s| {
+                    json!(notation.cell(s.mean, s.width(interval)))
+                })),
+                None => cells.extend(full_cells(spread)),
             }
         }
         listing.push(cells);
     }
     listing
+}
+
+/// A summary number's [`SPREAD_COLUMNS`], empty where it has none.
+fn full_cells(spread: Option<Spread>) -> [Value; 6] {
+    let Some(spread) = spread else {
+        return Default::default();
+    };
+    let number = |value: Option<f64>| value.map_or(Value::Null, |v| json!(v));
+    let (low, high) = spread.interval().unzip();
+    [
+        json!(spread.n),
+        json!(spread.mean),
+        number(spread.std),
+        number(spread.se),
+        number(low),
+        number(high),
+    ]
 }
 
 fn summary_names(rows: &[SettingStats], hide_bookkeeping: bool) -> Vec<String> {
@@ -123,7 +151,7 @@ fn summary_names(rows: &[SettingStats], hide_bookkeeping: bool) -> Vec<String> {
 /// How a column of the table writes its numbers: one way for all of them,
 /// so that a column never mixes `0.0026` with `8.254e-4`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Notation {
+pub(crate) enum Notation {
     /// Whole numbers (a count that every seed agrees on).
     Whole,
     /// Four decimal places.
@@ -134,12 +162,14 @@ enum Notation {
 }
 
 impl Notation {
-    /// The notation that writes every mean and std of a column.
-    fn of<'a>(stats: impl Iterator<Item = &'a Stats>) -> Self {
-        let numbers: Vec<f64> = stats
-            .flat_map(|s| std::iter::once(s.mean).chain(s.std))
-            .filter(|v| v.is_finite())
-            .collect();
+    /// The notation that writes every mean and `interval` of a column.
+    fn of(spreads: impl Iterator<Item = Spread>, interval: Interval) -> Self {
+        Self::fitting(spreads.flat_map(|s| std::iter::once(s.mean).chain(s.width(interval))))
+    }
+
+    /// The notation that writes all of `numbers`.
+    pub(crate) fn fitting(numbers: impl Iterator<Item = f64>) -> Self {
+        let numbers: Vec<f64> = numbers.filter(|v| v.is_finite()).collect();
         if numbers.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15) {
             Self::Whole
         } else if (numbers.iter()).any(|v| *v != 0.0 && !(1e-3..1e4).contains(&v.abs())) {
@@ -149,7 +179,7 @@ impl Notation {
         }
     }
 
-    fn number(self, value: f64) -> String {
+    pub(crate) fn number(self, value: f64) -> String {
         match self {
             Self::Whole => format!("{value:.0}"),
             Self::Fixed => format!("{value:.4}"),
@@ -157,10 +187,10 @@ impl Notation {
         }
     }
 
-    /// `mean ± std`, or the mean alone for one seed.
-    fn cell(self, mean: f64, std: Option<f64>) -> String {
-        match std {
-            Some(std) => format!("{} ± {}", self.number(mean), self.number(std)),
+    /// `mean ± width`, or the mean alone for one seed.
+    fn cell(self, mean: f64, width: Option<f64>) -> String {
+        match width {
+            Some(width) => format!("{} ± {}", self.number(mean), self.number(width)),
             None => self.number(mean),
         }
     }
@@ -169,6 +199,7 @@ impl Notation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sweep_proto::Stats;
     use sweep_spec::TaskParams;
 
     use crate::columns::tests::planned;
@@ -217,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_table_shows_swept_parameters_and_mean_plus_minus_std() {
-        let listing = listing(&rows(), Layout::Table);
+        let listing = listing(&rows(), Layout::Table(Interval::Std));
         assert_eq!(
             listing.columns,
             [
@@ -235,6 +266,21 @@ mod tests {
         assert_eq!(listing.rows[0][5], json!("0.9000 ± 0.0100"));
         assert_eq!(listing.rows[1][6], json!("2.5000"), "one seed: no spread");
         assert_eq!(listing.rows[0][6], Value::Null);
+        assert_eq!(listing.note.as_deref(), Some(Interval::Std.meaning()));
+    }
+
+    /// Three seeds with std 0.01: the standard error is 0.01/√3 = 0.0058
+    /// and the 95% interval t(0.975, 2) = 4.303 (NIST) times that, 0.0248.
+    #[test]
+    fn the_table_shows_the_interval_it_is_asked_for_and_says_which() {
+        let cell = |interval| listing(&rows(), Layout::Table(interval)).rows[0][5].clone();
+        assert_eq!(cell(Interval::Ci95), json!("0.9000 ± 0.0248"));
+        assert_eq!(cell(Interval::Se), json!("0.9000 ± 0.0058"));
+        let note = listing(&rows(), Layout::Table(Interval::Ci95))
+            .note
+            .unwrap();
+        assert!(note.contains("95% confidence interval"), "{note}");
+        assert_eq!(listing(&rows(), Layout::Full).note, None);
     }
 
     #[test]
@@ -242,17 +288,28 @@ mod tests {
         let listing = listing(&rows(), Layout::Full);
         assert!(listing.columns.contains(&"steps_mean".to_string()));
         let json = listing.json();
+        assert_eq!(json[1]["test_acc_n"], json!(3));
         assert_eq!(json[1]["test_acc_mean"], json!(0.85));
         assert_eq!(json[1]["test_acc_std"], json!(0.02));
+        let se = json[1]["test_acc_se"].as_f64().unwrap();
+        assert!((se - 0.02 / 3f64.sqrt()).abs() < 1e-15, "{se}");
+        // t(0.975, 2) = 4.303 (NIST/SEMATECH e-Handbook, table 1.3.6.7.2).
+        let low = json[1]["test_acc_ci95_low"].as_f64().unwrap();
+        let high = json[1]["test_acc_ci95_high"].as_f64().unwrap();
+        assert!((0.85 - low - 4.303 * se).abs() < 1e-5, "{low}");
+        assert!((high - 0.85 - 4.303 * se).abs() < 1e-5, "{high}");
+        assert_eq!(json[1]["sensitivity_n"], json!(3));
         assert_eq!(json[1]["sensitivity_std"], Value::Null);
+        assert_eq!(json[1]["sensitivity_ci95_low"], Value::Null);
+        assert_eq!(json[1]["steps_mean"], Value::Null, "not recorded");
         assert_eq!(json[0]["seeds"], json!(3));
     }
 
     #[test]
     fn whole_numbers_print_whole_and_bookkeeping_stays_out_of_the_table() {
         let cell = |mean: f64, std: Option<f64>| {
-            let stats = Stats { n: 3, mean, std };
-            Notation::of([&stats].into_iter()).cell(mean, std)
+            let spread = Spread::of(&Stats { n: 3, mean, std });
+            Notation::of([spread].into_iter(), Interval::Std).cell(mean, std)
         };
         assert_eq!(cell(64.0, Some(0.0)), "64 ± 0");
         assert_eq!(cell(280610.0, None), "280610");
@@ -264,7 +321,7 @@ mod tests {
             1,
             &[("test_acc", 0.9, None), (BATCH_SIZE_USED, 64.0, None)],
         );
-        let table = listing(&[used], Layout::Table);
+        let table = listing(&[used], Layout::Table(Interval::Ci95));
         assert!(
             !table.columns.contains(&BATCH_SIZE_USED.to_string()),
             "{:?}",
@@ -292,7 +349,7 @@ mod tests {
                 &[("test_loss", 0.5, Some(0.01)), ("test_acc", 0.8, Some(0.0))],
             ),
         ];
-        let table = listing(&rows, Layout::Table);
+        let table = listing(&rows, Layout::Table(Interval::Std));
         let column = |name: &str| {
             let at = table.columns.iter().position(|c| c == name).unwrap();
             [table.rows[0][at].clone(), table.rows[1][at].clone()]

@@ -21,6 +21,8 @@
 //!   [`text`]: what names and other text from outside may contain.
 //! - [`text_enum!`]: enums with one name each in the database, on the wire
 //!   and on screen.
+//! - [`rng`]: the seeded generator behind a worker's weights, data order
+//!   and shuffles, and a report's bootstrap, the same on every machine.
 
 pub mod duration;
 pub mod error;
@@ -29,6 +31,7 @@ pub mod metric;
 pub mod params;
 pub mod planner;
 pub mod result_key;
+pub mod rng;
 pub mod shape;
 pub mod spec;
 pub mod summary;

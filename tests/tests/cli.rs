@@ -90,6 +90,19 @@ fn sweep_run_trains_a_quick_spec_and_reports_every_grid_point() {
         stdout(&report),
         "a sweep is named by its name too"
     );
+    // One seed a side: no interval, and the comparison says so.
+    let compare = sweep(&["compare", "1", "--by", "model", "--database-url", &url]);
+    assert!(compare.status.success(), "{}", stderr(&compare));
+    assert!(
+        stdout(&compare).contains("not settled: fewer than 2 seeds on a side"),
+        "{}",
+        stdout(&compare)
+    );
+    let unvaried = sweep(&["compare", "1", "--by", "lr", "--database-url", &url]);
+    assert_fails_with(
+        &unvaried,
+        "--by: the sweep does not vary \"lr\" (it varies: model",
+    );
     let export = sweep(&["export", "1", "--database-url", &url]);
     let text = stdout(&export);
     assert!(text.starts_with("task_id,model,params,"), "{text}");
@@ -179,6 +192,106 @@ fn a_run_resumes_the_sweep_of_the_same_spec_text_and_an_edit_starts_a_new_one() 
         "a name means the newest sweep of that name"
     );
     assert_ne!(report("1"), report("2"));
+}
+
+/// The quick 1.1 sweep (five seeds of a deep and a shallow fit): the
+/// table's `±` is the interval asked for and says which; JSON carries each
+/// of them, the 95% interval being t(0.975, 4) = 2.776 standard errors
+/// either side of the mean (NIST/SEMATECH e-Handbook of Statistical
+/// Methods, table 1.3.6.7.2); `sweep compare` weighs deep against shallow.
+#[test]
+fn a_report_gives_each_mean_its_interval_and_compare_weighs_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fit.db");
+    let spec = repo("sweeps/quick/1.1-deep-vs-shallow-fit.toml");
+    let run = sweep(&["run", spec.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stdout(&run).contains("± is half the 95% confidence interval of the mean"),
+        "ci95 by default: {}",
+        stdout(&run)
+    );
+    let url = format!("sqlite://{}", db.display());
+    let verb = |verb: &str, args: &[&str]| {
+        let output = sweep(&[&[verb, "1", "--database-url", &url], args].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let json: Value = serde_json::from_str(&verb("report", &["--format", "json"])).unwrap();
+    let row = &json[0];
+    let number = |column: &str| {
+        row[column]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{column}: {row}"))
+    };
+    assert_eq!(row["final_loss_n"], 5, "{row}");
+    let (mean, std, se) = (
+        number("final_loss_mean"),
+        number("final_loss_std"),
+        number("final_loss_se"),
+    );
+    assert!((se - std / 5f64.sqrt()).abs() <= 1e-12 * std, "{row}");
+    let (low, high) = (
+        number("final_loss_ci95_low"),
+        number("final_loss_ci95_high"),
+    );
+    assert!(
+        ((high - low) / 2.0 - 2.776 * se).abs() <= 1e-3 * se,
+        "{row}"
+    );
+    assert!(
+        ((high + low) / 2.0 - mean).abs() <= 1e-9 * mean.abs(),
+        "{row}"
+    );
+
+    let std_table = verb("report", &["--interval", "std"]);
+    assert!(
+        std_table.contains("± is the standard deviation over seeds"),
+        "{std_table}"
+    );
+    assert!(verb("report", &["--interval", "se"]).contains("± is the standard error"));
+    let bad = sweep(&["report", "1", "--database-url", &url, "--interval", "sd"]);
+    assert!(!bad.status.success());
+    let first = stderr(&bad).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains("'sd'") && first.contains("--interval") && first.contains("ci95, std, se"),
+        "{first}"
+    );
+
+    // A deep seed collapses (README: 26.98): the means cannot tell the
+    // models apart, the medians can; with five seeds neither test settles
+    // the final loss, but every deep fit ends with a larger gradient.
+    let compare = |args: &[&str]| -> Value {
+        let args = [&["--by", "model", "--format", "json"], args].concat();
+        serde_json::from_str(&verb("compare", &args)).unwrap()
+    };
+    let loss = &compare(&[])[0];
+    assert_eq!(
+        (&loss["a"], &loss["b"]),
+        (&"deep".into(), &"shallow".into())
+    );
+    assert!(loss["t_p"].as_f64().unwrap() > 0.05, "{loss}");
+    assert!(
+        loss["median_a"].as_f64() < loss["median_b"].as_f64(),
+        "{loss}"
+    );
+    assert_eq!(loss["verdict"], "not settled at alpha 0.05", "{loss}");
+    let gradient = &compare(&["--metric", "min_grad_norm"])[0];
+    assert_eq!(gradient["p_a_greater"], 1.0, "{gradient}");
+    assert_eq!(gradient["decided_by"], "mann-whitney u", "{gradient}");
+    let verdict = gradient["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("deep higher"), "{verdict}");
+    let missing = sweep(&[
+        "compare",
+        "1",
+        "--database-url",
+        &url,
+        "--by",
+        "model",
+        "--metric",
+        "acc",
+    ]);
+    assert_fails_with(&missing, "--metric: no succeeded task recorded \"acc\"");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

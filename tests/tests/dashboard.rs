@@ -220,6 +220,31 @@ async fn sweep_dashboard_over_an_endpoint_shows_what_the_database_holds() {
     assert!(terminate(&mut local).success());
     assert!(terminate(&mut remote).success());
 
+    // `sweep compare` reads through the same interface: the same bytes
+    // either way.
+    let compare = |from: &[&str]| {
+        let args = [
+            &["compare", "dash", "--by", "batch_size", "--format", "json"],
+            from,
+        ]
+        .concat();
+        let output = sweep(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let over_rpc = compare(&endpoint);
+    assert_eq!(
+        over_rpc,
+        compare(&["--database-url", &coordinator.database])
+    );
+    let pairs: serde_json::Value = serde_json::from_str(&over_rpc).unwrap();
+    assert_eq!(pairs.as_array().map(Vec::len), Some(1), "{pairs}");
+    assert_eq!(
+        (&pairs[0]["a"], &pairs[0]["b"]),
+        (&"32".into(), &"64".into())
+    );
+    assert_eq!((&pairs[0]["n_a"], &pairs[0]["n_b"]), (&2.into(), &2.into()));
+
     let wrong = sweep(&[
         "dashboard",
         "--endpoint",

@@ -23,7 +23,8 @@
 //!   tasks on the next lease call, or on one of their own; [`slots`]: how
 //!   many slots hold a task; [`threads`]: where tasks train
 //!   (one pool of threads that they share).
-//! - [`rng`]: the seeded generator behind weights, data order and shuffles.
+//! - [`rng`]: the seeded generator behind weights, data order and shuffles
+//!   (`sweep_spec::rng`, re-exported).
 //! - [`error`]: dataset errors.
 //! - [`TrainingAllocator`]: the allocator binaries that train declare.
 
@@ -39,7 +40,7 @@ pub mod kernels;
 pub mod memory;
 pub mod mlp64;
 pub mod model;
-pub mod rng;
+pub use sweep_spec::rng;
 pub mod runner;
 pub mod session;
 pub mod shipper;

@@ -12,6 +12,7 @@ use sweep_proto::clock::now_ms;
 use sweep_proto::{SweepId, SweepRef, SweepState, Task, TaskId, TaskOrder, TaskPage, TaskState};
 use sweep_report::columns::{IDENTITY, identity};
 use sweep_report::figures::{self, Axis, Figure, Series};
+use sweep_report::stats::Interval;
 use sweep_report::table::{Layout, listing};
 use sweep_report::{Listing, text};
 
@@ -201,7 +202,10 @@ pub async fn sweep(
     let page = (d.results)
         .task_page(sweep.id, &states, order, from, TASKS)
         .await?;
-    let report = listing(&d.results.aggregate(sweep.id).await?, Layout::Table);
+    let report = listing(
+        &d.results.aggregate(sweep.id).await?,
+        Layout::Table(Interval::Ci95),
+    );
     html(SweepPage {
         sweep: SweepRow::of(&sweep, now_ms()),
         report: report.into(),
@@ -216,11 +220,13 @@ pub async fn sweep(
 pub struct TextTable {
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
+    note: String,
 }
 
 impl From<Listing> for TextTable {
     fn from(listing: Listing) -> Self {
         Self {
+            note: listing.note.unwrap_or_default(),
             columns: listing.columns,
             rows: (listing.rows.iter())
                 .map(|row| row.iter().map(text).collect())
