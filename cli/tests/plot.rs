@@ -254,11 +254,14 @@ seed = [0, 1]
 
     // Seeds 0 and 1 add 0 and 0.1: the mean adds 0.05.
     let loss = &figures["loss"];
-    assert_eq!(loss.title, "Loss per epoch (median over 2 seeds)");
+    assert_eq!(
+        loss.title,
+        "Loss per epoch (median over 2 seeds; band: middle half of the seeds)"
+    );
     assert!(
         figures["sensitivity-vs-batch-size"]
             .title
-            .ends_with("(mean over 2 seeds)")
+            .ends_with("(mean over 2 seeds; bars: 95% CI of the mean)")
     );
     assert!(loss.y.log);
     assert!(close(
@@ -270,6 +273,15 @@ seed = [0, 1]
         &[(1.0, 2.53), (2.0, 2.03)]
     ));
     assert_eq!(loss.series.len(), 4);
+    // Seeds 0 and 1 at 1.32 and 1.42 (epoch 1): the quartiles between them.
+    let train = loss
+        .series
+        .iter()
+        .find(|s| s.name == "tiny batch_size=32 train");
+    assert!(close(
+        &train.unwrap().bounds,
+        &[(1.345, 1.395), (0.845, 0.895)]
+    ));
     // A setting's train and test share a colour; test is the dashed one.
     let style = |name: &str| {
         let found = loss.series.iter().find(|s| s.name == name);
@@ -294,6 +306,15 @@ seed = [0, 1]
         series(sensitivity, "tiny whole test set"),
         &[(32.0, 1.37), (100.0, 2.33)]
     ));
+    // 1.32 and 1.42: standard error 0.05, and t(0.975, 1) = 12.706
+    // (NIST/SEMATECH e-Handbook, table 1.3.6.7.2) of them either side.
+    let whole = sensitivity
+        .series
+        .iter()
+        .find(|s| s.name == "tiny whole test set");
+    let (low, high) = whole.unwrap().bounds[0];
+    let half = 12.706 * 0.05;
+    assert!((low - (1.37 - half)).abs() < 1e-4 && (high - (1.37 + half)).abs() < 1e-4);
     assert!(close(
         series(sensitivity, "tiny per example (rms)"),
         &[(32.0, 10.37), (100.0, 11.33)]

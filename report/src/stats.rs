@@ -62,6 +62,17 @@ impl Spread {
         }
     }
 
+    /// The spread of `values`, a setting's seeds, computed here rather than
+    /// by the store.
+    pub fn of_values(values: &[f64]) -> Self {
+        let std = (values.len() > 1).then(|| variance(values).sqrt());
+        Self::of(&Stats {
+            n: values.len() as u64,
+            mean: mean(values),
+            std,
+        })
+    }
+
     /// What follows the `±`: none for one seed.
     pub fn width(&self, interval: Interval) -> Option<f64> {
         match interval {
@@ -75,6 +86,32 @@ impl Spread {
     pub fn interval(&self) -> Option<(f64, f64)> {
         self.half_width.map(|h| (self.mean - h, self.mean + h))
     }
+}
+
+pub fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    quantile(&sorted, 0.5)
+}
+
+/// The `q` quantile of sorted `values`, between the two nearest ranks
+/// (R's and NumPy's default, "type 7").
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let at = q * (sorted.len() - 1) as f64;
+    let (below, above) = (at.floor() as usize, at.ceil() as usize);
+    sorted[below] + (at - below as f64) * (sorted[above] - sorted[below])
+}
+
+/// The sample variance (n − 1 in the denominator).
+pub fn variance(values: &[f64]) -> f64 {
+    let mean = mean(values);
+    let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    squares / (values.len() - 1) as f64
 }
 
 /// The `p` quantile of Student's t distribution with `df` degrees of

@@ -276,6 +276,11 @@ async fn shows_the_finished_sweep_read_only(url: &str, id: sweep_proto::SweepId,
         );
     }
     assert_eq!(report_rows(&page.body).len(), 2);
+    assert!(
+        page.body.contains("Compared by batch_size") && page.body.contains("welch&#39;s t"),
+        "sweep compare's table: {}",
+        page.body
+    );
     let figures = get(url, &format!("/sweeps/{id}/figures")).await;
     let first = figures.body.split("src=\"").nth(1).expect("a figure");
     let svg = get(url, first.split('"').next().unwrap()).await;

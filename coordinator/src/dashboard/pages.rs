@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sweep_proto::clock::now_ms;
 use sweep_proto::{SweepId, SweepRef, SweepState, Task, TaskId, TaskOrder, TaskPage, TaskState};
 use sweep_report::columns::{IDENTITY, identity};
+use sweep_report::compare;
 use sweep_report::figures::{self, Axis, Figure, Series};
 use sweep_report::stats::Interval;
 use sweep_report::table::{Layout, listing};
@@ -180,6 +181,8 @@ impl TaskTable {
 struct SweepPage {
     sweep: SweepRow,
     report: TextTable,
+    /// `sweep compare` along each axis the sweep varies, with its defaults.
+    comparisons: Vec<(String, TextTable)>,
     tasks: TaskTable,
     states: Vec<Choice>,
     actions: bool,
@@ -206,14 +209,26 @@ pub async fn sweep(
         &d.results.aggregate(sweep.id).await?,
         Layout::Table(Interval::Ci95),
     );
+    let succeeded = d.results.tasks(sweep.id, &[TaskState::Succeeded]).await?;
     html(SweepPage {
         sweep: SweepRow::of(&sweep, now_ms()),
         report: report.into(),
+        comparisons: comparisons(&succeeded),
         tasks: TaskTable::new(page, wanted, order, from),
         states: choices(TaskState::ALL, TaskState::as_str, wanted),
         actions: d.actions.is_some(),
         needs_token: d.actions.as_ref().is_some_and(|a| a.token.is_some()),
     })
+}
+
+/// What `sweep compare --by AXIS` prints, for each axis it can answer.
+fn comparisons(succeeded: &[Task]) -> Vec<(String, TextTable)> {
+    (compare::axes(succeeded).into_iter())
+        .filter_map(|axis| {
+            let comparison = compare::compare(succeeded, &compare::Question::along(&axis));
+            Some((axis, comparison.ok()?.listing(true).into()))
+        })
+        .collect()
 }
 
 /// A listing's cells as the text `sweep report` prints.

@@ -19,6 +19,7 @@ use sweep_spec::identity::{RUN_ONLY, SEEDS};
 use sweep_spec::summary::{FINAL_LOSS, TEST_ACC};
 
 use crate::columns::{flatten, varying};
+use crate::stats;
 use crate::table::{LEADING, Notation};
 use crate::{Error, Listing, Result, text};
 use two_sample::{MeanDifference, Superiority};
@@ -99,6 +100,20 @@ sweep_spec::text_enum!(
         Sign = "sign test",
     }
 );
+
+impl Question {
+    /// The comparison along `axis` with every default: the default metric,
+    /// every pair, alpha 0.05, unpaired.
+    pub fn along(axis: &str) -> Self {
+        Self {
+            axis: axis.into(),
+            metric: None,
+            baseline: None,
+            alpha: 0.05,
+            paired: false,
+        }
+    }
+}
 
 impl Comparison {
     /// The comparison as a listing: the table writes each pair's numbers as
@@ -305,6 +320,22 @@ fn better_when_higher(metric: &str) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// The axes a sweep's tasks can be compared along: the model when there
+/// are several, then each swept parameter that is not a model's size.
+pub fn axes(tasks: &[Task]) -> Vec<String> {
+    let flat: Vec<Setting> = tasks.iter().map(|t| flatten(&t.params)).collect();
+    let models = (tasks.iter().map(|t| &t.params.model_name)).collect::<BTreeSet<_>>();
+    let swept = varying(&flat).into_iter().filter(|key| {
+        let top = key.split('.').next().unwrap_or(key);
+        models.len() < 2 || !SIZE.contains(&top)
+    });
+    (models.len() > 1)
+        .then(|| "model".to_string())
+        .into_iter()
+        .chain(swept)
+        .collect()
 }
 
 /// Compares the settings of `tasks` (a sweep's succeeded tasks) that
@@ -525,8 +556,8 @@ fn measure(setting: &Setting, a: &Level, b: &Level, paired: bool, index: usize) 
     };
     let side = |level: &Level, values: Vec<f64>| Side {
         level: level.name.clone(),
-        mean: two_sample::mean(&values),
-        median: two_sample::median(&values),
+        mean: stats::mean(&values),
+        median: stats::median(&values),
         values,
     };
     Pair {
@@ -630,13 +661,7 @@ mod tests {
     }
 
     fn question(axis: &str) -> Question {
-        Question {
-            axis: axis.into(),
-            metric: None,
-            baseline: None,
-            alpha: 0.05,
-            paired: false,
-        }
+        Question::along(axis)
     }
 
     /// 1.1 at full scale: most deep fits end far below every shallow one,
@@ -654,6 +679,7 @@ mod tests {
     #[test]
     fn collapsed_runs_hide_from_welch_but_not_from_the_ranks() {
         let tasks = sweep(&["deep", "shallow"], 20, FINAL_LOSS, collapsed);
+        assert_eq!(axes(&tasks), ["model", "batch_size"]);
         let comparison = compare(&tasks, &question("model")).unwrap();
         assert_eq!(comparison.metric, FINAL_LOSS);
         assert_eq!(comparison.pairs.len(), 2, "one pair per batch size");

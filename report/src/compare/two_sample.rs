@@ -6,7 +6,7 @@
 
 use sweep_spec::rng::Rng;
 
-use crate::stats::{CONFIDENCE, normal_cdf, t_quantile, t_two_sided};
+use crate::stats::{CONFIDENCE, mean, normal_cdf, t_quantile, t_two_sided, variance};
 
 /// A − B with its confidence interval and the p-value of "no difference".
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -180,29 +180,6 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
         adjusted[i] = running;
     }
     adjusted
-}
-
-pub fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-/// The middle value (the mean of the two middle ones for an even count).
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let half = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[half]
-    } else {
-        0.5 * (sorted[half - 1] + sorted[half])
-    }
-}
-
-/// The sample variance (n − 1 in the denominator).
-fn variance(values: &[f64]) -> f64 {
-    let mean = mean(values);
-    let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
-    squares / (values.len() - 1) as f64
 }
 
 /// P(A > B) over all pairs of a value of each, ties counted half.

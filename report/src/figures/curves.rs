@@ -17,7 +17,7 @@ pub fn curves(runs: &[Run]) -> Vec<Figure> {
         return Vec::new();
     }
     let groups = by_setting(&trained, &[]);
-    let over = over_seeds("median", seeds(&trained));
+    let over = over_seeds("median", seeds(&trained), "band: middle half of the seeds");
     let loss = [(metric::TRAIN_LOSS, "train"), (metric::TEST_LOSS, "test")];
     let acc = [(metric::TRAIN_ACC, "train"), (metric::TEST_ACC, "test")];
     [
@@ -89,14 +89,15 @@ fn curve_figure(
     for (index, (label, group)) in groups.iter().enumerate() {
         let drawn = series.len();
         for (metric, suffix) in metrics {
-            let points: Vec<(f64, f64)> = median_curve(group, metric)
+            let (points, bounds): (Vec<_>, Vec<_>) = median_curve(group, metric)
                 .into_iter()
-                .filter(|(_, v)| !y.log || *v > 0.0)
-                .collect();
+                .filter(|((_, v), _)| !y.log || *v > 0.0)
+                .unzip();
             if !points.is_empty() {
                 let name = format!("{label} {suffix}").trim().to_string();
                 let quantity = series.len() - drawn;
-                series.push(Series::new(name, points).of_group(index, quantity));
+                let curve = Series::new(name, points).with_bounds(bounds);
+                series.push(curve.of_group(index, quantity));
             }
         }
     }

@@ -72,6 +72,10 @@ pub struct Series {
     pub notes: Vec<String>,
     /// None: a colour of its own, by its place in the figure.
     pub style: Option<Style>,
+    /// How far each point is known, as its (low, high): drawn as error
+    /// bars, or as a band along a line too long for bars; empty for none.
+    /// The figure's title says what they are.
+    pub bounds: Vec<(f64, f64)>,
 }
 
 /// How a series is drawn when it belongs to a group: the series of one
@@ -91,7 +95,14 @@ impl Series {
             points,
             notes: Vec::new(),
             style: None,
+            bounds: Vec::new(),
         }
+    }
+
+    /// The series with a (low, high) for each of its points.
+    pub fn with_bounds(self, bounds: Vec<(f64, f64)>) -> Self {
+        debug_assert_eq!(bounds.len(), self.points.len());
+        Self { bounds, ..self }
     }
 
     /// The `quantity`-th series (from 0) of the `group`-th group.

@@ -104,6 +104,7 @@ fn path_figure(
                 })
                 .collect(),
             style: None,
+            bounds: Vec::new(),
         })
         .collect();
     Some(Figure {

@@ -188,10 +188,15 @@ fn draw<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .collect();
+    // Bars and bands count: the axis and the legend's corner make room
+    // for them.
     let ys: Vec<f64> = figure
         .series
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .flat_map(|s| {
+            let bounds = s.bounds.iter().flat_map(|(low, high)| [*low, *high]);
+            s.points.iter().map(|p| p.1).chain(bounds)
+        })
         .collect();
     let scales = (Scale::of(figure.x.log, &xs), Scale::of(figure.y.log, &ys));
     let x = range(xs.iter().copied(), scales.0 != Scale::Linear);
@@ -204,6 +209,7 @@ fn draw<DB: DrawingBackend>(
     }
     let whole = |values: &[f64]| values.iter().all(|v| v.fract() == 0.0);
     let layout = Layout {
+        floor: (scales.1 != Scale::Linear).then_some(y.start),
         scales,
         scientific: (scientific(&x), scientific(&y)),
         integer: (whole(&xs), whole(&ys)),
@@ -250,6 +256,8 @@ struct Layout {
     integer: (bool, bool),
     /// None for one series: the title and the axes say what it is.
     legend: Option<SeriesLabelPosition>,
+    /// The bottom of a log y axis, where a bar reaching zero or below ends.
+    floor: Option<f64>,
 }
 
 fn draw_on<DB, X, Y>(
@@ -290,6 +298,26 @@ where
         let line = color.stroke_width(2);
         let data = series.points.clone();
         let marked = figure.scatter || data.len() <= MAX_MARKED_POINTS;
+        let bounds = series.bounds.iter().map(|&(low, high)| {
+            let floor = layout.floor.unwrap_or(f64::NEG_INFINITY);
+            (low.max(floor), high)
+        });
+        if marked {
+            let bars = (data.iter().zip(bounds))
+                .map(|(&(x, y), (low, high))| ErrorBar::new_vertical(x, low, y, high, line, 8));
+            chart.draw_series(bars)?;
+        } else if !series.bounds.is_empty() {
+            // Too many points for bars: a band between the bounds.
+            let (lows, highs): (Vec<_>, Vec<_>) = (data.iter().zip(bounds))
+                .map(|(&(x, _), (low, high))| ((x, low), (x, high)))
+                .unzip();
+            let outline: Vec<(f64, f64)> =
+                highs.into_iter().chain(lows.into_iter().rev()).collect();
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.15).filled(),
+            )))?;
+        }
         if !figure.scatter && style.dashed {
             let dashed = DashedLineSeries::new(data.clone(), DASH.0, DASH.1, line);
             chart.draw_series(dashed)?;
@@ -415,6 +443,46 @@ mod tests {
             drawn.matches("<polyline").count() > ungrouped.matches("<polyline").count() + 4,
             "{drawn}"
         );
+    }
+
+    /// Means over seeds get bars (a vertical line and two caps per point);
+    /// a curve too long for bars gets a band; a log axis clips a bar that
+    /// reaches below zero at its floor.
+    #[test]
+    fn bounds_draw_as_bars_or_as_a_band() {
+        let with_bounds = |count: usize| {
+            let xs: Vec<f64> = (1..=count).map(|x| x as f64).collect();
+            let mut drawn = figure(&["mean"], &xs);
+            let series = drawn.series.remove(0);
+            let bounds = series
+                .points
+                .iter()
+                .map(|p| (p.1 - 2.0, p.1 + 0.5))
+                .collect();
+            drawn.series.push(series.with_bounds(bounds));
+            drawn
+        };
+        // Lines in the series' colour (the mesh's are black).
+        let colour = Palette99::pick(0).to_rgba();
+        let stroke = format!(
+            "stroke=\"#{:02X}{:02X}{:02X}\"",
+            colour.0, colour.1, colour.2
+        );
+        let bars = |figure: &Figure| {
+            let drawn = svg(figure).unwrap();
+            (drawn.split("<line").skip(1))
+                .filter(|line| line.split('>').next().unwrap().contains(&stroke))
+                .count()
+        };
+        assert_eq!(bars(&figure(&["mean"], &[1.0, 2.0, 3.0])), 0);
+        assert_eq!(bars(&with_bounds(3)), 3 * 3);
+        assert!(!svg(&with_bounds(3)).unwrap().contains("<polygon"));
+        let long = svg(&with_bounds(MAX_MARKED_POINTS + 1)).unwrap();
+        assert_eq!(long.matches("<polygon").count(), 1, "one band");
+        let mut log = with_bounds(3);
+        log.y = crate::figures::Axis::log("loss");
+        log.series[0].points[2].1 = 100.0;
+        assert!(svg(&log).is_ok(), "a bar from -1 on a log axis");
     }
 
     /// An epoch axis ticked 1.5 and 2.5 between its epochs.

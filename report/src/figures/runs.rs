@@ -100,17 +100,21 @@ pub fn seeds(runs: &[&Run]) -> usize {
 
 /// " (median over 5 seeds)" for a title; nothing when there is one seed,
 /// where there is nothing to take a median or mean over.
-pub fn over_seeds(statistic: &str, seeds: usize) -> String {
+/// What a title says of a figure over seeds: the statistic its points are
+/// and what its bars or bands show; nothing for one seed.
+pub fn over_seeds(statistic: &str, seeds: usize, spread: &str) -> String {
     if seeds > 1 {
-        format!(" ({statistic} over {seeds} seeds)")
+        format!(" ({statistic} over {seeds} seeds; {spread})")
     } else {
         String::new()
     }
 }
 
-/// The median over a group's runs of a metric at each step: one diverged
-/// or collapsed seed should not hide what the others did (1.1 has one).
-pub fn median_curve(group: &[&Run], metric: &str) -> Vec<(f64, f64)> {
+/// The median over a group's runs of a metric at each step, and the
+/// middle half of the runs (first to third quartile) around it: one
+/// diverged or collapsed seed should not hide what the others did (1.1 has
+/// one).
+pub fn median_curve(group: &[&Run], metric: &str) -> Vec<((f64, f64), (f64, f64))> {
     let mut steps: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for run in group {
         for (step, value) in run.metric(metric) {
@@ -121,13 +125,8 @@ pub fn median_curve(group: &[&Run], metric: &str) -> Vec<(f64, f64)> {
         .into_iter()
         .map(|(step, mut values)| {
             values.sort_by(f64::total_cmp);
-            let middle = values.len() / 2;
-            let median = if values.len() % 2 == 0 {
-                (values[middle - 1] + values[middle]) / 2.0
-            } else {
-                values[middle]
-            };
-            (step as f64, median)
+            let at = |q: f64| crate::stats::quantile(&values, q);
+            ((step as f64, at(0.5)), (at(0.25), at(0.75)))
         })
         .collect()
 }

@@ -8,6 +8,7 @@ use sweep_spec::{ExperimentKind, summary};
 
 use super::runs::{Run, by_setting, over_seeds, seeds};
 use super::{Axis, Figure, Series, capitalized};
+use crate::stats::Spread;
 
 /// The swept axes figures are drawn against.
 #[derive(Clone, Copy)]
@@ -103,11 +104,16 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
         for (index, (group_label, group)) in groups.iter().enumerate() {
             let drawn = series.len();
             for (figure, suffix) in figures {
-                let points = setting_means(group, axis, figure);
-                if !points.is_empty() {
+                let means = setting_means(group, axis, figure);
+                let points = means.iter().map(|(x, s)| (*x, s.mean)).collect();
+                let bounds = (means.iter())
+                    .map(|(_, s)| s.interval().unwrap_or((s.mean, s.mean)))
+                    .collect();
+                if !means.is_empty() {
                     let name = format!("{group_label} {suffix}").trim().to_string();
                     let quantity = series.len() - drawn;
-                    series.push(Series::new(name, points).of_group(index, quantity));
+                    let drawn = Series::new(name, points).with_bounds(bounds);
+                    series.push(drawn.of_group(index, quantity));
                 }
             }
         }
@@ -119,7 +125,7 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
                     "{} against {}{}",
                     capitalized(label),
                     axis.label(),
-                    over_seeds("mean", seeds(&trained))
+                    over_seeds("mean", seeds(&trained), "bars: 95% CI of the mean")
                 ),
                 x: Axis::log(&x_label),
                 y: if log {
@@ -178,17 +184,22 @@ const SUMMARIZED: [Summarized; 4] = [
     },
 ];
 
-/// (axis value, mean of a summary figure) per setting in the group, by axis value.
-fn setting_means(group: &[&Run], axis: Versus, figure: &str) -> Vec<(f64, f64)> {
-    let mut settings: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+/// (axis value, a summary figure over the seeds) per setting in the group,
+/// by axis value.
+fn setting_means(group: &[&Run], axis: Versus, figure: &str) -> Vec<(f64, Spread)> {
+    let mut settings: BTreeMap<&str, (f64, Vec<f64>)> = BTreeMap::new();
     for run in group {
         if let (Some(x), Some(y)) = (axis.value(run), run.summary.get(figure)) {
-            let entry = settings.entry(&run.setting).or_insert((x, 0.0, 0.0));
-            entry.1 += y;
-            entry.2 += 1.0;
+            settings
+                .entry(&run.setting)
+                .or_insert((x, Vec::new()))
+                .1
+                .push(y);
         }
     }
-    let mut points: Vec<(f64, f64)> = settings.values().map(|(x, sum, n)| (*x, sum / n)).collect();
+    let mut points: Vec<(f64, Spread)> = (settings.into_values())
+        .map(|(x, values)| (x, Spread::of_values(&values)))
+        .collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
     points
 }
@@ -207,6 +218,7 @@ pub fn minimal_ratio(runs: &[Run]) -> Option<Figure> {
             name: label,
             notes: Vec::new(),
             style: None,
+            bounds: Vec::new(),
             points: group
                 .iter()
                 .filter_map(|r| {
