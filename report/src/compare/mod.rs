@@ -8,7 +8,9 @@
 //! form one family, Holm-corrected, so that asking many questions of one
 //! sweep does not find differences by chance; a pair is settled when one of
 //! its tests survives the correction, and the verdict names it.
+//! [`sequential`] is the rule for adding seeds until a pair is settled.
 
+pub mod sequential;
 pub mod two_sample;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,6 +4,9 @@
 //! U, or the sign test over shared seeds), which a collapsed run or two
 //! cannot swamp the way they swamp a mean.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use sweep_spec::rng::Rng;
 
 use crate::stats::{CONFIDENCE, mean, normal_cdf, t_quantile, t_two_sided, variance};
@@ -84,7 +87,7 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<Superiority> {
     let u = rank_sum - (na * (na + 1)) as f64 / 2.0;
     let pairs = (na * nb) as f64;
     let p = if na < 50 && nb < 50 && ties == 0.0 {
-        let distribution = u_distribution(na, nb);
+        let distribution = exact_u(na, nb);
         let at = u as usize;
         let tail = if u > pairs / 2.0 {
             distribution[at..].iter().sum::<f64>()
@@ -216,6 +219,23 @@ fn ranks(values: &[f64]) -> (Vec<f64>, f64) {
         start = end;
     }
     (ranks, ties)
+}
+
+/// [`u_distribution`], computed once per pair of sizes: a study that adds
+/// seeds asks for the same sizes at every look.
+fn exact_u(m: usize, n: usize) -> Arc<Vec<f64>> {
+    /// By the two sizes.
+    type Known = HashMap<(usize, usize), Arc<Vec<f64>>>;
+    static KNOWN: OnceLock<Mutex<Known>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    let mut known = known
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Arc::clone(
+        known
+            .entry((m, n))
+            .or_insert_with(|| Arc::new(u_distribution(m, n))),
+    )
 }
 
 /// P(U = u) for u = 0..=m·n when the m + n values come in random order:
