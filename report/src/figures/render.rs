@@ -13,7 +13,26 @@ use super::legend::{LegendBox, legend_place};
 use super::{Figure, Style};
 use crate::{Error, Result};
 
-const SIZE: (u32, u32) = (960, 640);
+/// Narrower than a 900-pixel window, which a figure opened on its own
+/// should fit.
+const SIZE: (u32, u32) = (864, 576);
+
+/// Series colours: Okabe and Ito's palette, told apart by colour-blind
+/// readers too ("Color Universal Design", 2008), without its yellow, which
+/// reads badly on white; a figure with more series starts over.
+const COLOURS: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+];
+
+fn colour(index: usize) -> RGBAColor {
+    COLOURS[index % COLOURS.len()].to_rgba()
+}
 
 /// The bundled font (DejaVu Sans, see assets/DejaVuSans.LICENSE): text
 /// renders the same on every machine, with no system font lookup.
@@ -294,7 +313,7 @@ where
             colour: index,
             dashed: false,
         });
-        let color = Palette99::pick(style.colour).to_rgba();
+        let color = colour(style.colour);
         let line = color.stroke_width(2);
         let data = series.points.clone();
         let marked = figure.scatter || data.len() <= MAX_MARKED_POINTS;
@@ -463,7 +482,7 @@ mod tests {
             drawn
         };
         // Lines in the series' colour (the mesh's are black).
-        let colour = Palette99::pick(0).to_rgba();
+        let colour = colour(0);
         let stroke = format!(
             "stroke=\"#{:02X}{:02X}{:02X}\"",
             colour.0, colour.1, colour.2
@@ -483,6 +502,28 @@ mod tests {
         log.y = crate::figures::Axis::log("loss");
         log.series[0].points[2].1 = 100.0;
         assert!(svg(&log).is_ok(), "a bar from -1 on a log axis");
+    }
+
+    /// A third model's curves were drawn yellow on white. WCAG 2's
+    /// contrast ratio against white, (1.05) / (L + 0.05) with L the
+    /// relative luminance: 1.3 for that yellow, at least 2 for every colour
+    /// now.
+    #[test]
+    fn every_series_colour_stands_out_on_white() {
+        let linear = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        for index in 0..COLOURS.len() {
+            let RGBColor(r, g, b) = COLOURS[index];
+            let luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+            let contrast = 1.05 / (luminance + 0.05);
+            assert!(contrast >= 2.0, "colour {index}: contrast {contrast:.2}");
+        }
     }
 
     /// An epoch axis ticked 1.5 and 2.5 between its epochs.
