@@ -518,8 +518,7 @@ mod tests {
                 ((c + 0.055) / 1.055).powf(2.4)
             }
         };
-        for index in 0..COLOURS.len() {
-            let RGBColor(r, g, b) = COLOURS[index];
+        for (index, &RGBColor(r, g, b)) in COLOURS.iter().enumerate() {
             let luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
             let contrast = 1.05 / (luminance + 0.05);
             assert!(contrast >= 2.0, "colour {index}: contrast {contrast:.2}");
