@@ -78,13 +78,18 @@ pub async fn status(
         None => client.sweeps(0).await?,
     };
     sweep_listing(&sweeps).print(format)?;
-    // One sweep's failures, once per cause, after its row.
+    // One sweep's adaptive seeds and failures, once per cause, after its row.
     if let [sweep] = sweeps.as_slice()
         && which.is_some()
-        && sweep.counts.failed > 0
     {
-        for line in failures(&client.tasks(sweep.id, &[TaskState::Failed]).await?) {
-            eprintln!("{line}");
+        sweep
+            .seed_lines()
+            .iter()
+            .for_each(|line| eprintln!("{line}"));
+        if sweep.counts.failed > 0 {
+            for line in failures(&client.tasks(sweep.id, &[TaskState::Failed]).await?) {
+                eprintln!("{line}");
+            }
         }
     }
     Ok(())
@@ -149,6 +154,10 @@ pub fn ended(sweep: &Sweep, hint: Option<String>) -> anyhow::Result<()> {
         counts.total(),
         counts.failed
     );
+    sweep
+        .seed_lines()
+        .iter()
+        .for_each(|line| eprintln!("{line}"));
     if sweep.state == SweepState::Succeeded {
         eprintln!("{line}");
         return Ok(());

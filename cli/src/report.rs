@@ -2,7 +2,8 @@
 //! and `sweep compare`: its settings against each other
 //! ([`sweep_report::compare`]), read directly or through the coordinator.
 
-use sweep_proto::{Results, SweepRef, TaskState};
+use sweep_proto::{Results, Sweep, SweepRef, TaskState};
+use sweep_report::Listing;
 use sweep_report::compare::{Question, compare as settle};
 use sweep_report::stats::Interval;
 use sweep_report::table::{Layout, listing};
@@ -23,7 +24,16 @@ pub async fn report(
         Format::Table => Layout::Table(interval),
         Format::Csv | Format::Json => Layout::Full,
     };
-    listing(&rows, layout).print(format)
+    with_seeds(listing(&rows, layout), &sweep).print(format)
+}
+
+/// The listing with, under a table, where the sweep's adaptive seeds stand
+/// ("seeds: settled at n=7: ...").
+fn with_seeds(mut listing: Listing, sweep: &Sweep) -> Listing {
+    let notes = listing.note.take().into_iter().chain(sweep.seed_lines());
+    let notes: Vec<String> = notes.collect();
+    listing.note = (!notes.is_empty()).then(|| notes.join("\n"));
+    listing
 }
 
 pub async fn compare(
@@ -40,5 +50,5 @@ pub async fn compare(
         sweep.id
     );
     let comparison = settle(&tasks, question)?;
-    comparison.listing(format == Format::Table).print(format)
+    with_seeds(comparison.listing(format == Format::Table), &sweep).print(format)
 }

@@ -14,6 +14,9 @@ pub struct Config {
     pub max_lease_wait: Duration,
     /// How often expired leases are looked for.
     pub reap_interval: Duration,
+    /// How often sweeps with adaptive seeds are looked at for a round to
+    /// decide.
+    pub seed_interval: Duration,
     /// Artifacts larger than this are refused.
     pub max_artifact_bytes: u64,
     /// The most parameters a model of a submitted sweep may have.
@@ -36,6 +39,7 @@ impl Config {
             lease_ttl: Duration::from_secs(30),
             max_lease_wait: Duration::from_secs(20),
             reap_interval: Duration::from_secs(5),
+            seed_interval: Duration::from_secs(1),
             max_artifact_bytes: 64 << 20,
             max_params: sweep_spec::planner::Limits::default().max_params,
             worker_token: None,

@@ -9,6 +9,7 @@
 //! - [`service`]: the gRPC services, `Coordinator` for workers and `Sweeps`
 //!   for clients, with bearer-token auth.
 //! - [`reaper`]: re-queues tasks whose leases expired.
+//! - [`seeder`]: adds seeds to sweeps with adaptive seeds, round by round.
 //! - [`metrics`]: Prometheus metrics at `/metrics` on the gRPC port.
 //! - [`dashboard`]: the web dashboard, on the gRPC port too.
 //! - [`run`] wires it all to a listener; [`Config`] holds the settings.
@@ -19,6 +20,7 @@ pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod reaper;
+pub mod seeder;
 mod server;
 pub mod service;
 pub mod store;

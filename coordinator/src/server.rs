@@ -9,6 +9,7 @@ use futures::StreamExt;
 use sweep_proto::MAX_MESSAGE_BYTES;
 use sweep_proto::v1::coordinator_server::CoordinatorServer;
 use sweep_proto::v1::sweeps_server::SweepsServer;
+use sweep_spec::planner::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -21,9 +22,9 @@ use crate::config::Config;
 use crate::dashboard::{self, Actions, Dashboard};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Metrics};
-use crate::reaper;
 use crate::service::{BearerAuth, CoordinatorService, SweepsService};
 use crate::store::{self, Store};
+use crate::{reaper, seeder};
 
 /// Opens the store, applies migrations and serves gRPC on `listener` until
 /// `shutdown` completes. On shutdown, long polls and watch streams end at once
@@ -40,6 +41,14 @@ pub async fn run(
         store.clone(),
         metrics.clone(),
         config.reap_interval,
+        stopping.clone(),
+    ));
+    let seeder = tokio::spawn(seeder::run(
+        store.clone(),
+        Limits {
+            max_params: config.max_params,
+        },
+        config.seed_interval,
         stopping.clone(),
     ));
 
@@ -72,6 +81,7 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     reaper.abort();
+    seeder.abort();
     served.map_err(|err| Error::Server(err.to_string()))
 }
 

@@ -60,5 +60,5 @@ pub use results::{
     Artifact, ArtifactInfo, CHECKPOINT, CacheStats, Forget, Metric, SettingStats, Stats,
 };
 pub use state::{SweepState, TaskCounts, TaskState};
-pub use sweep::{CancelOutcome, Sweep, Task};
+pub use sweep::{CancelOutcome, RoundOutcome, SeedRound, Sweep, Task};
 pub use worker::{Backend, Device, DeviceKind, Registered, Registration, WorkerInfo, WorkerStatus};

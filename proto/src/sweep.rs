@@ -23,9 +23,103 @@ pub struct Sweep {
     pub counts: TaskCounts,
     /// The spec as submitted; empty in listings.
     pub spec_toml: String,
+    /// Adaptive seeds: each round's decision, in the order they were taken.
+    pub seed_rounds: Vec<SeedRound>,
+}
+
+/// What the coordinator decided about one question of an adaptive sweep
+/// (the settings that differ only on the compared axis) once each of them
+/// had `seeds` seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedRound {
+    /// What the compared settings share, as canonical JSON.
+    pub question: String,
+    pub seeds: u64,
+    pub outcome: RoundOutcome,
+    /// One line: which level is larger and by which test, or why not.
+    pub detail: String,
+}
+
+sweep_spec::text_enum!(
+    /// A round's decision on a question.
+    RoundOutcome {
+        /// Not settled: `step` more seeds each.
+        More = "more",
+        /// One level is larger.
+        Settled = "settled",
+        /// The difference is known to within the resolution.
+        Resolved = "resolved",
+        /// `max` seeds and neither.
+        MaxReached = "max reached",
+    }
+);
+
+impl RoundOutcome {
+    /// Whether the question takes no more seeds.
+    pub fn is_final(self) -> bool {
+        self != Self::More
+    }
+}
+
+impl SeedRound {
+    /// Why the question stopped, or where it stands: "settled at n=7",
+    /// "max reached at n=30", "deciding after n=5".
+    pub fn status(&self) -> String {
+        match self.outcome {
+            RoundOutcome::More => format!("seeds added after n={}", self.seeds),
+            outcome => format!("{outcome} at n={}", self.seeds),
+        }
+    }
+
+    fn to_wire(&self) -> v1::SeedRound {
+        v1::SeedRound {
+            question: self.question.clone(),
+            seeds: u32::try_from(self.seeds).unwrap_or(u32::MAX),
+            outcome: self.outcome.as_str().into(),
+            detail: self.detail.clone(),
+        }
+    }
+
+    fn from_wire(round: v1::SeedRound) -> Result<Self, WireError> {
+        Ok(Self {
+            outcome: RoundOutcome::parse(&round.outcome).ok_or_else(|| {
+                WireError::invalid(format!(
+                    "seed round outcome {:?} is not one this version knows",
+                    round.outcome
+                ))
+            })?,
+            question: round.question,
+            seeds: round.seeds.into(),
+            detail: round.detail,
+        })
+    }
 }
 
 impl Sweep {
+    /// Where each question of its adaptive seeds stands, a line each, from
+    /// its latest round: "seeds: settled at n=7: deep > shallow on
+    /// final_loss" (the question's shared setting first when there are
+    /// several).
+    pub fn seed_lines(&self) -> Vec<String> {
+        let mut latest: Vec<&SeedRound> = Vec::new();
+        for round in &self.seed_rounds {
+            match latest.iter_mut().find(|r| r.question == round.question) {
+                Some(known) => *known = round,
+                None => latest.push(round),
+            }
+        }
+        let several = latest.len() > 1;
+        (latest.iter())
+            .map(|round| {
+                let question = match several {
+                    true => format!(" {}", round.question),
+                    false => String::new(),
+                };
+                format!("seeds{question}: {}: {}", round.status(), round.detail)
+            })
+            .collect()
+    }
+
     /// The wire form; `with_spec` sends the spec's text too (only `Get` does).
     pub fn to_wire(&self, with_spec: bool) -> v1::SweepInfo {
         v1::SweepInfo {
@@ -42,6 +136,7 @@ impl Sweep {
             } else {
                 String::new()
             },
+            seed_rounds: self.seed_rounds.iter().map(SeedRound::to_wire).collect(),
         }
     }
 }
@@ -60,6 +155,9 @@ impl TryFrom<v1::SweepInfo> for Sweep {
             finished_at: info.finished_at_ms,
             counts: info.counts.unwrap_or_default().into(),
             spec_toml: info.spec_toml,
+            seed_rounds: (info.seed_rounds.into_iter())
+                .map(SeedRound::from_wire)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -55,6 +55,9 @@ pub struct SweepSpec {
     pub interpolate: Option<InterpolateSpec>,
     #[serde(default)]
     pub grid: GridSpec,
+    /// Seeds added until a comparison is settled, instead of `grid.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<SeedsSpec>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -213,6 +216,38 @@ pub struct GridSpec {
     pub lr: Option<Vec<f64>>,
     #[serde(default)]
     pub seed: Option<Vec<i64>>,
+}
+
+/// `seeds = { start = 3, step = 2, max = 30, until = { compare = "model" } }`:
+/// every setting starts with seeds 0 .. start; the coordinator adds `step`
+/// more to the settings whose comparison is not settled yet, up to `max`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedsSpec {
+    pub start: i64,
+    pub step: i64,
+    pub max: i64,
+    pub until: UntilSpec,
+}
+
+/// When a comparison is settled: see `sweep compare`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UntilSpec {
+    /// The axis whose levels are compared: model, batch_size, lr, width or
+    /// params.
+    pub compare: String,
+    /// The summary number compared (default test_acc, or final_loss for
+    /// fit and hessian).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Stop, without a verdict, once the difference of means is known to
+    /// within ± this (default 0: only a verdict or `max` stops).
+    #[serde(default)]
+    pub resolution: Option<f64>,
+    /// The false-positive rate over the whole study (default 0.05).
+    #[serde(default)]
+    pub alpha: Option<f64>,
 }
 
 impl SweepSpec {

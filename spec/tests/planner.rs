@@ -509,3 +509,85 @@ seed = [0]
     .unwrap();
     assert_eq!(old.ends, None);
 }
+
+/// 1.1 with adaptive seeds instead of `seed = [0, 1]` (a top-level key,
+/// so before the tables).
+fn adaptive_fit(seeds: &str) -> String {
+    seeds.to_string() + &DEEP_VS_SHALLOW_FIT.replace("seed = [0, 1]\n", "")
+}
+
+const ADAPTIVE: &str = "seeds = { start = 3, step = 2, max = 9, until = { compare = \"model\", resolution = 0.01 } }\n";
+
+#[test]
+fn adaptive_seeds_plan_the_first_seeds_of_each_setting_and_keep_the_rule() {
+    let plan = plan(&adaptive_fit(ADAPTIVE)).unwrap();
+    let seeds: Vec<(String, u64)> = (plan.tasks.iter())
+        .map(|t| (t.params.model_name.clone(), t.params.seed))
+        .collect();
+    let expected: Vec<(String, u64)> = ["deep", "shallow"]
+        .iter()
+        .flat_map(|m| (0..3).map(move |s| (m.to_string(), s)))
+        .collect();
+    assert_eq!(seeds, expected);
+    assert_eq!(
+        plan.adaptive,
+        Some(planner::Adaptive {
+            start: 3,
+            step: 2,
+            max: 9,
+            compare: "model".into(),
+            metric: "final_loss".into(),
+            resolution: 0.01,
+            alpha: 0.05,
+        })
+    );
+    let spec = SweepSpec::from_toml(&adaptive_fit(ADAPTIVE)).unwrap();
+    let more = planner::plan_with_seeds(&spec, 5, &Default::default()).unwrap();
+    assert_eq!(more.tasks.len(), 10);
+    assert!(more.adaptive.is_none());
+    // The first seeds are the same tasks, so a round adds only the new ones.
+    let first: Vec<_> = plan.tasks.iter().map(|t| t.params.identity()).collect();
+    let kept = (more.tasks.iter()).filter(|t| first.contains(&t.params.identity()));
+    assert_eq!(kept.count(), 6);
+}
+
+#[test]
+fn bad_adaptive_seeds_are_refused_by_field_and_value() {
+    let with = |seeds: &str| adaptive_fit(seeds);
+    refused(
+        &with("seeds = { start = 3, step = 2, max = 2, until = { compare = \"model\" } }\n"),
+        &["seeds.max = 2", "seeds.start (3)"],
+    );
+    refused(
+        &with("seeds = { start = 1, step = 2, max = 9, until = { compare = \"model\" } }\n"),
+        &["seeds.start = 1", "two seeds"],
+    );
+    refused(
+        &with("seeds = { start = 3, step = 0, max = 9, until = { compare = \"model\" } }\n"),
+        &["seeds.step = 0"],
+    );
+    refused(
+        &with("seeds = { start = 3, step = 2, max = 9, until = { compare = \"lr\" } }\n"),
+        &["seeds.until.compare = \"lr\"", "1 value"],
+    );
+    refused(
+        &with("seeds = { start = 3, step = 2, max = 9, until = { compare = \"depth\" } }\n"),
+        &["seeds.until.compare = \"depth\"", "expected model"],
+    );
+    refused(
+        &with(
+            "seeds = { start = 3, step = 2, max = 9, until = { compare = \"model\", metric = \"test_acc\" } }\n",
+        ),
+        &["seeds.until.metric = \"test_acc\"", "final_loss"],
+    );
+    refused(
+        &with(
+            "seeds = { start = 3, step = 2, max = 9, until = { compare = \"model\", alpha = 1.5 } }\n",
+        ),
+        &["seeds.until.alpha = 1.5"],
+    );
+    refused(
+        &format!("{ADAPTIVE}{DEEP_VS_SHALLOW_FIT}"),
+        &["grid.seed", "not both"],
+    );
+}

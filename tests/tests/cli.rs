@@ -194,6 +194,69 @@ fn a_run_resumes_the_sweep_of_the_same_spec_text_and_an_edit_starts_a_new_one() 
     assert_ne!(report("1"), report("2"));
 }
 
+/// The quick 1.1 sweep with adaptive seeds: the embedded coordinator adds
+/// two seeds a model after each round until deep against shallow is
+/// settled, well before the cap of 15; `sweep run`, `report` and `compare`
+/// say where it stopped. A spec whose cap is below its start is refused in
+/// one line naming the field, and nothing is submitted.
+#[test]
+fn an_adaptive_sweep_adds_seeds_until_its_comparison_is_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("adaptive.db");
+    let spec = repo("sweeps/quick/1.1-adaptive-seeds.toml");
+    let run = sweep(&["run", spec.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let said = stderr(&run);
+    let line = (said.lines())
+        .find(|line| line.starts_with("seeds: settled at n="))
+        .unwrap_or_else(|| panic!("no settled verdict: {said}"));
+    let seeds: u64 = line["seeds: settled at n=".len()..]
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((3..15).contains(&seeds), "{line}");
+    assert!(line.ends_with("on final_loss"), "{line}");
+    let url = format!("sqlite://{}", db.display());
+    let json = sweep(&["report", "1", "--database-url", &url, "--format", "json"]);
+    let rows: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["final_loss_n"], seeds, "each model ran n seeds: {row}");
+    }
+    let table = sweep(&["compare", "1", "--database-url", &url, "--by", "model"]);
+    assert!(stdout(&table).contains(line), "{}", stdout(&table));
+
+    let capped = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("max = 15", "max = 2");
+    let bad_spec = dir.path().join("capped.toml");
+    std::fs::write(&bad_spec, capped).unwrap();
+    let other = dir.path().join("other.db");
+    let refused = sweep(&[
+        "run",
+        bad_spec.to_str().unwrap(),
+        "--db",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let first = stderr(&refused)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.contains("seeds.max = 2") && first.contains("seeds.start (3)"),
+        "{first}"
+    );
+    let listed = sweep(&[
+        "report",
+        "1",
+        "--database-url",
+        &format!("sqlite://{}", other.display()),
+    ]);
+    assert!(!listed.status.success(), "nothing was submitted");
+}
+
 /// The quick 1.1 sweep (five seeds of a deep and a shallow fit): the
 /// table's `±` is the interval asked for and says which; JSON carries each
 /// of them, the 95% interval being t(0.975, 4) = 2.776 standard errors

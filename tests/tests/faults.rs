@@ -168,6 +168,56 @@ fn coordinator_process(address: &str, database: &str) -> Process {
     Process(child)
 }
 
+/// Two learning rates a hair apart, whose comparison cannot settle: rounds
+/// at two, three and four seeds, the last at the cap.
+const ADAPTIVE: &str = r#"
+name = "adaptive"
+experiment = "classify"
+dataset = "mnist-sample"
+model = { kind = "mlp", hidden = [16] }
+train = { epochs = 1, batch_size = 32 }
+classify = { train_subset = 500, test_subset = 200 }
+seeds = { start = 2, step = 1, max = 4, until = { compare = "lr" } }
+[grid]
+lr = [1e-3, 1.00001e-3]
+"#;
+
+/// Two coordinator processes decide the same adaptive sweep on one
+/// PostgreSQL database, and one is killed once rounds are being decided:
+/// each round is taken once and adds its seeds once, and the sweep ends
+/// when its question does, at the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_deciding_adaptive_seeds_add_each_round_once() {
+    let postgres = Postgres::start();
+    let database = postgres.url();
+    let (first, second) = (free_address(), free_address());
+    let killed = coordinator_process(&first, &database);
+    let _left = coordinator_process(&second, &database);
+    let client = client(&format!("http://{second}")).await;
+    let sweep_id = submit(&client, ADAPTIVE).await;
+    let mut process = worker(&format!("http://{first},http://{second}"), 2, &[]);
+    wait_for(&client, sweep_id, |s| !s.seed_rounds.is_empty()).await;
+    killed.signal("KILL");
+    let sweep = finished(&client, sweep_id).await;
+    assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
+    let rounds: Vec<(u64, &str)> = (sweep.seed_rounds.iter())
+        .map(|r| (r.seeds, r.outcome.as_str()))
+        .collect();
+    assert_eq!(rounds, [(2, "more"), (3, "more"), (4, "max reached")]);
+    let mut trained: Vec<(String, u64)> = (client.tasks(sweep_id, &[]).await.unwrap())
+        .iter()
+        .map(|t| (t.params.lr.to_string(), t.params.seed))
+        .collect();
+    trained.sort();
+    let expected: Vec<(String, u64)> = ["0.001", "0.00100001"]
+        .into_iter()
+        .flat_map(|lr| (0..4).map(move |s| (lr.to_string(), s)))
+        .collect();
+    assert_eq!(trained, expected, "each seed once");
+    assert!(terminate(&mut process).success());
+    drop(postgres);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_coordinator_restarted_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -181,6 +181,8 @@ impl TaskTable {
 struct SweepPage {
     sweep: SweepRow,
     report: TextTable,
+    /// Where its adaptive seeds stand, a line per question.
+    seeds: Vec<String>,
     /// `sweep compare` along each axis the sweep varies, with its defaults.
     comparisons: Vec<(String, TextTable)>,
     tasks: TaskTable,
@@ -213,6 +215,7 @@ pub async fn sweep(
     html(SweepPage {
         sweep: SweepRow::of(&sweep, now_ms()),
         report: report.into(),
+        seeds: sweep.seed_lines(),
         comparisons: comparisons(&succeeded),
         tasks: TaskTable::new(page, wanted, order, from),
         states: choices(TaskState::ALL, TaskState::as_str, wanted),

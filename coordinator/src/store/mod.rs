@@ -31,7 +31,7 @@ use async_trait::async_trait;
 pub use sweep_proto::Results;
 use sweep_proto::{
     CancelOutcome, Claim, Completion, Forget, Lease, LeaseCall, LeaseRef, LeaseStatus, MetricPoint,
-    Registration, Sweep, SweepId, TaskState, WorkerId,
+    Registration, SeedRound, Sweep, SweepId, TaskState, WorkerId,
 };
 use sweep_spec::Submission;
 use tokio::sync::watch;
@@ -70,6 +70,22 @@ pub trait SweepStore: Send + Sync + 'static {
     /// Returns how many were re-queued. [`Error::Precondition`] for a cancelled
     /// sweep.
     async fn retry_sweep(&self, id: SweepId) -> Result<u64>;
+
+    /// The sweeps with adaptive seeds that have a question still open, not
+    /// cancelled, oldest first.
+    async fn deciding_sweeps(&self) -> Result<Vec<SweepId>>;
+
+    /// Records `round`, a decision on one question of an adaptive sweep,
+    /// and adds the tasks of `new`'s plan that the sweep lacks (the round's
+    /// seeds), in one transaction, once: when the question already has a
+    /// decision at that many seeds (another replica's, or one taken before
+    /// a restart) it changes nothing and answers false.
+    /// [`Error::Precondition`] for a cancelled sweep.
+    async fn decide_round(&self, id: SweepId, round: &SeedRound, new: &Submission) -> Result<bool>;
+
+    /// Marks an adaptive sweep decided (every question settled, resolved or
+    /// at its max): its state follows its tasks' again.
+    async fn end_deciding(&self, id: SweepId) -> Result<()>;
 }
 
 /// The workers that registered.

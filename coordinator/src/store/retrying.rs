@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sweep_proto::{
     CacheStats, CancelOutcome, Claim, Forget, Lease, LeaseRef, LeaseStatus, MetricPoint,
-    Registration, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState, WireError,
-    WorkerId, WorkerInfo,
+    Registration, SeedRound, Sweep, SweepId, SweepRef, Task, TaskCounts, TaskId, TaskState,
+    WireError, WorkerId, WorkerInfo,
 };
 use sweep_spec::Submission;
 use tokio::sync::watch;
@@ -86,6 +86,20 @@ impl<S: SweepStore> SweepStore for Retrying<S> {
 
     async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
         retry("retry_sweep", || self.0.retry_sweep(id)).await
+    }
+
+    async fn deciding_sweeps(&self) -> Result<Vec<SweepId>> {
+        retry("deciding_sweeps", || self.0.deciding_sweeps()).await
+    }
+
+    async fn decide_round(&self, id: SweepId, round: &SeedRound, new: &Submission) -> Result<bool> {
+        // A try whose commit's answer was lost answers false the next time:
+        // the round was recorded, once, either way.
+        retry("decide_round", || self.0.decide_round(id, round, new)).await
+    }
+
+    async fn end_deciding(&self, id: SweepId) -> Result<()> {
+        retry("end_deciding", || self.0.end_deciding(id)).await
     }
 }
 

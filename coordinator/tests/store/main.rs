@@ -11,5 +11,6 @@ mod queue;
 mod reader;
 mod reports;
 mod results;
+mod rounds;
 mod schema;
 mod sweeps;

@@ -8,9 +8,11 @@
 //! form one family, Holm-corrected, so that asking many questions of one
 //! sweep does not find differences by chance; a pair is settled when one of
 //! its tests survives the correction, and the verdict names it.
-//! [`sequential`] is the rule for adding seeds until a pair is settled;
+//! [`sequential`] is the rule for adding seeds until a pair is settled,
+//! [`adaptive`] applies it to the questions of a sweep with adaptive seeds;
 //! `listing` writes a comparison as a table, CSV or JSON.
 
+pub mod adaptive;
 mod listing;
 pub mod sequential;
 pub mod two_sample;
@@ -415,7 +417,7 @@ mod tests {
 
     /// A finished sweep of `models` over `seeds` seeds and batch sizes 32
     /// and 64, each task's `metric` given by `value(model, batch, seed)`.
-    fn sweep(
+    pub(super) fn sweep(
         models: &[&str],
         seeds: u64,
         metric: &str,

@@ -70,6 +70,7 @@ impl Axes {
         spec: &SweepSpec,
         experiment: ExperimentKind,
         models: &[NamedTemplate],
+        first_seeds: Option<usize>,
     ) -> Result<Self, SpecError> {
         let grid = &spec.grid;
         let sizes = Self::sizes(spec, models)?;
@@ -107,7 +108,7 @@ impl Axes {
             (_, None) => vec![None],
         };
         let seeds = match grid.seed.as_deref() {
-            None => vec![0],
+            None => (0..first_seeds.unwrap_or(1) as u64).collect(),
             Some(seeds) => non_empty("grid.seed", seeds)?
                 .iter()
                 .map(|s| {

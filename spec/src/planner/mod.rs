@@ -9,12 +9,16 @@
 //! - [`models`]: model templates and the parameter-budget solver.
 //! - [`grid`]: the axes and their cross product.
 //! - [`pairing`]: interpolation pairs across one axis with two values.
+//! - [`seeds`]: adaptive seeds, checked.
 
 mod base;
 mod fields;
 mod grid;
 mod models;
 mod pairing;
+mod seeds;
+
+pub use seeds::Adaptive;
 
 use crate::error::SpecError;
 use crate::params::{ExperimentKind, Requirement, TaskParams};
@@ -39,6 +43,9 @@ pub struct Plan {
     pub max_attempts: i64,
     pub requires: Requirement,
     pub tasks: Vec<PlannedTask>,
+    /// Seeds the coordinator adds until a comparison is settled; `tasks`
+    /// then hold the first `start` seeds of each setting.
+    pub adaptive: Option<Adaptive>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,7 +92,9 @@ pub fn plan_within(spec: &SweepSpec, limits: &Limits) -> Result<Plan, SpecError>
     check_sections(spec, experiment)?;
     let base = base::params(spec, experiment)?;
     let models = models::models(spec, experiment)?;
-    let axes = grid::Axes::new(spec, experiment, &models)?;
+    let first_seeds = seeds::start(spec)?;
+    let axes = grid::Axes::new(spec, experiment, &models, first_seeds)?;
+    let adaptive = seeds::adaptive(spec, experiment, &axes, models.len())?;
     let tasks = grid::expand(spec, &base, &models, &axes, limits)?;
     Ok(Plan {
         name: spec.name.clone(),
@@ -94,7 +103,17 @@ pub fn plan_within(spec: &SweepSpec, limits: &Limits) -> Result<Plan, SpecError>
         max_attempts: max_attempts(spec.max_attempts)?,
         requires: requirement(spec.requires.as_deref())?,
         tasks,
+        adaptive,
     })
+}
+
+/// The plan of an adaptive spec with `seeds` seeds each setting (seeds 0 ..
+/// `seeds`): the tasks a coordinator adds a round's seeds from.
+pub fn plan_with_seeds(spec: &SweepSpec, seeds: usize, limits: &Limits) -> Result<Plan, SpecError> {
+    let mut fixed = spec.clone();
+    fixed.seeds = None;
+    fixed.grid.seed = Some((0..seeds as i64).collect());
+    plan_within(&fixed, limits)
 }
 
 fn experiment(name: &str) -> Result<ExperimentKind, SpecError> {

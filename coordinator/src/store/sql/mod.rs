@@ -5,7 +5,8 @@
 //! keeps the two backends from drifting apart; the shared test suite checks
 //! both.
 //!
-//! One module per trait: [`sweeps`], [`workers`], [`queue`] (with
+//! One module per trait: [`sweeps`] (with [`rounds`]: adaptive seeds'
+//! decisions), [`workers`], [`queue`] (with
 //! [`attempt`]: fencing and how an attempt ends; [`complete`]: how a batch
 //! of completions is stored; [`points`]: metric points as JSON batches;
 //! [`checkpoints`]; [`cache`]: result keys and tasks that point at another's
@@ -21,6 +22,7 @@ mod complete;
 mod points;
 mod queue;
 mod results;
+mod rounds;
 mod sweeps;
 mod workers;
 
@@ -90,7 +92,8 @@ const TASK_COLUMNS: &str = "id, sweep_id, state, params, attempt, max_attempts, 
                             summary, cached_from";
 
 /// The columns of `sweeps` that [`SqlStore::sweeps_from_rows`] reads.
-const SWEEP_COLUMNS: &str = "id, name, experiment, priority, created_at, cancelled_at, spec_toml";
+const SWEEP_COLUMNS: &str =
+    "id, name, experiment, priority, created_at, cancelled_at, spec_toml, deciding";
 
 impl SqlStore {
     pub(crate) fn new(pool: AnyPool, dialect: Dialect, signal: Signal) -> Self {
@@ -258,14 +261,18 @@ impl SqlStore {
             .map(|row| row.try_get("id").map(SweepId))
             .collect::<Result<Vec<_>, _>>()?;
         let counts = self.sweep_counts(tx, &ids).await?;
+        let mut rounds = self.seed_rounds(tx, &ids).await?;
         rows.iter()
             .map(|row| {
                 let id = SweepId(row.try_get("id")?);
                 let (counts, last_finish) = counts.get(&id).copied().unwrap_or_default();
                 let cancelled_at: Option<i64> = row.try_get("cancelled_at")?;
-                let state = match cancelled_at {
-                    Some(_) => SweepState::Cancelled,
-                    None => SweepState::of(&counts),
+                let deciding = row.try_get::<i64, _>("deciding")? != 0;
+                let state = match (cancelled_at, SweepState::of(&counts)) {
+                    (Some(_), _) => SweepState::Cancelled,
+                    // Its last round is being decided: more seeds may come.
+                    (None, state) if deciding && state.is_final() => SweepState::Running,
+                    (None, state) => state,
                 };
                 let finished_at = match state {
                     SweepState::Cancelled => cancelled_at,
@@ -285,6 +292,7 @@ impl SqlStore {
                     finished_at,
                     counts,
                     spec_toml: row.try_get("spec_toml")?,
+                    seed_rounds: rounds.remove(&id).unwrap_or_default(),
                 })
             })
             .collect()

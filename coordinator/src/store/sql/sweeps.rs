@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use sweep_proto::{CancelOutcome, Sweep, SweepId, TaskId, TaskState};
+use sweep_proto::{CancelOutcome, SeedRound, Sweep, SweepId, TaskId, TaskState};
 use sweep_spec::identity::KEY_LAYOUT;
 use sweep_spec::planner::spec_key;
 use sweep_spec::{Identity, Submission};
@@ -132,6 +132,25 @@ impl SqlStore {
         Ok((tasks, next))
     }
 
+    /// Adds the tasks of `new`'s plan that the sweep lacks (a task it has
+    /// is one with the same identity) after its own; answers how many.
+    pub(super) async fn add_missing_tasks(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: SweepId,
+        new: &Submission,
+    ) -> Result<u64> {
+        let (existing, next) = self.tasks_by_identity(tx, id).await?;
+        let known: Vec<Option<TaskId>> = (new.plan.tasks.iter())
+            .map(|task| existing.get(&task.params.identity()).copied())
+            .collect();
+        let added = known.iter().filter(|id| id.is_none()).count() as u64;
+        let now = self.now(tx).await?;
+        self.insert_tasks(tx, id, new, now, &known, next).await?;
+        self.settle_new_dependents(tx, id, next).await?;
+        Ok(added)
+    }
+
     /// Settles the new tasks (from ordinal `first` on) that wait on tasks
     /// which already ended: queued when all succeeded, failed when one
     /// failed or was cancelled (it would wait forever).
@@ -235,7 +254,8 @@ impl SweepStore for SqlStore {
         let plan = &new.plan;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO sweeps (name, experiment, spec_toml, spec_json, spec_key, priority, \
-             max_attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             max_attempts, created_at, deciding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
         )
         .bind(plan.name.clone())
         .bind(plan.experiment.as_str())
@@ -245,6 +265,7 @@ impl SweepStore for SqlStore {
         .bind(plan.priority)
         .bind(plan.max_attempts)
         .bind(now)
+        .bind(i64::from(plan.adaptive.is_some()))
         .fetch_one(&mut *tx)
         .await?;
         let sweep = SweepId(id);
@@ -316,15 +337,7 @@ impl SweepStore for SqlStore {
                 new.plan.experiment.as_str()
             )));
         }
-        let (existing, next) = self.tasks_by_identity(&mut tx, id).await?;
-        let known: Vec<Option<TaskId>> = (new.plan.tasks.iter())
-            .map(|task| existing.get(&task.params.identity()).copied())
-            .collect();
-        let added = known.iter().filter(|id| id.is_none()).count() as u64;
-        let now = self.now(&mut tx).await?;
-        self.insert_tasks(&mut tx, id, new, now, &known, next)
-            .await?;
-        self.settle_new_dependents(&mut tx, id, next).await?;
+        let added = self.add_missing_tasks(&mut tx, id, new).await?;
         sqlx::query(
             "UPDATE sweeps SET spec_toml = $1, spec_json = $2, spec_key = $3 WHERE id = $4",
         )
@@ -339,6 +352,18 @@ impl SweepStore for SqlStore {
             self.queue_grew().await;
         }
         Ok(added)
+    }
+
+    async fn deciding_sweeps(&self) -> Result<Vec<SweepId>> {
+        self.deciding().await
+    }
+
+    async fn decide_round(&self, id: SweepId, round: &SeedRound, new: &Submission) -> Result<bool> {
+        self.record_round(id, round, new).await
+    }
+
+    async fn end_deciding(&self, id: SweepId) -> Result<()> {
+        self.stop_deciding(id).await
     }
 
     async fn retry_sweep(&self, id: SweepId) -> Result<u64> {
