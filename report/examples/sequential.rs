@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p sweep-report --example sequential`
 
-use sweep_report::compare::sequential::{Decision, Rule, Schedule};
+use sweep_report::compare::sequential::{Rule, Schedule};
 use sweep_report::compare::two_sample::{mann_whitney, welch};
 use sweep_spec::rng::Rng;
 
@@ -33,19 +33,7 @@ fn adaptive(
     shift: f64,
     draw: fn(&mut Rng) -> f64,
 ) -> (usize, Option<bool>) {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for look in SCHEDULE.looks() {
-        while a.len() < look {
-            a.push(draw(rng) + shift);
-            b.push(draw(rng));
-        }
-        match rule.decide(&a, &b) {
-            Decision::Settled { a_larger } => return (look, Some(a_larger)),
-            Decision::More => {}
-            _ => return (look, None),
-        }
-    }
-    (SCHEDULE.max, None)
+    rule.study(|| (draw(rng) + shift, draw(rng)))
 }
 
 /// One fixed study of `n` seeds a setting, the same two tests at alpha/2.

@@ -127,6 +127,27 @@ impl Rule {
             Decision::More
         }
     }
+
+    /// Runs one study as the coordinator would, each new seed's numbers
+    /// (a, b) from `seed`: the seeds a setting had when it stopped, and the
+    /// verdict (`Some(true)`: a larger) if it reached one. What simulations
+    /// of the rule (its tests, `examples/sequential.rs`) run.
+    pub fn study(&self, mut seed: impl FnMut() -> (f64, f64)) -> (usize, Option<bool>) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for look in self.schedule.looks() {
+            while a.len() < look {
+                let (x, y) = seed();
+                a.push(x);
+                b.push(y);
+            }
+            match self.decide(&a, &b) {
+                Decision::Settled { a_larger } => return (look, Some(a_larger)),
+                Decision::More => {}
+                _ => return (look, None),
+            }
+        }
+        (self.schedule.max, None)
+    }
 }
 
 /// α(t) = 2 − 2Φ(z₁₋α/₂ / √t): the alpha spent by the share `t` of a study.
@@ -282,27 +303,14 @@ mod tests {
     }
 
     /// One simulated study: both settings' seeds from `draw`, plus `shift`
-    /// for the first; the seeds each setting trained when it stopped, and
-    /// whether it called the first larger.
+    /// for the first.
     fn study(
         rule: &Rule,
         rng: &mut Rng,
         shift: f64,
         draw: fn(&mut Rng) -> f64,
     ) -> (usize, Option<bool>) {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for look in SCHEDULE.looks() {
-            while a.len() < look {
-                a.push(draw(rng) + shift);
-                b.push(draw(rng));
-            }
-            match rule.decide(&a, &b) {
-                Decision::Settled { a_larger } => return (look, Some(a_larger)),
-                Decision::More => {}
-                _ => return (look, None),
-            }
-        }
-        (SCHEDULE.max, None)
+        rule.study(|| (draw(rng) + shift, draw(rng)))
     }
 
     fn normal(rng: &mut Rng) -> f64 {
