@@ -198,7 +198,18 @@ async fn replicas_deciding_adaptive_seeds_add_each_round_once() {
     let mut process = worker(&format!("http://{first},http://{second}"), 2, &[]);
     wait_for(&client, sweep_id, |s| !s.seed_rounds.is_empty()).await;
     killed.signal("KILL");
-    let sweep = finished(&client, sweep_id).await;
+    each_round_and_seed_once(&client, sweep_id).await;
+    assert!(terminate(&mut process).success());
+    drop(postgres);
+}
+
+/// ADAPTIVE's sweep ended with its three rounds, each taken once, and
+/// every seed trained once.
+async fn each_round_and_seed_once(
+    client: &sweep_proto::client::SweepsClient,
+    sweep_id: sweep_proto::SweepId,
+) {
+    let sweep = finished(client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
     let rounds: Vec<(u64, &str)> = (sweep.seed_rounds.iter())
         .map(|r| (r.seeds, r.outcome.as_str()))
@@ -214,7 +225,27 @@ async fn replicas_deciding_adaptive_seeds_add_each_round_once() {
         .flat_map(|lr| (0..4).map(move |s| (lr.to_string(), s)))
         .collect();
     assert_eq!(trained, expected, "each seed once");
+}
+
+/// The same while its PostgreSQL restarts once rounds are being decided:
+/// a decision cut off is taken again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_while_deciding_adaptive_seeds_adds_each_round_once() {
+    let postgres = Postgres::start();
+    let mut coordinator = Coordinator::start_on(Some(&postgres.url()), |_| {}).await;
+    let client = coordinator.client().await;
+    let sweep_id = submit(&client, ADAPTIVE).await;
+    let mut process = worker(&coordinator.url, 2, &[]);
+    wait_for(&client, sweep_id, |s| !s.seed_rounds.is_empty()).await;
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.restart(Duration::from_secs(3));
+        postgres
+    })
+    .await
+    .unwrap();
+    each_round_and_seed_once(&client, sweep_id).await;
     assert!(terminate(&mut process).success());
+    coordinator.stop().await;
     drop(postgres);
 }
 
