@@ -97,7 +97,7 @@ impl SeedRound {
 
 impl Sweep {
     /// Where each question of its adaptive seeds stands, a line each, from
-    /// its latest round: "seeds: settled at n=7: deep > shallow on
+    /// its latest round: "seeds: settled at n=7: deep better on
     /// final_loss" (the question's shared setting first when there are
     /// several).
     pub fn seed_lines(&self) -> Vec<String> {

@@ -10,6 +10,7 @@ use sweep_proto::{RoundOutcome, SeedRound, Task, TaskState};
 use sweep_spec::TaskParams;
 use sweep_spec::planner::Adaptive;
 
+use super::listing::winner;
 use super::sequential::{Decision, Rule, Schedule};
 use super::{pairings, split};
 
@@ -103,7 +104,10 @@ fn decide(question: String, tasks: &[&Task], seeds: usize, adaptive: &Adaptive) 
                 } else {
                     (name_b, name_a)
                 };
-                (RoundOutcome::Settled, format!("{larger} > {smaller}"))
+                (
+                    RoundOutcome::Settled,
+                    winner(larger, smaller, &adaptive.metric),
+                )
             }
             Decision::Resolved => (
                 RoundOutcome::Resolved,
@@ -176,7 +180,8 @@ mod tests {
         assert!(rounds[0].question.contains("\"batch_size\":64"));
         assert_eq!(rounds[0].seeds, 5);
         assert_eq!(rounds[0].outcome, RoundOutcome::Settled, "{rounds:?}");
-        assert!(rounds[0].detail.starts_with("shallow > deep"), "{rounds:?}");
+        // Deep's final losses are the lower ones.
+        assert!(rounds[0].detail.starts_with("deep better"), "{rounds:?}");
         assert!(next_rounds(&tasks, &rule(15), &rounds).is_empty(), "once");
     }
 

@@ -147,11 +147,7 @@ impl Comparison {
                 } else {
                     (&pair.b, &pair.a)
                 };
-                let winner = match better_when_higher(&self.metric) {
-                    Some(true) => format!("{} better", larger.level),
-                    Some(false) => format!("{} better", smaller.level),
-                    None => format!("{} higher", larger.level),
-                };
+                let winner = winner(&larger.level, &smaller.level, &self.metric);
                 format!("{winner} ({by}, p = {})", p_value(*adjusted_p))
             }
             Verdict::NotSettled => format!("not settled at alpha {}", self.question.alpha),
@@ -200,6 +196,17 @@ fn p_value(p: f64) -> String {
         format!("{p:.1e}")
     } else {
         format!("{p:.4}")
+    }
+}
+
+/// Which of two levels a verdict names, the larger being `larger`:
+/// "deep better" (the smaller of two losses), or "b higher" where it is
+/// not known which way is better.
+pub(super) fn winner(larger: &str, smaller: &str, metric: &str) -> String {
+    match better_when_higher(metric) {
+        Some(true) => format!("{larger} better"),
+        Some(false) => format!("{smaller} better"),
+        None => format!("{larger} higher"),
     }
 }
 
