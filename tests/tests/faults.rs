@@ -55,19 +55,14 @@ async fn a_database_restart_mid_sweep_fails_no_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_moves_to_the_replica_that_is_left() {
-    let postgres = Postgres::start();
-    let database = postgres.url();
-    let (first, second) = (free_address(), free_address());
-    let killed = coordinator_process(&first, &database);
-    let _left = coordinator_process(&second, &database);
-    let client = client(&format!("http://{second}")).await;
-    let sweep_id = submit(&client, SWEEP).await;
+    let replicas = Replicas::start().await;
+    let client = &replicas.client;
+    let sweep_id = submit(client, SWEEP).await;
     // The worker knows both replicas and talks to the first.
-    let replicas = format!("http://{first},http://{second}");
-    let mut process = worker(&replicas, 2, &[]);
-    wait_for(&client, sweep_id, |s| s.counts.succeeded >= 2).await;
-    killed.signal("KILL");
-    let sweep = finished(&client, sweep_id).await;
+    let mut process = worker(&replicas.both, 2, &[]);
+    wait_for(client, sweep_id, |s| s.counts.succeeded >= 2).await;
+    replicas.first.signal("KILL");
+    let sweep = finished(client, sweep_id).await;
     assert_eq!(sweep.state, SweepState::Succeeded, "{sweep:?}");
     let tasks = client.tasks(sweep_id, &[]).await.unwrap();
     assert!(
@@ -75,7 +70,6 @@ async fn a_worker_moves_to_the_replica_that_is_left() {
         "no task was run twice: {tasks:?}"
     );
     assert!(terminate(&mut process).success());
-    drop(postgres);
 }
 
 /// One task of some seconds, long enough to be cut in the middle.
@@ -168,6 +162,31 @@ fn coordinator_process(address: &str, database: &str) -> Process {
     Process(child)
 }
 
+/// Two `sweep-coordinator` processes on one PostgreSQL database: `first`
+/// to be killed, a client of the second, and `both` as a worker takes them.
+struct Replicas {
+    first: Process,
+    _second: Process,
+    client: sweep_proto::client::SweepsClient,
+    both: String,
+    // Last: the server outlives the coordinators using it.
+    _postgres: Postgres,
+}
+
+impl Replicas {
+    async fn start() -> Self {
+        let postgres = Postgres::start();
+        let (first, second) = (free_address(), free_address());
+        Self {
+            first: coordinator_process(&first, &postgres.url()),
+            _second: coordinator_process(&second, &postgres.url()),
+            client: client(&format!("http://{second}")).await,
+            both: format!("http://{first},http://{second}"),
+            _postgres: postgres,
+        }
+    }
+}
+
 /// Two learning rates a hair apart, whose comparison cannot settle: rounds
 /// at two, three and four seeds, the last at the cap.
 const ADAPTIVE: &str = r#"
@@ -188,19 +207,14 @@ lr = [1e-3, 1.00001e-3]
 /// when its question does, at the cap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_deciding_adaptive_seeds_add_each_round_once() {
-    let postgres = Postgres::start();
-    let database = postgres.url();
-    let (first, second) = (free_address(), free_address());
-    let killed = coordinator_process(&first, &database);
-    let _left = coordinator_process(&second, &database);
-    let client = client(&format!("http://{second}")).await;
-    let sweep_id = submit(&client, ADAPTIVE).await;
-    let mut process = worker(&format!("http://{first},http://{second}"), 2, &[]);
-    wait_for(&client, sweep_id, |s| !s.seed_rounds.is_empty()).await;
-    killed.signal("KILL");
-    each_round_and_seed_once(&client, sweep_id).await;
+    let replicas = Replicas::start().await;
+    let client = &replicas.client;
+    let sweep_id = submit(client, ADAPTIVE).await;
+    let mut process = worker(&replicas.both, 2, &[]);
+    wait_for(client, sweep_id, |s| !s.seed_rounds.is_empty()).await;
+    replicas.first.signal("KILL");
+    each_round_and_seed_once(client, sweep_id).await;
     assert!(terminate(&mut process).success());
-    drop(postgres);
 }
 
 /// ADAPTIVE's sweep ended with its three rounds, each taken once, and
