@@ -202,21 +202,17 @@ fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
-    let xs: Vec<f64> = figure
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .collect();
-    // Bars and bands count: the axis and the legend's corner make room
-    // for them.
-    let ys: Vec<f64> = figure
+    // Bars and bands count, each end at its point's x: the axis and the
+    // legend's corner make room for them.
+    let (xs, ys): (Vec<f64>, Vec<f64>) = figure
         .series
         .iter()
         .flat_map(|s| {
-            let bounds = s.bounds.iter().flat_map(|(low, high)| [*low, *high]);
-            s.points.iter().map(|p| p.1).chain(bounds)
+            let ends = (s.points.iter().zip(&s.bounds))
+                .flat_map(|(&(x, _), &(low, high))| [(x, low), (x, high)]);
+            s.points.iter().copied().chain(ends)
         })
-        .collect();
+        .unzip();
     let scales = (Scale::of(figure.x.log, &xs), Scale::of(figure.y.log, &ys));
     let x = range(xs.iter().copied(), scales.0 != Scale::Linear);
     let mut y = range(ys.iter().copied(), scales.1 != Scale::Linear);
@@ -426,6 +422,46 @@ mod tests {
 
     /// The legend's box is drawn half-transparent (see `draw_on`).
     const LEGEND_BOX: &str = "opacity=\"0.6\" fill=\"#FFFFFF\"";
+
+    /// 3.4's accuracy against batch size at full scale drew its legend
+    /// over the last test point, in the lower right; the top right was
+    /// free.
+    #[test]
+    fn a_legend_is_drawn_where_it_covers_no_point() {
+        let batches = [10.0, 100.0, 1000.0, 5000.0, 10000.0];
+        let train = [0.9997, 0.9998, 1.0, 0.9894, 0.978];
+        let test = [0.9829, 0.976, 0.9756, 0.9709, 0.9651];
+        let series = |name: &str, ys: &[f64], quantity| {
+            let points = batches.iter().copied().zip(ys.iter().copied()).collect();
+            crate::figures::Series::new(name.into(), points)
+                .with_bounds(ys.iter().map(|y| (*y, *y)).collect())
+                .of_group(0, quantity)
+        };
+        let figure = Figure {
+            file: "accuracy-vs-batch-size".into(),
+            title: "Accuracy against batch size".into(),
+            x: crate::figures::Axis::log("batch size"),
+            y: crate::figures::Axis::linear("accuracy"),
+            series: vec![
+                series("dnn1 train", &train, 0),
+                series("dnn1 test", &test, 1),
+            ],
+            scatter: false,
+        };
+        let drawn = svg(&figure).unwrap();
+        let legend = drawn.split(LEGEND_BOX).next().unwrap();
+        let rect = legend.rsplit("<rect").next().unwrap();
+        let y: f64 = rect
+            .split("y=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(y < 100.0, "the legend at the top: {rect}");
+    }
 
     /// `grad-norm` and `loss-vs-minimal-ratio` at full scale drew an empty
     /// legend box over their one series.

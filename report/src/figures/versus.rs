@@ -98,6 +98,7 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
         label,
         figures,
         log,
+        within,
     } in SUMMARIZED
     {
         let mut series = Vec::new();
@@ -107,7 +108,12 @@ pub fn versus(runs: &[Run], axis: Versus) -> Vec<Figure> {
                 let means = setting_means(group, axis, figure);
                 let points = means.iter().map(|(x, s)| (*x, s.mean)).collect();
                 let bounds = (means.iter())
-                    .map(|(_, s)| s.interval().unwrap_or((s.mean, s.mean)))
+                    .map(|(_, s)| {
+                        let (low, high) = s.interval().unwrap_or((s.mean, s.mean));
+                        within.map_or((low, high), |(least, most)| {
+                            (low.max(least), high.min(most))
+                        })
+                    })
                     .collect();
                 if !means.is_empty() {
                     let name = format!("{group_label} {suffix}").trim().to_string();
@@ -148,6 +154,9 @@ struct Summarized {
     /// (summary figure, series suffix)
     figures: &'static [(&'static str, &'static str)],
     log: bool,
+    /// The values the quantity can take, where its bars end: a t interval
+    /// over few seeds of an accuracy may reach past 1 or below 0.
+    within: Option<(f64, f64)>,
 }
 
 const SUMMARIZED: [Summarized; 4] = [
@@ -160,12 +169,14 @@ const SUMMARIZED: [Summarized; 4] = [
             (summary::FINAL_LOSS, ""),
         ],
         log: true,
+        within: None,
     },
     Summarized {
         file: "accuracy",
         label: "accuracy",
         figures: &[(summary::TRAIN_ACC, "train"), (summary::TEST_ACC, "test")],
         log: false,
+        within: Some((0.0, 1.0)),
     },
     Summarized {
         file: "sensitivity",
@@ -175,12 +186,14 @@ const SUMMARIZED: [Summarized; 4] = [
             (summary::SENSITIVITY_RMS, "per example (rms)"),
         ],
         log: true,
+        within: None,
     },
     Summarized {
         file: "minimal-ratio",
         label: "minimal ratio",
         figures: &[(summary::MINIMAL_RATIO, "")],
         log: false,
+        within: Some((0.0, 1.0)),
     },
 ];
 
@@ -239,4 +252,51 @@ pub fn minimal_ratio(runs: &[Run]) -> Option<Figure> {
         series,
         scatter: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sweep_spec::{Summary, planner};
+
+    use super::*;
+
+    /// Two seeds a batch size whose test accuracies are 0.1 and 0.9 (a
+    /// collapsed run beside a trained one, as 3.2's narrowest net at quick
+    /// scale): a t interval over two values runs from about -4.6 to 5.6.
+    fn runs() -> Vec<Run> {
+        let spec = "name = \"t\"\nexperiment = \"classify\"\ndataset = \"mnist\"\n\
+                    model = { kind = \"mlp\", hidden = [8] }\ntrain = { lr = 1e-3, epochs = 1 }\n\
+                    [grid]\nbatch_size = [32, 64]\nseed = [0, 1]\n";
+        let plan = planner::submission(spec).unwrap().plan;
+        (plan.tasks.into_iter())
+            .map(|planned| {
+                let mut summary = Summary::new();
+                let accuracy = if planned.params.seed == 0 { 0.1 } else { 0.9 };
+                summary.set(summary::TEST_ACC, accuracy);
+                Run {
+                    setting: planned.params.setting_key(),
+                    params: planned.params,
+                    summary,
+                    metrics: Vec::new(),
+                    snapshots: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_accuracys_bars_end_at_0_and_1() {
+        let figures = versus(&runs(), Versus::BatchSize);
+        let accuracy = (figures.iter())
+            .find(|f| f.file == "accuracy-vs-batch-size")
+            .expect("an accuracy figure");
+        let bounds: BTreeMap<u64, (f64, f64)> = (accuracy.series[0].points.iter())
+            .zip(&accuracy.series[0].bounds)
+            .map(|(&(x, _), &b)| (x as u64, b))
+            .collect();
+        assert_eq!(bounds.len(), 2);
+        assert!(bounds.values().all(|b| *b == (0.0, 1.0)), "{bounds:?}");
+    }
 }
