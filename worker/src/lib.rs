@@ -23,6 +23,8 @@
 //!   tasks on the next lease call, or on one of their own; [`slots`]: how
 //!   many slots hold a task; [`threads`]: where tasks train
 //!   (one pool of threads that they share).
+//! - [`subnormals`]: a task computes with subnormal floats flushed to
+//!   zero (they cost Intel CPUs microcode assists).
 //! - [`rng`]: the seeded generator behind weights, data order and shuffles
 //!   (`sweep_spec::rng`, re-exported).
 //! - [`error`]: dataset errors.
@@ -45,6 +47,7 @@ pub mod runner;
 pub mod session;
 pub mod shipper;
 pub mod slots;
+pub mod subnormals;
 pub mod task;
 pub mod threads;
 
