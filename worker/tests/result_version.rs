@@ -10,11 +10,11 @@
 //! so that no result of the old code is served as the new code's, then pin
 //! the numbers this test prints.
 
-use std::sync::atomic::AtomicBool;
+mod common;
 
-use sweep_spec::{Summary, TaskParams, planner};
-use sweep_worker::device::DeviceChoice;
-use sweep_worker::experiments::{self, Context, Fresh, RESULT_VERSION, Sink};
+use common::summary;
+use sweep_spec::Summary;
+use sweep_worker::experiments::RESULT_VERSION;
 
 const CLASSIFY_MLP: &str = r#"
 name = "pinned-mlp"
@@ -129,33 +129,6 @@ const PINNED: &[(&str, &[(&str, u64)])] = &[
         ],
     ),
 ];
-
-/// Keeps nothing: only the summary is pinned.
-struct Nowhere;
-
-impl Sink for Nowhere {
-    fn metric(&self, _name: &str, _step: i64, _epoch: Option<i64>, _value: f64) {}
-    fn artifact(&self, _name: &str, _encoding: &str, _data: Vec<u8>) {}
-}
-
-fn summary(spec: &str) -> Summary {
-    let params: TaskParams = planner::submission(spec)
-        .expect("a valid spec")
-        .plan
-        .tasks
-        .remove(0)
-        .params;
-    let stop = AtomicBool::new(false);
-    let ctx = Context {
-        device: DeviceChoice::Cpu.device().expect("the CPU"),
-        data_dir: None,
-        sink: &Nowhere,
-        dependencies: Vec::new(),
-        stop: &stop,
-        checkpoints: &Fresh,
-    };
-    experiments::run(&params, &ctx).expect("the task trains")
-}
 
 /// The summary as the table above writes it.
 fn bits(summary: &Summary) -> Vec<(String, u64)> {
