@@ -30,6 +30,7 @@ use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
 use super::flex::{dims4, tensor, values};
+use super::shelf::Shelf;
 
 /// Floats of im2col matrix per chunk: a chunk's matrix and the GEMM's
 /// packed panels stay within a core's L2.
@@ -95,8 +96,11 @@ fn on_flex(
     )))
 }
 
+/// The chunks' im2col matrices, by geometry and images per chunk.
+static COLUMNS: Shelf<(Geometry, usize)> = Shelf::new();
+
 /// The sizes of one convolution, all `f32` and `groups == 1`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Geometry {
     images: usize,
     channels: usize,
@@ -214,10 +218,15 @@ impl Geometry {
         }
     }
 
-    /// The im2col matrix of `images` (`[rows, images.len() · oh·ow]`).
-    fn im2col(&self, x: &[f32], images: Range<usize>) -> Vec<f32> {
+    /// The im2col matrix of `images` (`[rows, images.len() · oh·ow]`), in
+    /// one that an earlier pass gave back with [`Self::keep`] where there is
+    /// one: the cells padding leaves at zero are the same cells.
+    fn im2col(&self, x: &[f32], images: Range<usize>) -> FlexTensor {
         let (p, n) = (self.out_len(), images.len());
-        let mut col = vec![0.0; self.rows() * n * p];
+        let mut matrix = COLUMNS
+            .take(&(self.clone(), n))
+            .unwrap_or_else(|| tensor(vec![0.0; self.rows() * n * p], [self.rows(), n * p]));
+        let col = matrix.storage_mut::<f32>();
         let sw = self.stride[1];
         for (q, image) in images.enumerate() {
             let x = &x[image * self.image_len()..][..self.image_len()];
@@ -232,7 +241,13 @@ impl Geometry {
                 }
             });
         }
-        col
+        matrix
+    }
+
+    /// Gives an im2col matrix back for the next pass over the same sizes.
+    fn keep(&self, col: FlexTensor) {
+        let n = col.layout().shape()[1] / self.out_len();
+        COLUMNS.put((self.clone(), n), col);
     }
 
     /// Adds the im2col-shaped gradient `dcol` of a chunk back onto the
@@ -243,11 +258,19 @@ impl Geometry {
         for (q, dx) in dx.chunks_mut(self.image_len()).enumerate() {
             self.runs(|row, outs, start| {
                 let src = &dcol[row * n * p + q * p..][outs];
-                dx[start..]
-                    .iter_mut()
-                    .step_by(sw)
-                    .zip(src)
-                    .for_each(|(d, s)| *d += *s);
+                // step_by's set-up divides, once per run of a few pixels.
+                if sw == 1 {
+                    dx[start..start + src.len()]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, s)| *d += *s);
+                } else {
+                    dx[start..]
+                        .iter_mut()
+                        .step_by(sw)
+                        .zip(src)
+                        .for_each(|(d, s)| *d += *s);
+                }
             });
         }
     }
@@ -279,8 +302,9 @@ fn forward(g: &Geometry, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor)
         .zip(g.chunks())
         .for_each(|(y, images)| {
             let n = images.len();
-            let col = matrix(g.im2col(&x, images), g.rows(), n * p);
-            let product = Flex::float_matmul(w.clone(), col);
+            let col = g.im2col(&x, images);
+            let product = Flex::float_matmul(w.clone(), col.clone());
+            g.keep(col);
             let product = product.storage::<f32>();
             for (q, y) in y.chunks_mut(o * p).enumerate() {
                 for (channel, y) in y.chunks_mut(p).enumerate() {
@@ -330,8 +354,9 @@ fn backward(
             }
             let db: Vec<f32> = dyc.chunks(n * p).map(|row| row.iter().sum()).collect();
             let dyc = matrix(dyc, o, n * p);
-            let col = matrix(g.im2col(&x, images), k, n * p);
+            let col = g.im2col(&x, images);
             let dw = Flex::float_matmul(dyc.clone(), col.transpose(0, 1));
+            g.keep(col);
             if let Some(dx) = dx {
                 let dcol = Flex::float_matmul(wt.clone(), dyc);
                 g.col2im(dcol.storage::<f32>(), dx);

@@ -7,6 +7,7 @@
 //!
 //! - [`conv`]: convolution as im2col and GEMM, chunk by chunk;
 //! - [`pool`]: max pooling that keeps the argmax for its backward;
+//! - [`shelf`]: scratch tensors kept from one pass to the next;
 //! - [`flex`]: reading and building flex tensors.
 //!
 //! [`choose`] sends every layer to burn's own ops instead (the worker's
@@ -27,6 +28,8 @@ mod conv;
 mod flex;
 #[cfg(feature = "flex")]
 mod pool;
+#[cfg(feature = "flex")]
+mod shelf;
 #[cfg(all(test, feature = "flex"))]
 mod testing;
 
