@@ -6,8 +6,9 @@
 //! weights, a convolution whose kernel is the whole output gradient; on the
 //! report's CNNs that backward took three times the forward. Here a batch is
 //! cut into chunks of a few images, small enough that a chunk's im2col
-//! matrix stays in cache; each chunk builds it once per pass and runs one
-//! GEMM per product (flex's own, through burn's backend API):
+//! matrix stays in cache ([`super::im2col`]); each chunk builds it once per
+//! pass and runs one GEMM per product (flex's own, into buffers kept between
+//! passes: [`super::gemm`], [`super::shelf`]):
 //!
 //! - forward: `y = w · col`
 //! - weight gradient: `dw += dy · colᵀ`
@@ -16,25 +17,20 @@
 //!
 //! with `col` the `[c·kh·kw, images·oh·ow]` matrix of input patches.
 
-use std::ops::Range;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
-use super::flex::{dims4, tensor, values};
+use super::flex::{tensor, values};
+use super::gemm::{View, matmul};
+use super::im2col::Geometry;
 use super::shelf::Shelf;
-
-/// Floats of im2col matrix per chunk: a chunk's matrix and the GEMM's
-/// packed panels stay within a core's L2.
-const CHUNK_FLOATS: usize = 1 << 18;
 
 /// burn's `conv2d(x, weight, Some(bias), options)` when `x` is on flex (with
 /// or without autodiff) and `options` has one group; `None` otherwise.
@@ -96,216 +92,28 @@ fn on_flex(
     )))
 }
 
-/// The chunks' im2col matrices, by geometry and images per chunk.
-static COLUMNS: Shelf<(Geometry, usize)> = Shelf::new();
+/// Buffers whose every value a GEMM overwrites, by length.
+static SCRATCH: Shelf<usize> = Shelf::new();
 
-/// The sizes of one convolution, all `f32` and `groups == 1`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Geometry {
-    images: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
-    outputs: usize,
-    kernel: [usize; 2],
-    out: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    pad: [usize; 2],
-    /// Images per chunk.
-    chunk: usize,
-}
-
-impl Geometry {
-    fn new(
-        x: &FlexTensor,
-        weight: &FlexTensor,
-        bias: &FlexTensor,
-        options: &ConvOptions<2>,
-    ) -> Option<Self> {
-        let [images, channels, height, width] = dims4(x)?;
-        let [outputs, in_channels, kh, kw] = dims4(weight)?;
-        let bias_len = bias.layout().shape().num_elements();
-        if in_channels != channels || bias.dtype() != x.dtype() || bias_len != outputs {
-            return None;
-        }
-        let size = |i: usize, len: usize, k: usize| {
-            let (begin, end) = options.padding[i];
-            let span = options.dilation[i] * k.checked_sub(1)? + 1;
-            (len + begin + end)
-                .checked_sub(span)
-                .map(|d| d / options.stride[i] + 1)
-        };
-        let out = [size(0, height, kh)?, size(1, width, kw)?];
-        let patch = channels * kh * kw * out[0] * out[1];
-        // Empty tensors are burn's to handle (chunks must not be empty).
-        if patch == 0 || images == 0 || outputs == 0 {
-            return None;
-        }
-        Some(Self {
-            images,
-            channels,
-            height,
-            width,
-            outputs,
-            kernel: [kh, kw],
-            out,
-            stride: options.stride,
-            dilation: options.dilation,
-            pad: options.padding_begin(),
-            chunk: (CHUNK_FLOATS / patch).clamp(1, images),
-        })
-    }
-
-    /// Rows of the im2col matrix: one per weight of an output channel.
-    fn rows(&self) -> usize {
-        self.channels * self.kernel[0] * self.kernel[1]
-    }
-
-    fn out_len(&self) -> usize {
-        self.out[0] * self.out[1]
-    }
-
-    fn image_len(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    /// For kernel offset `k` along axis `axis`: the outputs whose input
-    /// index is inside the image, and that index for output 0 (possibly
-    /// negative).
-    fn valid(&self, axis: usize, k: usize) -> (Range<usize>, isize) {
-        let len = [self.height, self.width][axis] as isize;
-        let stride = self.stride[axis] as isize;
-        let first = (k * self.dilation[axis]) as isize - self.pad[axis] as isize;
-        let lo = if first >= 0 {
-            0
-        } else {
-            (-first + stride - 1) / stride
-        };
-        let hi = if first >= len {
-            0
-        } else {
-            (len - 1 - first) / stride + 1
-        };
-        let hi = (hi as usize).min(self.out[axis]);
-        ((lo as usize).min(hi)..hi, first)
-    }
-
-    /// Calls `visit(row, outputs, start)` for every run of the im2col
-    /// matrix of one image that maps to input pixels: row `row` of the
-    /// matrix, columns `outputs` (within the image's block), the image's
-    /// values from index `start` on, every `stride[1]`th.
-    fn runs(&self, mut visit: impl FnMut(usize, Range<usize>, usize)) {
-        let [kh, kw] = self.kernel;
-        let (ow, sw) = (self.out[1], self.stride[1]);
-        for c in 0..self.channels {
-            for ki in 0..kh {
-                let (ys, y0) = self.valid(0, ki);
-                for kj in 0..kw {
-                    let row = (c * kh + ki) * kw + kj;
-                    let (xs, x0) = self.valid(1, kj);
-                    if xs.is_empty() {
-                        continue;
-                    }
-                    for oy in ys.clone() {
-                        let iy = (y0 + (oy * self.stride[0]) as isize) as usize;
-                        let ix = (x0 + (xs.start * sw) as isize) as usize;
-                        let start = (c * self.height + iy) * self.width + ix;
-                        visit(row, oy * ow + xs.start..oy * ow + xs.end, start);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The im2col matrix of `images` (`[rows, images.len() · oh·ow]`), in
-    /// one that an earlier pass gave back with [`Self::keep`] where there is
-    /// one: the cells padding leaves at zero are the same cells.
-    fn im2col(&self, x: &[f32], images: Range<usize>) -> FlexTensor {
-        let (p, n) = (self.out_len(), images.len());
-        let mut matrix = COLUMNS
-            .take(&(self.clone(), n))
-            .unwrap_or_else(|| tensor(vec![0.0; self.rows() * n * p], [self.rows(), n * p]));
-        let col = matrix.storage_mut::<f32>();
-        let sw = self.stride[1];
-        for (q, image) in images.enumerate() {
-            let x = &x[image * self.image_len()..][..self.image_len()];
-            self.runs(|row, outs, start| {
-                let dst = &mut col[row * n * p + q * p..][outs];
-                if sw == 1 {
-                    dst.copy_from_slice(&x[start..start + dst.len()]);
-                } else {
-                    dst.iter_mut()
-                        .zip(x[start..].iter().step_by(sw))
-                        .for_each(|(d, s)| *d = *s);
-                }
-            });
-        }
-        matrix
-    }
-
-    /// Gives an im2col matrix back for the next pass over the same sizes.
-    fn keep(&self, col: FlexTensor) {
-        let n = col.layout().shape()[1] / self.out_len();
-        COLUMNS.put((self.clone(), n), col);
-    }
-
-    /// Adds the im2col-shaped gradient `dcol` of a chunk back onto the
-    /// gradient of its images (`dx`, the chunk's slice).
-    fn col2im(&self, dcol: &[f32], dx: &mut [f32]) {
-        let (p, n) = (self.out_len(), dx.len() / self.image_len());
-        let sw = self.stride[1];
-        for (q, dx) in dx.chunks_mut(self.image_len()).enumerate() {
-            self.runs(|row, outs, start| {
-                let src = &dcol[row * n * p + q * p..][outs];
-                // step_by's set-up divides, once per run of a few pixels.
-                if sw == 1 {
-                    dx[start..start + src.len()]
-                        .iter_mut()
-                        .zip(src)
-                        .for_each(|(d, s)| *d += *s);
-                } else {
-                    dx[start..]
-                        .iter_mut()
-                        .step_by(sw)
-                        .zip(src)
-                        .for_each(|(d, s)| *d += *s);
-                }
-            });
-        }
-    }
-
-    /// The chunks of the batch, as image ranges.
-    fn chunks(&self) -> Vec<Range<usize>> {
-        (0..self.images)
-            .step_by(self.chunk)
-            .map(|start| start..(start + self.chunk).min(self.images))
-            .collect()
-    }
-}
-
-fn matrix(values: Vec<f32>, rows: usize, cols: usize) -> FlexTensor {
-    tensor(values, [rows, cols])
-}
-
-/// The weights as the `[outputs, rows]` matrix the GEMMs take.
-fn weight_matrix(g: &Geometry, weight: &FlexTensor) -> FlexTensor {
-    matrix(values(weight).into_owned(), g.outputs, g.rows())
+/// `len` values to overwrite, kept from an earlier pass where there are;
+/// give them back to [`SCRATCH`].
+fn scratch(len: usize) -> Vec<f32> {
+    SCRATCH.take(&len, || vec![0.0; len])
 }
 
 fn forward(g: &Geometry, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
-    let (x, bias) = (values(x), values(bias));
-    let w = weight_matrix(g, weight);
-    let (o, p) = (g.outputs, g.out_len());
+    let (x, weight, bias) = (values(x), values(weight), values(bias));
+    let (o, p, k) = (g.outputs, g.out_len(), g.rows());
+    let w = View::new(&weight, o, k);
     let mut y = vec![0.0f32; g.images * o * p];
     y.par_chunks_mut(g.chunk * o * p)
         .zip(g.chunks())
         .for_each(|(y, images)| {
             let n = images.len();
             let col = g.im2col(&x, images);
-            let product = Flex::float_matmul(w.clone(), col.clone());
+            let mut product = scratch(o * n * p);
+            matmul(&mut product, w, View::new(&col, k, n * p));
             g.keep(col);
-            let product = product.storage::<f32>();
             for (q, y) in y.chunks_mut(o * p).enumerate() {
                 for (channel, y) in y.chunks_mut(p).enumerate() {
                     let src = &product[channel * n * p + q * p..][..p];
@@ -313,6 +121,7 @@ fn forward(g: &Geometry, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor)
                     y.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
                 }
             }
+            SCRATCH.put(product.len(), product);
         });
     tensor(y, [g.images, o, g.out[0], g.out[1]])
 }
@@ -326,9 +135,9 @@ fn backward(
     dy: &FlexTensor,
     input_grad: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
-    let (x, dy) = (values(x), values(dy));
-    let wt = weight_matrix(g, weight).transpose(0, 1);
+    let (x, weight, dy) = (values(x), values(weight), values(dy));
     let (o, p, k) = (g.outputs, g.out_len(), g.rows());
+    let wt = View::new(&weight, o, k).t();
     let dx_len = if input_grad {
         g.images * g.image_len()
     } else {
@@ -345,7 +154,7 @@ fn backward(
         .map(|(dx, images)| {
             let n = images.len();
             // dy of the chunk as [outputs, n·p], the column order of col.
-            let mut dyc = vec![0.0f32; o * n * p];
+            let mut dyc = scratch(o * n * p);
             for (q, image) in images.clone().enumerate() {
                 for channel in 0..o {
                     dyc[channel * n * p + q * p..][..p]
@@ -353,15 +162,22 @@ fn backward(
                 }
             }
             let db: Vec<f32> = dyc.chunks(n * p).map(|row| row.iter().sum()).collect();
-            let dyc = matrix(dyc, o, n * p);
             let col = g.im2col(&x, images);
-            let dw = Flex::float_matmul(dyc.clone(), col.transpose(0, 1));
+            let mut dw = vec![0.0; o * k];
+            matmul(
+                &mut dw,
+                View::new(&dyc, o, n * p),
+                View::new(&col, k, n * p).t(),
+            );
             g.keep(col);
             if let Some(dx) = dx {
-                let dcol = Flex::float_matmul(wt.clone(), dyc);
-                g.col2im(dcol.storage::<f32>(), dx);
+                let mut dcol = scratch(k * n * p);
+                matmul(&mut dcol, wt, View::new(&dyc, o, n * p));
+                g.col2im(&dcol, dx);
+                SCRATCH.put(dcol.len(), dcol);
             }
-            (dw.storage::<f32>().to_vec(), db)
+            SCRATCH.put(dyc.len(), dyc);
+            (dw, db)
         })
         .collect::<Vec<_>>();
     // Summed in chunk order, not as rayon's reduction tree falls, so that a

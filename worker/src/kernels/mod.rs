@@ -6,9 +6,11 @@
 //! leave every other case, and every other backend (LibTorch), to burn.
 //!
 //! - [`conv`]: convolution as im2col and GEMM, chunk by chunk;
+//! - [`im2col`]: a chunk's input patches as a matrix, and back;
 //! - [`pool`]: max pooling that keeps the argmax for its backward;
-//! - [`shelf`]: scratch tensors kept from one pass to the next;
-//! - [`flex`]: reading and building flex tensors.
+//! - [`shelf`]: scratch buffers kept from one pass to the next;
+//! - [`flex`]: reading and building flex tensors;
+//! - [`gemm`]: flex's GEMM into buffers the kernels keep.
 //!
 //! [`choose`] sends every layer to burn's own ops instead (the worker's
 //! `--kernels burn`), to compare the two on the same tasks.
@@ -26,6 +28,10 @@ use burn::tensor::ops::ConvOptions;
 mod conv;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+mod gemm;
+#[cfg(feature = "flex")]
+mod im2col;
 #[cfg(feature = "flex")]
 mod pool;
 #[cfg(feature = "flex")]
